@@ -1,0 +1,195 @@
+// Package config loads Vigil's YAML configuration file: defaults first, then
+// the file on top, strict about unknown keys, with errors that name the key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// Signal maps a field under "data" to a signal name and kind.
+type Signal struct {
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+}
+
+// Decoder is the decoder section.
+type Decoder struct {
+	MaxPayload     int               `yaml:"max_payload"`
+	MaxSignals     int               `yaml:"max_signals"`
+	Signals        map[string]Signal `yaml:"signals"`
+	IgnoreUnmapped bool              `yaml:"ignore_unmapped"`
+}
+
+// Pipeline is the pipeline section.
+type Pipeline struct {
+	Workers   int `yaml:"workers"`
+	Decoders  int `yaml:"decoders"`
+	BatchSize int `yaml:"batch_size"`
+}
+
+// Class is a device class in the file: its detectors section overlays the
+// top-level one.
+type Class struct {
+	Name      string    `yaml:"name"`
+	Devices   []string  `yaml:"devices"`
+	Detectors yaml.Node `yaml:"detectors"`
+}
+
+// File is the configuration file.
+type File struct {
+	Decoder   Decoder           `yaml:"decoder"`
+	Pipeline  Pipeline          `yaml:"pipeline"`
+	Detectors detectors.Params  `yaml:"detectors"`
+	Classes   []Class           `yaml:"classes"`
+	resolved  []detectors.Class `yaml:"-"`
+}
+
+// Default returns the configuration used when there is no file.
+func Default() *File {
+	f := &File{
+		Decoder:   Decoder{MaxPayload: 64 << 10, MaxSignals: 32, Signals: map[string]Signal{}},
+		Detectors: detectors.DefaultParams(),
+	}
+	for field, s := range pipeline.DefaultSignals() {
+		f.Decoder.Signals[field] = Signal{Name: s.Name, Kind: s.Kind.String()}
+	}
+	return f
+}
+
+// Load reads and validates a configuration file.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Parse decodes and validates configuration text on top of the defaults.
+func Parse(text []byte) (*File, error) {
+	f := Default()
+	if len(bytes.TrimSpace(text)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(text))
+		dec.KnownFields(true)
+		// A given signals map replaces the default mapping rather than merging
+		// into it, so a file can remove a default signal.
+		var probe struct {
+			Decoder struct {
+				Signals map[string]Signal `yaml:"signals"`
+			} `yaml:"decoder"`
+		}
+		if err := yaml.Unmarshal(text, &probe); err == nil && probe.Decoder.Signals != nil {
+			f.Decoder.Signals = nil
+		}
+		if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+	}
+	f.resolved = nil
+	for i, c := range f.Classes {
+		p := f.Detectors // the class starts from the top-level parameters
+		p.Overpressure.Limit = clonePtr(p.Overpressure.Limit)
+		p.Thermal.High = clonePtr(p.Thermal.High)
+		p.Thermal.Low = clonePtr(p.Thermal.Low)
+		if !c.Detectors.IsZero() {
+			if err := decodeStrict(&c.Detectors, &p); err != nil {
+				return nil, fmt.Errorf("classes[%d] (%s).detectors: %w", i, c.Name, err)
+			}
+		}
+		f.resolved = append(f.resolved, detectors.Class{Name: c.Name, Devices: c.Devices, Params: p})
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// decodeStrict decodes a node rejecting unknown keys (yaml.Node.Decode has no
+// strict mode, so the node is re-encoded and decoded strictly).
+func decodeStrict(n *yaml.Node, v any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+func clonePtr(p *float64) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// Validate checks the whole file; errors name the key.
+func (f *File) Validate() error {
+	var errs []error
+	dc, err := f.DecoderConfig()
+	if err != nil {
+		errs = append(errs, err)
+	} else if err := dc.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("decoder.%w", err))
+	}
+	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("pipeline: workers, decoders and batch_size must not be negative"))
+	}
+	dcfg := f.DetectorConfig()
+	if err := dcfg.Params.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("detectors: %w", err))
+	}
+	names := map[string]bool{}
+	for i := range dcfg.Classes {
+		cl := &dcfg.Classes[i]
+		if names[cl.Name] {
+			errs = append(errs, fmt.Errorf("classes[%d]: duplicate class name %q", i, cl.Name))
+		}
+		names[cl.Name] = true
+		if err := cl.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("classes[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DecoderConfig returns the decoder configuration.
+func (f *File) DecoderConfig() (pipeline.DecoderConfig, error) {
+	dc := pipeline.DecoderConfig{
+		MaxPayload:     f.Decoder.MaxPayload,
+		MaxSignals:     f.Decoder.MaxSignals,
+		IgnoreUnmapped: f.Decoder.IgnoreUnmapped,
+		Signals:        map[string]pipeline.SignalSpec{},
+	}
+	for field, s := range f.Decoder.Signals {
+		k, err := pipeline.ParseSignalKind(s.Kind)
+		if err != nil {
+			return dc, fmt.Errorf("decoder.signals.%s.kind: %w", field, err)
+		}
+		name := s.Name
+		if name == "" {
+			name = field
+		}
+		dc.Signals[field] = pipeline.SignalSpec{Name: name, Kind: k}
+	}
+	return dc, nil
+}
+
+// DetectorConfig returns the detection configuration with classes resolved.
+func (f *File) DetectorConfig() detectors.Config {
+	return detectors.Config{Params: f.Detectors, Classes: f.resolved}
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
+	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/pipeline"
+	"github.com/vigil-iot/vigil/pipeline/file"
+)
+
+// replayOptions are the flags of "vigil replay".
+type replayOptions struct {
+	config     string
+	alerts     string
+	deadLetter string
+	summary    string
+	format     string
+	csvTime    string
+	csvDevice  string
+	speed      float64
+	workers    int
+	decoders   int
+}
+
+func runReplay(ctx context.Context, e *env, args []string) error {
+	var o replayOptions
+	fs := newFlags(e, "replay", "[flags] FILE... (\"-\" reads stdin; .gz files are decompressed)")
+	fs.StringVar(&o.config, "config", "", "configuration `file` (YAML); defaults apply without one")
+	fs.StringVar(&o.alerts, "alerts", "-", "write alerts as JSON lines to `file` (\"-\" is stdout)")
+	fs.StringVar(&o.deadLetter, "dead-letter", "", "write each rejected line with its reason to `file`")
+	fs.StringVar(&o.summary, "summary", "text", "summary on stderr at the end: text, json or none")
+	fs.StringVar(&o.format, "format", "auto", "input format: auto (by name and content), jsonl (payloads or \"topic payload\" lines) or csv")
+	fs.StringVar(&o.csvTime, "csv-time", "timestamp", "CSV: the event-time column")
+	fs.StringVar(&o.csvDevice, "csv-device", "node_id", "CSV: the device column (without it, the file name names the device)")
+	fs.Float64Var(&o.speed, "speed", 0, "pace replay at this multiple of real time (0: as fast as possible)")
+	fs.IntVar(&o.workers, "workers", 0, "shard workers (0: one per CPU)")
+	fs.IntVar(&o.decoders, "decoders", 0, "decode workers (0: one per CPU)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("%w: no input files (use \"-\" for stdin)", errUsage)
+	}
+	if o.speed < 0 {
+		return fmt.Errorf("%w: -speed must not be negative", errUsage)
+	}
+	switch o.summary {
+	case "text", "json", "none":
+	default:
+		return fmt.Errorf("%w: -summary must be text, json or none", errUsage)
+	}
+	format, err := file.ParseFormat(o.format)
+	if err != nil {
+		return fmt.Errorf("%w: -format: %v", errUsage, err)
+	}
+
+	cfg := config.Default()
+	if o.config != "" {
+		if cfg, err = config.Load(o.config); err != nil {
+			return err
+		}
+	}
+	res, err := replay(ctx, e, cfg, fs.Args(), o, file.Options{
+		Format: format,
+		CSV:    file.CSVMapping{Time: o.csvTime, Device: o.csvDevice},
+	})
+	if err != nil {
+		return err
+	}
+	return printSummary(e.stderr, o.summary, res)
+}
+
+// replayResult is what a replay reports.
+type replayResult struct {
+	Files []string       `json:"files"`
+	Stats pipeline.Stats `json:"stats"`
+}
+
+func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o replayOptions, fopt file.Options) (*replayResult, error) {
+	dc, err := cfg.DecoderConfig()
+	if err != nil {
+		return nil, err
+	}
+	fopt.MaxLine = dc.MaxPayload
+	set, err := detectors.New(cfg.DetectorConfig())
+	if err != nil {
+		return nil, err
+	}
+
+	var srcs []pipeline.Source
+	closeAll := func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	}
+	for _, p := range paths {
+		var s pipeline.Source
+		if p == "-" {
+			s, err = file.NewReader(e.stdin, "-", fopt)
+		} else {
+			s, err = file.Open(p, fopt)
+		}
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		srcs = append(srcs, s)
+	}
+	src := file.Merge(srcs, pipeline.NewDecoder(dc).PeekTime)
+	defer src.Close()
+	if o.speed > 0 {
+		src = pipeline.Paced(src, o.speed, pipeline.NewDecoder(dc).PeekTime)
+	}
+
+	var out io.Writer = e.stdout
+	if o.alerts != "-" && o.alerts != "" {
+		f, err := os.Create(o.alerts)
+		if err != nil {
+			return nil, fmt.Errorf("alerts: %w", err)
+		}
+		out = f
+	}
+	sink := pipeline.NewJSONLines(out)
+
+	var dead io.Writer
+	if o.deadLetter != "" {
+		f, err := os.Create(o.deadLetter)
+		if err != nil {
+			return nil, fmt.Errorf("dead-letter: %w", err)
+		}
+		defer f.Close()
+		dead = f
+	}
+
+	workers, decoders := o.workers, o.decoders
+	if workers == 0 {
+		workers = cfg.Pipeline.Workers
+	}
+	if decoders == 0 {
+		decoders = cfg.Pipeline.Decoders
+	}
+	pl, err := pipeline.New(pipeline.Config{
+		Workers:      workers,
+		Decoders:     decoders,
+		BatchSize:    cfg.Pipeline.BatchSize,
+		Decoder:      dc,
+		NewProcessor: func(int) pipeline.Processor { return set.NewEngine() },
+		DeadLetter:   dead,
+		Logger:       e.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	runErr := pl.Run(ctx, src, sink)
+	var closeErr error
+	if out == e.stdout {
+		closeErr = sink.Flush()
+	} else {
+		closeErr = sink.Close()
+	}
+	if runErr != nil {
+		return nil, runErr
+	}
+	if closeErr != nil {
+		return nil, fmt.Errorf("alerts: %w", closeErr)
+	}
+	return &replayResult{Files: paths, Stats: pl.Stats()}, nil
+}
+
+func printSummary(w io.Writer, mode string, r *replayResult) error {
+	switch mode {
+	case "none":
+		return nil
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(summaryJSON(r))
+	}
+	s := r.Stats
+	rate := 0.0
+	if s.Elapsed > 0 {
+		rate = float64(s.Frames) / s.Elapsed.Seconds()
+	}
+	rejected := uint64(0)
+	for _, n := range s.Rejected {
+		rejected += n
+	}
+	fmt.Fprintf(w, "replay summary (%s)\n", strings.Join(r.Files, ", "))
+	fmt.Fprintf(w, "  messages  %d read, %d decoded, %d rejected\n", s.Frames, s.Decoded, rejected)
+	for _, k := range sortedKeys(s.Rejected) {
+		fmt.Fprintf(w, "            rejected %-18s %d\n", k, s.Rejected[k])
+	}
+	fmt.Fprintf(w, "  devices   %d\n", s.Devices)
+	firing, resolved := map[string]uint64{}, map[string]uint64{}
+	for k, n := range s.Alerts {
+		kind, state, _ := strings.Cut(k, "/")
+		if state == "resolved" {
+			resolved[kind] += n
+		} else {
+			firing[kind] += n
+		}
+	}
+	kinds := sortedKeys(firing)
+	for _, k := range sortedKeys(resolved) {
+		if _, ok := firing[k]; !ok {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) == 0 {
+		fmt.Fprintf(w, "  alerts    none\n")
+	}
+	for i, k := range kinds {
+		label := "  alerts   "
+		if i > 0 {
+			label = "           "
+		}
+		fmt.Fprintf(w, "%s %-14s %d firing, %d resolved\n", label, k, firing[k], resolved[k])
+	}
+	fmt.Fprintf(w, "  elapsed   %s (%.0f messages/s)\n", s.Elapsed.Round(time.Millisecond), rate)
+	return nil
+}
+
+func summaryJSON(r *replayResult) map[string]any {
+	s := r.Stats
+	rate := 0.0
+	if s.Elapsed > 0 {
+		rate = float64(s.Frames) / s.Elapsed.Seconds()
+	}
+	return map[string]any{
+		"files": r.Files, "messages": s.Frames, "decoded": s.Decoded, "rejected": s.Rejected,
+		"devices": s.Devices, "alerts": s.Alerts, "elapsed_seconds": s.Elapsed.Seconds(),
+		"messages_per_second": rate,
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func runConfig(ctx context.Context, e *env, args []string) error {
+	if len(args) != 2 || args[0] != "check" {
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(e.stderr, "Usage: vigil config check FILE")
+			return nil
+		}
+		return fmt.Errorf("%w: vigil config check FILE", errUsage)
+	}
+	if _, err := config.Load(args[1]); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: ok\n", args[1])
+	return nil
+}

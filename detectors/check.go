@@ -1,0 +1,280 @@
+package detectors
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/vigil-iot/vigil/baselines"
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// maxChecks bounds the checks one signal detector runs.
+const maxChecks = 4
+
+// SignalState is what Vigil keeps for one signal of one device: the learned
+// baseline, the detectors' memory and one alert episode per check. Plain data,
+// ready to be snapshotted.
+type SignalState struct {
+	Name string
+	Kind pipeline.SignalKind
+	Base baselines.Stats
+	// CUSUM sums of standardised deviations above and below the baseline, the
+	// peaks of their current excursions, and the learned envelope: the largest
+	// excursion that ended (returned to 0) without crossing the threshold.
+	CusumHi, CusumLo float64
+	ExcHi, ExcLo     float64
+	CusumPeak        float64
+	// Short-window EW mean and variance, for fluctuation.
+	ShortMean, ShortVar float64
+	Episodes            [maxChecks]Episode
+}
+
+// Check describes one test a detector runs on a signal.
+type Check struct {
+	// Detector is the alert's detector field, e.g. "overpressure.spike".
+	Detector string
+	// Kind is the alert kind, e.g. "overpressure".
+	Kind string
+	// Rule is the lifecycle policy.
+	Rule Rule
+	// Warm says the check needs a learned baseline: it is silent during warm-up.
+	Warm bool
+	// Stat says what the statistic measures, and so its unit.
+	Stat StatKind
+	// describe renders the alert's message.
+	describe func(a *pipeline.Alert, unit string) string
+}
+
+// StatKind says what a check's statistic measures.
+type StatKind uint8
+
+// Statistic kinds.
+const (
+	StatValue StatKind = iota // the signal itself, in its unit
+	StatRate                  // rate of change, unit per second
+	StatSigma                 // a CUSUM sum of standardised deviations
+)
+
+// Unit returns the unit of a statistic on a signal measured in unit.
+func (k StatKind) Unit(unit string) string {
+	switch k {
+	case StatRate:
+		if unit == "" {
+			return "1/s"
+		}
+		return unit + "/s"
+	case StatSigma:
+		return "sigma"
+	}
+	return unit
+}
+
+// SignalDetector judges samples of one signal kind. Judge writes one verdict
+// per check (in the order of Checks) into v. It may update the detector memory
+// in s (CUSUM sums, short windows) but never the baseline, which the caller
+// updates afterwards with the outcome; it does no I/O and never reads the clock.
+type SignalDetector interface {
+	Checks() []Check
+	Judge(x float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict)
+}
+
+// unitOf returns the display unit of a signal kind.
+func unitOf(k pipeline.SignalKind) string {
+	switch k {
+	case pipeline.Pressure:
+		return "bar"
+	case pipeline.Temperature:
+		return "°C"
+	case pipeline.Vibration:
+		return "mm/s"
+	}
+	return ""
+}
+
+// num formats a number for messages: four significant digits.
+func num(f float64) string {
+	return fmt.Sprintf("%.4g", f)
+}
+
+func withUnit(f float64, unit string) string {
+	if unit == "" {
+		return num(f)
+	}
+	return num(f) + " " + unit
+}
+
+// CUSUM configures a one- or two-sided cumulative-sum test on standardised
+// deviations z = (x - mean)/std: S = max(0, S + z - K), alarm when S reaches the
+// decision level. K is the slack in standard deviations (shifts smaller than K
+// are ignored). The decision level is H, or Margin times the largest excursion
+// of S seen in normal operation, whichever is higher: a signal that switches
+// between set points (day and night, load and idle) makes long excursions that
+// return to zero, and so teaches the test its own normal. A drift never returns
+// to zero, so it cannot raise the level it is judged by.
+type CUSUM struct {
+	K      float64 `yaml:"k"`
+	H      float64 `yaml:"h"`
+	Margin float64 `yaml:"margin"`
+	Rule   `yaml:",inline"`
+}
+
+func (c CUSUM) validate(name string) error {
+	if !(c.K >= 0) || !(c.H > 0) || !(c.Margin >= 1) {
+		return fmt.Errorf("%s: need k >= 0, h > 0 and margin >= 1, got %v, %v and %v", name, c.K, c.H, c.Margin)
+	}
+	if err := c.Rule.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// cusumStart is the number of samples after which the CUSUM runs (silently
+// during warm-up, to learn its envelope), once the mean and std are usable.
+const cusumStart = 30
+
+// threshold is the decision level given the learned envelope.
+func (c CUSUM) threshold(peak float64) float64 { return max(c.H, c.Margin*peak) }
+
+// step advances a CUSUM sum and its excursion peak with deviation z and
+// returns the verdict. The sum is capped at twice the decision level so that
+// it comes back down soon after the shift ends.
+func (c CUSUM) step(sum, exc *float64, peak, z float64, sev pipeline.Severity) Verdict {
+	thr := c.threshold(peak)
+	*sum = min(max(0, *sum+z-c.K), 2*thr)
+	*exc = max(*exc, *sum)
+	return Verdict{Score: *sum / thr, Severity: sev, Stat: *sum, Threshold: thr}
+}
+
+// settle learns a finished excursion: when the sum is back at 0 and its
+// excursion stayed below the decision level (or the baseline is still warming
+// up, when everything teaches), the envelope takes it.
+func (c CUSUM) settle(sum, exc, peak *float64, warm bool) {
+	if *sum == 0 && *exc > 0 {
+		if !warm || *exc < c.threshold(*peak) {
+			*peak = max(*peak, *exc)
+		}
+		*exc = 0
+	}
+}
+
+// cusumReady reports whether the CUSUM should run, and decays the envelope.
+func cusumReady(s *SignalState, l *baselines.Learner) bool {
+	s.CusumPeak *= l.PeakDecay()
+	return s.Base.N >= cusumStart
+}
+
+// upDown runs a two-sided CUSUM and returns the stronger side's verdict; a
+// downward verdict has a negative Stat.
+func (c CUSUM) upDown(s *SignalState, z float64) Verdict {
+	up := c.step(&s.CusumHi, &s.ExcHi, s.CusumPeak, z, pipeline.Warning)
+	down := c.step(&s.CusumLo, &s.ExcLo, s.CusumPeak, -z, pipeline.Warning)
+	c.settle(&s.CusumHi, &s.ExcHi, &s.CusumPeak, s.Base.Warm)
+	c.settle(&s.CusumLo, &s.ExcLo, &s.CusumPeak, s.Base.Warm)
+	if down.Score > up.Score {
+		down.Stat = -down.Stat
+		return down
+	}
+	return up
+}
+
+// up runs a one-sided (upward) CUSUM.
+func (c CUSUM) up(s *SignalState, z float64) Verdict {
+	v := c.step(&s.CusumHi, &s.ExcHi, s.CusumPeak, z, pipeline.Warning)
+	c.settle(&s.CusumHi, &s.ExcHi, &s.CusumPeak, s.Base.Warm)
+	return v
+}
+
+// Spike is a threshold on the robust z-score (x - median)/spread.
+type Spike struct {
+	Z    float64 `yaml:"z"`
+	Rule `yaml:",inline"`
+}
+
+func (s Spike) validate(name string) error {
+	if !(s.Z > 0) {
+		return fmt.Errorf("%s: z must be positive, got %v", name, s.Z)
+	}
+	if err := s.Rule.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// verdict judges deviation dev (already signed for the side tested) against
+// the band; twice the threshold is critical.
+func (s Spike) verdict(x, dev, spread float64, st *baselines.Stats, up bool) Verdict {
+	thr := st.Median + s.Z*spread
+	if !up {
+		thr = st.Median - s.Z*spread
+	}
+	score := dev / (s.Z * spread)
+	sev := pipeline.Warning
+	if score >= 2 {
+		sev = pipeline.Critical
+	}
+	return Verdict{Score: score, Severity: sev, Stat: x, Threshold: thr}
+}
+
+// RateLimit flags a rate of change faster than Factor times the fastest rate
+// seen in normal operation (the baseline's decaying envelope).
+type RateLimit struct {
+	Factor float64 `yaml:"factor"`
+	Rule   `yaml:",inline"`
+}
+
+func (r RateLimit) validate(name string) error {
+	if !(r.Factor > 1) {
+		return fmt.Errorf("%s: factor must be greater than 1, got %v", name, r.Factor)
+	}
+	if err := r.Rule.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// verdict judges rate (signed for the side tested; negative is never
+// anomalous) against the envelope, floored so a flat signal still has a limit.
+func (r RateLimit) verdict(rate float64, st *baselines.Stats, floor float64) Verdict {
+	thr := r.Factor * max(st.RatePeak, floor)
+	return Verdict{Score: rate / thr, Severity: pipeline.Warning, Stat: rate, Threshold: thr}
+}
+
+// rateFloor is the smallest rate envelope assumed: the spread floor per
+// typical sampling interval, so a flat signal does not make every change fast.
+func rateFloor(l *baselines.Learner, st *baselines.Stats) float64 {
+	return l.Floor(st) * 10
+}
+
+// zscore returns the standardised deviation of x from the EW mean.
+func zscore(x float64, l *baselines.Learner, st *baselines.Stats) float64 {
+	return (x - st.Mean) / l.StdFloor(st)
+}
+
+// upperLimit judges x against an absolute upper limit (nil: disabled).
+func upperLimit(x float64, limit *float64, sev pipeline.Severity) Verdict {
+	if limit == nil {
+		return Verdict{}
+	}
+	return Verdict{Score: ratioAbove(x, *limit), Severity: sev, Stat: x, Threshold: *limit}
+}
+
+// lowerLimit judges x against an absolute lower limit (nil: disabled).
+func lowerLimit(x float64, limit *float64, sev pipeline.Severity) Verdict {
+	if limit == nil {
+		return Verdict{}
+	}
+	return Verdict{Score: ratioBelow(x, *limit), Severity: sev, Stat: x, Threshold: *limit}
+}
+
+// limitScale sets how steeply an absolute-limit score rises: by 1 per 5% of
+// the limit's magnitude, so with the default hysteresis (0.8) a firing limit
+// alert resolves once the value is 1% of the limit back inside it.
+func limitScale(limit float64) float64 {
+	return math.Max(0.05*math.Abs(limit), 1e-9)
+}
+
+// ratioAbove scores x against an upper limit: 1 at the limit, more above it.
+func ratioAbove(x, limit float64) float64 { return 1 + (x-limit)/limitScale(limit) }
+
+// ratioBelow scores x against a lower limit: 1 at the limit, more below it.
+func ratioBelow(x, limit float64) float64 { return 1 + (limit-x)/limitScale(limit) }

@@ -1,0 +1,88 @@
+package detectors
+
+import (
+	"fmt"
+
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// The describe functions write the one-sentence message of a firing alert.
+// They run only on transitions, never per sample.
+
+func describeUpperLimit(a *pipeline.Alert, unit string) string {
+	return fmt.Sprintf("%s %s is above the configured limit of %s.",
+		a.Signal, withUnit(a.Observed, unit), withUnit(a.Threshold, unit))
+}
+
+func describeLimits(a *pipeline.Alert, unit string) string {
+	side := "above the configured high"
+	if a.Observed < a.Threshold {
+		side = "below the configured low"
+	}
+	return fmt.Sprintf("%s %s is %s limit of %s.", a.Signal, withUnit(a.Observed, unit), side, withUnit(a.Threshold, unit))
+}
+
+func describeSpike(a *pipeline.Alert, unit string) string {
+	side := "above"
+	if a.Observed < a.Threshold {
+		side = "below"
+	}
+	return fmt.Sprintf("%s %s is %s the learned band: threshold %s (baseline mean %s, std %s), %s× the allowed deviation.",
+		a.Signal, withUnit(a.Observed, unit), side, withUnit(a.Threshold, unit),
+		withUnit(a.Mean, unit), withUnit(a.Std, unit), num(a.Score))
+}
+
+func describeCUSUM(what string) func(a *pipeline.Alert, unit string) string {
+	return func(a *pipeline.Alert, unit string) string {
+		dir := "above"
+		if a.Value < 0 {
+			dir = "below"
+		}
+		return fmt.Sprintf("%s of %s %s the baseline: %s is at %s while the baseline mean is %s (std %s); the cumulative deviation reached %s sigma, limit %s.",
+			capitalise(what), a.Signal, dir, a.Signal, withUnit(a.Observed, unit), withUnit(a.Mean, unit),
+			withUnit(a.Std, unit), num(abs(a.Value)), num(a.Threshold))
+	}
+}
+
+func describeRate(verb string, factor float64) func(a *pipeline.Alert, unit string) string {
+	return func(a *pipeline.Alert, unit string) string {
+		u := StatRate.Unit(unit)
+		return fmt.Sprintf("%s %s at %s, faster than the limit of %s (%s× the fastest normal change); now %s.",
+			a.Signal, verb, withUnit(a.Value, u), withUnit(a.Threshold, u), num(factor), withUnit(a.Observed, unit))
+	}
+}
+
+func describeFluctuation(a *pipeline.Alert, unit string) string {
+	return fmt.Sprintf("%s fluctuates: short-term standard deviation %s exceeds %s (learned std %s); now %s.",
+		a.Signal, withUnit(a.Value, unit), withUnit(a.Threshold, unit), withUnit(a.Std, unit), withUnit(a.Observed, unit))
+}
+
+func describeZone(z Zones) func(a *pipeline.Alert, unit string) string {
+	return func(a *pipeline.Alert, unit string) string {
+		zone := z.Zone(a.Observed)
+		meaning := "operation should be restricted"
+		if zone == 'D' {
+			meaning = "damage is likely"
+		}
+		return fmt.Sprintf("%s %s is in severity zone %s (boundary %s): %s.",
+			a.Signal, withUnit(a.Observed, unit), string(zone), withUnit(a.Threshold, unit), meaning)
+	}
+}
+
+func describeResolved(a *pipeline.Alert, unit string) string {
+	return fmt.Sprintf("%s resolved: %s is back to %s.", a.Detector, a.Signal, withUnit(a.Observed, unit))
+}
+
+func capitalise(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}

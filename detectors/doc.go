@@ -1,0 +1,18 @@
+// Package detectors judges telemetry readings against learned baselines and
+// turns anomalies into alert episodes.
+//
+// Each signal kind has a SignalDetector: Overpressure (pressure), Thermal
+// (temperature), Vibration and Signal (any other numeric field). A detector runs
+// a few checks (an absolute limit, a spike above the learned band, a CUSUM for
+// sustained shifts, a rate-of-change limit, a short-window variance); each check
+// yields a Verdict whose Score is 1 at its threshold. Detectors are pure
+// functions of (sample, state): no I/O, no goroutines, no clock.
+//
+// Every check has its own Episode, the alert lifecycle inactive → pending →
+// firing → resolved, with a hold (consecutive anomalous samples before firing),
+// a clear count and hysteresis, stepped by event time.
+//
+// An Engine holds the state of the devices of one pipeline shard (Device,
+// SignalState: plain, serialisable data) and is used by one goroutine. A Set is
+// the compiled, shared configuration: default parameters and device classes.
+package detectors

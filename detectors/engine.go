@@ -1,0 +1,334 @@
+package detectors
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"path"
+	"strconv"
+
+	"github.com/vigil-iot/vigil/baselines"
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// Params are the detection parameters of one device class.
+type Params struct {
+	Baseline     baselines.Config   `yaml:"baseline"`
+	Overpressure OverpressureConfig `yaml:"overpressure"`
+	Thermal      ThermalConfig      `yaml:"thermal"`
+	Vibration    VibrationConfig    `yaml:"vibration"`
+	Signal       SignalConfig       `yaml:"signal"`
+	// Status is the lifecycle of the device's own status flag.
+	Status Rule `yaml:"status"`
+	// Hysteresis is the score below which a firing alert counts a sample as
+	// normal (towards Clear): 0.8 means 20% back inside the threshold.
+	Hysteresis float64 `yaml:"hysteresis"`
+	// LearnBelow: a sample teaches the baseline only if every check on its
+	// signal scores below this (the poisoning guard).
+	LearnBelow float64 `yaml:"learn_below"`
+}
+
+// DefaultParams returns the documented defaults.
+func DefaultParams() Params {
+	return Params{
+		Baseline:     baselines.DefaultConfig(),
+		Overpressure: DefaultOverpressure(),
+		Thermal:      DefaultThermal(),
+		Vibration:    DefaultVibration(),
+		Signal:       DefaultSignal(),
+		Status:       Rule{Hold: 1, Clear: 1},
+		Hysteresis:   0.8,
+		LearnBelow:   0.6,
+	}
+}
+
+// Validate checks every parameter; errors name the offending key.
+func (p *Params) Validate() error {
+	var hyst error
+	if !(p.Hysteresis > 0 && p.Hysteresis <= 1) {
+		hyst = fmt.Errorf("hysteresis must be in (0, 1], got %v", p.Hysteresis)
+	}
+	var lb error
+	if !(p.LearnBelow > 0 && p.LearnBelow <= 1) {
+		lb = fmt.Errorf("learn_below must be in (0, 1], got %v", p.LearnBelow)
+	}
+	return errors.Join(hyst, lb,
+		prefix("baseline", p.Baseline.Validate()),
+		prefix("overpressure", p.Overpressure.Validate()),
+		prefix("thermal", p.Thermal.Validate()),
+		prefix("vibration", p.Vibration.Validate()),
+		prefix("signal", p.Signal.Validate()),
+		prefix("status", p.Status.Validate()),
+	)
+}
+
+// Class gives the devices whose node_id matches one of Devices (path.Match
+// patterns, e.g. "press-*") their own parameters. The first matching class wins.
+type Class struct {
+	Name    string   `yaml:"name"`
+	Devices []string `yaml:"devices"`
+	Params  Params   `yaml:"detectors"`
+}
+
+// Config is the detection configuration: default parameters and classes.
+type Config struct {
+	Params  Params
+	Classes []Class
+}
+
+// DefaultConfig returns the defaults with no classes.
+func DefaultConfig() Config { return Config{Params: DefaultParams()} }
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	errs := []error{c.Params.Validate()}
+	names := map[string]bool{}
+	for i := range c.Classes {
+		cl := &c.Classes[i]
+		if names[cl.Name] {
+			errs = append(errs, fmt.Errorf("classes[%d]: duplicate class name %q", i, cl.Name))
+		}
+		names[cl.Name] = true
+		if err := cl.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("classes[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks one class.
+func (cl *Class) Validate() error {
+	var errs []error
+	if cl.Name == "" {
+		errs = append(errs, errors.New("name is required"))
+	}
+	if len(cl.Devices) == 0 {
+		errs = append(errs, fmt.Errorf("%s: devices must list at least one pattern", cl.Name))
+	}
+	for _, pat := range cl.Devices {
+		if _, err := path.Match(pat, ""); err != nil {
+			errs = append(errs, fmt.Errorf("%s: bad device pattern %q: %w", cl.Name, pat, err))
+		}
+	}
+	if err := cl.Params.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: detectors: %w", cl.Name, err))
+	}
+	return errors.Join(errs...)
+}
+
+// profile is the compiled, immutable form of one class's Params.
+type profile struct {
+	name      string
+	params    Params
+	learner   *baselines.Learner
+	detectors [4]SignalDetector // indexed by pipeline.SignalKind
+	status    Check
+}
+
+func compile(name string, p Params) (*profile, error) {
+	l, err := baselines.NewLearner(p.Baseline)
+	if err != nil {
+		return nil, err
+	}
+	pr := &profile{name: name, params: p, learner: l}
+	pr.detectors[pipeline.Generic] = NewSignal(p.Signal)
+	pr.detectors[pipeline.Pressure] = NewOverpressure(p.Overpressure)
+	pr.detectors[pipeline.Temperature] = NewThermal(p.Thermal)
+	pr.detectors[pipeline.Vibration] = NewVibration(p.Vibration)
+	pr.status = Check{Detector: "status", Kind: "status", Rule: p.Status, describe: describeStatus}
+	return pr, nil
+}
+
+// Set is a compiled detection configuration. It is immutable and shared by the
+// engines of all shards.
+type Set struct {
+	profiles []*profile // [0] is the default
+	classes  []Class
+}
+
+// New validates cfg and compiles it.
+func New(cfg Config) (*Set, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("detectors: %w", err)
+	}
+	def, err := compile("default", cfg.Params)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{profiles: []*profile{def}, classes: cfg.Classes}
+	for _, cl := range cfg.Classes {
+		p, err := compile(cl.Name, cl.Params)
+		if err != nil {
+			return nil, fmt.Errorf("detectors: class %s: %w", cl.Name, err)
+		}
+		s.profiles = append(s.profiles, p)
+	}
+	return s, nil
+}
+
+// profileFor returns the index of the profile for a device.
+func (s *Set) profileFor(device string) int {
+	for i, cl := range s.classes {
+		for _, pat := range cl.Devices {
+			if ok, _ := path.Match(pat, device); ok {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
+// Device is everything Vigil keeps about one device. Plain data.
+type Device struct {
+	Name    string
+	Topic   string // the last topic seen, "" if none
+	Class   string // the device class ("default" when none matched)
+	Status  Episode
+	Signals []SignalState
+
+	profile int
+}
+
+// Engine runs detection and the alert lifecycle for the devices of one shard.
+// It owns their state exclusively: it is not safe for concurrent use, and needs
+// no locks because each shard worker has its own.
+type Engine struct {
+	set     *Set
+	devices map[string]*Device
+}
+
+// NewEngine returns an empty engine for one shard.
+func (s *Set) NewEngine() *Engine {
+	return &Engine{set: s, devices: make(map[string]*Device)}
+}
+
+// Devices reports the number of devices tracked.
+func (e *Engine) Devices() int { return len(e.devices) }
+
+// Device returns the state of a device, or nil.
+func (e *Engine) Device(name string) *Device { return e.devices[name] }
+
+// Process judges one reading: it updates the device's baselines and episodes
+// and appends the alert transitions it causes to out. It allocates only for
+// new devices, new signals and alerts.
+func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	d := e.devices[r.Device]
+	if d == nil {
+		pi := e.set.profileFor(r.Device)
+		d = &Device{Name: r.Device, Class: e.set.profiles[pi].name, profile: pi, Signals: make([]SignalState, 0, 3)}
+		e.devices[r.Device] = d
+	}
+	if r.Topic != "" && r.Topic != d.Topic {
+		d.Topic = r.Topic
+	}
+	p := e.set.profiles[d.profile]
+	if r.Status != pipeline.NoStatus {
+		v := statusVerdict(r.Status)
+		if tr := d.Status.Step(v, r.Time, p.status.Rule, p.params.Hysteresis); tr != 0 {
+			out = append(out, e.alert(d, "status", "", &p.status, &d.Status, v, tr, r, float64(r.Status), nil))
+		}
+	}
+	for i := range r.Values {
+		val := &r.Values[i]
+		s := d.signal(val)
+		det := p.detectors[s.Kind]
+		checks := det.Checks()
+		var vs [maxChecks]Verdict
+		det.Judge(val.V, r.Time, s, p.learner, vs[:len(checks)])
+		learn := true
+		for c := range checks {
+			v := vs[c]
+			// The poisoning guard. A CUSUM builds up over many samples by
+			// design, so it keeps samples out only once it crosses; gating its
+			// build-up would bias the mean of any signal with set points.
+			gate := p.params.LearnBelow
+			if checks[c].Stat == StatSigma {
+				gate = 1
+			}
+			if v.Score >= gate {
+				learn = false
+			}
+			ep := &s.Episodes[c]
+			if tr := ep.Step(v, r.Time, checks[c].Rule, p.params.Hysteresis); tr != 0 {
+				out = append(out, e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base))
+			}
+		}
+		p.learner.Observe(&s.Base, val.V, r.Time, learn)
+	}
+	return out
+}
+
+// signal returns the state of a reading's signal, adding it on first sight.
+func (d *Device) signal(v *pipeline.Value) *SignalState {
+	for i := range d.Signals {
+		if d.Signals[i].Name == v.Name {
+			return &d.Signals[i]
+		}
+	}
+	d.Signals = append(d.Signals, SignalState{Name: v.Name, Kind: v.Kind})
+	return &d.Signals[len(d.Signals)-1]
+}
+
+// alert builds the alert of a transition; base is the signal's baseline (nil
+// for the status flag).
+func (e *Engine) alert(d *Device, signal, unit string, c *Check, ep *Episode, v Verdict, tr pipeline.AlertState, r *pipeline.Reading, x float64, base *baselines.Stats) pipeline.Alert {
+	a := pipeline.Alert{
+		ID:        episodeID(d.Name, c.Detector, signal, ep.Started),
+		Seq:       r.Seq,
+		Time:      r.Time,
+		Started:   ep.Started,
+		Device:    d.Name,
+		Topic:     d.Topic,
+		Kind:      c.Kind,
+		Detector:  c.Detector,
+		Severity:  ep.Severity,
+		State:     tr,
+		Signal:    signal,
+		Value:     v.Stat,
+		Threshold: v.Threshold,
+		Unit:      c.Stat.Unit(unit),
+		Observed:  x,
+		Score:     v.Score,
+	}
+	if base != nil {
+		a.Mean, a.Std = base.Mean, base.Std()
+	}
+	if tr == pipeline.Firing {
+		a.Message = c.describe(&a, unit)
+	} else {
+		a.Message = describeResolved(&a, unit)
+	}
+	return a
+}
+
+// episodeID derives a stable ID from what identifies an episode.
+func episodeID(device, detector, signal string, started int64) string {
+	h := fnv.New64a()
+	h.Write([]byte(device))
+	h.Write([]byte{0})
+	h.Write([]byte(detector))
+	h.Write([]byte{0})
+	h.Write([]byte(signal))
+	h.Write([]byte{0})
+	h.Write(strconv.AppendInt(nil, started, 10))
+	var b [16]byte
+	return string(strconv.AppendUint(b[:0], h.Sum64(), 16))
+}
+
+// statusVerdict maps the device's own status flag to a verdict.
+func statusVerdict(status int8) Verdict {
+	switch status {
+	case 1:
+		return Verdict{Score: 1, Severity: pipeline.Warning, Stat: 1, Threshold: 1}
+	case 2:
+		return Verdict{Score: 2, Severity: pipeline.Critical, Stat: 2, Threshold: 1}
+	}
+	return Verdict{Stat: float64(status), Threshold: 1}
+}
+
+func describeStatus(a *pipeline.Alert, _ string) string {
+	if a.Severity == pipeline.Critical {
+		return "The device reports status 2 (critical)."
+	}
+	return "The device reports status 1 (warning)."
+}

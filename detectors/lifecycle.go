@@ -1,0 +1,118 @@
+package detectors
+
+import (
+	"fmt"
+
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// Verdict is one check's judgement of one sample.
+type Verdict struct {
+	// Score says how far the statistic is past its threshold: 1 is on the
+	// threshold, 2 twice as far. Below 1 the sample is normal for this check.
+	Score float64
+	// Severity applies when Score >= 1.
+	Severity pipeline.Severity
+	// Stat is the statistic the check compared, Threshold what it compared it
+	// with, in the same units (see the check's Unit).
+	Stat, Threshold float64
+}
+
+// Anomalous reports whether the verdict crosses the threshold.
+func (v Verdict) Anomalous() bool { return v.Score >= 1 }
+
+// Rule is the lifecycle policy of one check: how many consecutive anomalous
+// samples make a pending episode fire, and how many normal ones resolve it.
+type Rule struct {
+	Hold  int `yaml:"hold"`
+	Clear int `yaml:"clear"`
+}
+
+// Validate checks the rule.
+func (r Rule) Validate() error {
+	if r.Hold < 1 || r.Hold > 65535 || r.Clear < 1 || r.Clear > 65535 {
+		return fmt.Errorf("hold and clear must be between 1 and 65535, got %d and %d", r.Hold, r.Clear)
+	}
+	return nil
+}
+
+// EpisodeState is the state of one check's episode.
+type EpisodeState uint8
+
+// Episode states. Pending episodes have seen anomalous samples but fewer than
+// the hold; they are not reported.
+const (
+	Inactive EpisodeState = iota
+	Pending
+	FiringState
+)
+
+func (s EpisodeState) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case FiringState:
+		return "firing"
+	}
+	return "inactive"
+}
+
+// Episode is the alert lifecycle of one check on one signal of one device:
+// inactive → pending → firing → resolved (inactive again). It is plain data.
+type Episode struct {
+	State    EpisodeState
+	Severity pipeline.Severity
+	// Count is the run of consecutive anomalous samples while pending, or of
+	// samples below the hysteresis level while firing.
+	Count uint16
+	// Started is the event time of the episode's first anomalous sample.
+	Started int64
+}
+
+// Step advances the episode with verdict v of the sample at event time t.
+// Hysteresis (0 < h <= 1) is the score below which a firing episode counts a
+// sample as normal, so a value hovering at the threshold does not flap. Step
+// returns the transition to report: Firing when the episode starts firing or
+// its severity rises, Resolved when it ends; 0 otherwise.
+func (e *Episode) Step(v Verdict, t int64, rule Rule, hysteresis float64) pipeline.AlertState {
+	switch e.State {
+	case Inactive:
+		if !v.Anomalous() {
+			return 0
+		}
+		*e = Episode{State: Pending, Severity: v.Severity, Count: 1, Started: t}
+		if rule.Hold <= 1 {
+			e.State, e.Count = FiringState, 0
+			return pipeline.Firing
+		}
+	case Pending:
+		if !v.Anomalous() {
+			*e = Episode{}
+			return 0
+		}
+		e.Count++
+		e.Severity = max(e.Severity, v.Severity)
+		if int(e.Count) >= rule.Hold {
+			e.State, e.Count = FiringState, 0
+			return pipeline.Firing
+		}
+	case FiringState:
+		if v.Score >= hysteresis {
+			e.Count = 0
+			if v.Anomalous() && v.Severity > e.Severity {
+				e.Severity = v.Severity
+				return pipeline.Firing
+			}
+			return 0
+		}
+		e.Count++
+		if int(e.Count) >= rule.Clear {
+			e.State, e.Count = Inactive, 0
+			return pipeline.Resolved
+		}
+	}
+	return 0
+}
+
+// Active reports whether the episode is pending or firing.
+func (e *Episode) Active() bool { return e.State != Inactive }

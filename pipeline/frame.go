@@ -1,0 +1,87 @@
+package pipeline
+
+import (
+	"context"
+)
+
+// Frame is one raw message as a source saw it: the payload bytes, the topic it
+// arrived on (empty when unknown), and where it came from. A Frame does not own its
+// payload; the FrameBatch that holds it does.
+type Frame struct {
+	// Topic is the MQTT topic or subject, or "" when the source does not know it
+	// (payload-only logs).
+	Topic string
+	// Arrival is the receive time in Unix nanoseconds for live sources, 0 for
+	// replay, where arrival is the frame's position in the stream.
+	Arrival int64
+	// Origin names the source (a file name, a broker URL); Line is the 1-based
+	// line or record number within it, 0 when not applicable. Both are used in
+	// error messages and dead letters.
+	Origin string
+	Line   int64
+
+	start, end int32 // payload bounds within the batch buffer
+}
+
+// FrameBatch is a reusable batch of frames whose payloads are copied into one
+// buffer owned by the batch. Sources append with Add; stages read with Payload.
+// A batch is owned by exactly one stage at a time.
+type FrameBatch struct {
+	Frames []Frame
+	buf    []byte
+
+	// Ack, when set by the source, is called once after every frame of the batch
+	// has been processed and the alerts it produced were handed to the sink. Live
+	// sources use it to acknowledge messages only after processing (at-least-once).
+	Ack func()
+}
+
+// Add appends a frame, copying payload into the batch buffer.
+func (b *FrameBatch) Add(topic string, payload []byte, arrival int64, origin string, line int64) {
+	start := len(b.buf)
+	b.buf = append(b.buf, payload...)
+	b.Frames = append(b.Frames, Frame{
+		Topic:   topic,
+		Arrival: arrival,
+		Origin:  origin,
+		Line:    line,
+		start:   int32(start),
+		end:     int32(len(b.buf)),
+	})
+}
+
+// AddFrame appends a copy of f (taken from batch src) to b.
+func (b *FrameBatch) AddFrame(src *FrameBatch, f *Frame) {
+	b.Add(f.Topic, src.Payload(f), f.Arrival, f.Origin, f.Line)
+}
+
+// Payload returns the payload of f, which must belong to b. The slice is valid
+// until the batch is reset.
+func (b *FrameBatch) Payload(f *Frame) []byte {
+	return b.buf[f.start:f.end:f.end]
+}
+
+// Len reports the number of frames in the batch.
+func (b *FrameBatch) Len() int { return len(b.Frames) }
+
+// Bytes reports the payload bytes held by the batch.
+func (b *FrameBatch) Bytes() int { return len(b.buf) }
+
+// Reset empties the batch, keeping its capacity.
+func (b *FrameBatch) Reset() {
+	b.Frames = b.Frames[:0]
+	b.buf = b.buf[:0]
+	b.Ack = nil
+}
+
+// Source yields raw frames in batches.
+//
+// ReadBatch appends at least one frame to b, blocking until one is available, ctx is
+// done, or the source is exhausted. It may append up to max frames but should not
+// wait for more once it has some (live sources hand over what they have). At the end
+// of the stream it returns io.EOF, possibly together with frames appended in the same
+// call. Sources are used from one goroutine; Close releases their resources.
+type Source interface {
+	ReadBatch(ctx context.Context, b *FrameBatch, max int) error
+	Close() error
+}

@@ -1,0 +1,500 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Processor judges the readings of the devices routed to one shard and
+// returns the alert transitions they cause, appended to out. Each shard has its
+// own Processor, called from one goroutine only, so it owns its devices' state
+// without locks. detectors.Engine implements it.
+type Processor interface {
+	Process(r *Reading, out []Alert) []Alert
+	// Devices reports how many devices the processor tracks.
+	Devices() int
+}
+
+// Config configures a Pipeline. Zero fields take their defaults.
+type Config struct {
+	// Workers is the number of shard workers (default GOMAXPROCS). Devices are
+	// routed to shards by a hash of their ID; the output does not depend on it.
+	Workers int
+	// Decoders is the number of parallel decode workers (default GOMAXPROCS).
+	Decoders int
+	// BatchSize is the most frames handed between stages at once (default 512).
+	BatchSize int
+	// InFlight is the number of batches in flight between source and sink
+	// (default 4 per worker plus 4). It bounds memory; the source waits for a
+	// free batch, which is how replay applies backpressure.
+	InFlight int
+	// Decoder configures decoding.
+	Decoder DecoderConfig
+	// NewProcessor makes the processor of shard i. Required.
+	NewProcessor func(shard int) Processor
+	// DeadLetter, when set, receives each rejected frame as a JSON line with
+	// its reason.
+	DeadLetter io.Writer
+	// DrainTimeout bounds the drain after ctx is cancelled (default 10 s).
+	DrainTimeout time.Duration
+	// Logger receives stage logs (default: discard).
+	Logger *slog.Logger
+	// Metrics receives the pipeline's metrics (default: a private set).
+	Metrics *metrics.Set
+}
+
+func (c *Config) setDefaults() {
+	n := runtime.GOMAXPROCS(0)
+	if c.Workers <= 0 {
+		c.Workers = n
+	}
+	if c.Decoders <= 0 {
+		c.Decoders = n
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 512
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = 4*max(c.Workers, c.Decoders) + 4
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.NewSet()
+	}
+}
+
+// batch is the unit of work that flows through the stages: frames, their
+// decoded readings, per-shard routing and the alerts produced. Batches are
+// recycled through a free list.
+type batch struct {
+	frames   FrameBatch
+	readings []Reading
+	errs     []error // per frame; nil when decoded
+	route    [][]int32
+	alerts   [][]Alert // per shard
+	merged   []Alert
+	decoded  chan struct{} // closed-once signal (buffered 1) that decoding is done
+	shards   chan struct{} // one token per shard when done
+	seq      uint64        // Seq of the first frame
+}
+
+// Pipeline is the staged detection pipeline. A Pipeline runs once.
+type Pipeline struct {
+	cfg  Config
+	seed maphash.Seed
+	log  *slog.Logger
+
+	free    chan *batch
+	decodeQ chan *batch
+	orderQ  chan *batch
+	shardQ  []chan *batch
+	mergeQ  chan *batch
+
+	framesIn  *metrics.Counter
+	bytesIn   *metrics.Counter
+	decoded   *metrics.Counter
+	rejected  [numReasons]*metrics.Counter
+	processed *metrics.Counter
+	alertsOut *metrics.Counter
+	devices   []atomic.Int64
+
+	alertMu     sync.Mutex
+	alertCounts map[alertKey]uint64
+
+	started, finished time.Time
+	ran               atomic.Bool
+}
+
+type alertKey struct {
+	kind  string
+	state AlertState
+}
+
+// New builds a pipeline.
+func New(cfg Config) (*Pipeline, error) {
+	cfg.setDefaults()
+	if cfg.NewProcessor == nil {
+		return nil, errors.New("pipeline: Config.NewProcessor is required")
+	}
+	dc := cfg.Decoder
+	if dc.MaxPayload == 0 {
+		dc.MaxPayload = DefaultDecoderConfig().MaxPayload
+	}
+	if dc.MaxSignals == 0 {
+		dc.MaxSignals = DefaultDecoderConfig().MaxSignals
+	}
+	if err := dc.Validate(); err != nil {
+		return nil, fmt.Errorf("pipeline: decoder: %w", err)
+	}
+	ms := cfg.Metrics
+	p := &Pipeline{
+		cfg:         cfg,
+		seed:        maphash.MakeSeed(),
+		log:         cfg.Logger,
+		free:        make(chan *batch, cfg.InFlight),
+		decodeQ:     make(chan *batch, cfg.InFlight),
+		orderQ:      make(chan *batch, cfg.InFlight),
+		shardQ:      make([]chan *batch, cfg.Workers),
+		mergeQ:      make(chan *batch, cfg.InFlight),
+		framesIn:    ms.NewCounter(`vigil_frames_received_total`),
+		bytesIn:     ms.NewCounter(`vigil_frames_received_bytes_total`),
+		decoded:     ms.NewCounter(`vigil_frames_decoded_total`),
+		processed:   ms.NewCounter(`vigil_readings_processed_total`),
+		alertsOut:   ms.NewCounter(`vigil_alerts_emitted_total`),
+		devices:     make([]atomic.Int64, cfg.Workers),
+		alertCounts: map[alertKey]uint64{},
+	}
+	for _, r := range Reasons() {
+		p.rejected[r] = ms.NewCounter(fmt.Sprintf(`vigil_frames_rejected_total{reason=%q}`, r.String()))
+	}
+	for i := range p.shardQ {
+		p.shardQ[i] = make(chan *batch, cfg.InFlight)
+	}
+	queue := func(stage string, ch chan *batch) {
+		ms.NewGauge(fmt.Sprintf(`vigil_stage_queue_batches{stage=%q}`, stage), func() float64 { return float64(len(ch)) })
+	}
+	queue("decode", p.decodeQ)
+	queue("dispatch", p.orderQ)
+	queue("merge", p.mergeQ)
+	for i, ch := range p.shardQ {
+		queue(fmt.Sprintf("shard-%d", i), ch)
+	}
+	ms.NewGauge(`vigil_devices_tracked`, func() float64 { return float64(p.Devices()) })
+	for range cfg.InFlight {
+		p.free <- &batch{
+			route:   make([][]int32, cfg.Workers),
+			alerts:  make([][]Alert, cfg.Workers),
+			decoded: make(chan struct{}, 1),
+			shards:  make(chan struct{}, cfg.Workers),
+		}
+	}
+	return p, nil
+}
+
+// Run moves every frame of src through the stages and writes the alerts to
+// sink, in stream order, until src is exhausted or ctx is cancelled. After ctx
+// is cancelled the source stops and the frames already read are drained for
+// up to DrainTimeout. Run closes neither src nor sink. It returns the first
+// source or sink error; an exhausted source is not an error.
+func (p *Pipeline) Run(ctx context.Context, src Source, sink Sink) error {
+	if !p.ran.CompareAndSwap(false, true) {
+		return errors.New("pipeline: Run called twice")
+	}
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.DrainTimeout, cancelHard)
+		context.AfterFunc(hard, func() { t.Stop() })
+	})
+	defer stop()
+
+	var (
+		errMu    sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancelHard()
+	}
+
+	p.started = time.Now()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := p.read(ctx, hard, src); err != nil {
+			fail(err)
+		}
+	})
+	var decoders sync.WaitGroup
+	for range p.cfg.Decoders {
+		decoders.Go(p.decode)
+	}
+	wg.Go(func() { p.dispatch(hard) })
+	for i := range p.cfg.Workers {
+		wg.Go(func() { p.work(hard, i, p.cfg.NewProcessor(i)) })
+	}
+	wg.Go(func() {
+		if err := p.merge(hard, sink); err != nil {
+			fail(err)
+		}
+	})
+	wg.Wait()
+	decoders.Wait()
+	p.finished = time.Now()
+	if firstErr == nil && hard.Err() != nil && ctx.Err() != nil {
+		p.log.Warn("drain deadline passed; in-flight frames were dropped", "timeout", p.cfg.DrainTimeout)
+	}
+	return firstErr
+}
+
+// read is the source stage: it fills batches from src and hands each to the
+// decoders and, in order, to the dispatcher.
+func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
+	defer close(p.decodeQ)
+	defer close(p.orderQ)
+	var seq uint64
+	for {
+		var b *batch
+		select {
+		case b = <-p.free:
+		case <-hard.Done():
+			return nil
+		}
+		b.frames.Reset()
+		err := src.ReadBatch(ctx, &b.frames, p.cfg.BatchSize)
+		if n := b.frames.Len(); n > 0 {
+			b.seq = seq
+			seq += uint64(n)
+			p.framesIn.AddInt64(int64(n))
+			p.bytesIn.AddInt64(int64(b.frames.Bytes()))
+			select {
+			case p.decodeQ <- b:
+			case <-hard.Done():
+				return nil
+			}
+			select {
+			case p.orderQ <- b:
+			case <-hard.Done():
+				return nil
+			}
+		} else {
+			p.free <- b // cannot block: we took it from there
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			return nil
+		case ctx.Err() != nil:
+			return nil // soft stop: drain what was read
+		default:
+			return fmt.Errorf("pipeline: source: %w", err)
+		}
+	}
+}
+
+// decode is a decode worker: it decodes a batch's frames and routes each
+// reading to its shard.
+func (p *Pipeline) decode() {
+	dec := NewDecoder(p.cfg.Decoder)
+	n := uint64(p.cfg.Workers)
+	for b := range p.decodeQ {
+		frames := b.frames.Frames
+		if cap(b.readings) < len(frames) {
+			b.readings = slices.Grow(b.readings[:0], len(frames))
+			b.errs = slices.Grow(b.errs[:0], len(frames))
+		}
+		b.readings = b.readings[:len(frames)]
+		b.errs = b.errs[:len(frames)]
+		for i := range b.route {
+			b.route[i] = b.route[i][:0]
+		}
+		for i := range frames {
+			f := &frames[i]
+			r := &b.readings[i]
+			err := dec.Decode(b.frames.Payload(f), f.Topic, f.Arrival, r)
+			b.errs[i] = err
+			if err != nil {
+				continue
+			}
+			r.Seq = b.seq + uint64(i)
+			shard := maphash.String(p.seed, r.Device) % n
+			r.Shard = int32(shard)
+			b.route[shard] = append(b.route[shard], int32(i))
+		}
+		b.decoded <- struct{}{} // buffered: never blocks
+	}
+}
+
+// dispatch takes batches in stream order once decoded, accounts rejections,
+// and hands each batch to every shard and to the merger.
+func (p *Pipeline) dispatch(hard context.Context) {
+	defer func() {
+		for _, q := range p.shardQ {
+			close(q)
+		}
+		close(p.mergeQ)
+	}()
+	dl := newDeadLetters(p.cfg.DeadLetter, p.log)
+	defer dl.flush()
+	for b := range p.orderQ {
+		select {
+		case <-b.decoded:
+		case <-hard.Done():
+			return
+		}
+		good := 0
+		for i, err := range b.errs {
+			if err == nil {
+				good++
+				continue
+			}
+			reason := ReasonMalformed
+			var de *DecodeError
+			if errors.As(err, &de) {
+				reason = de.Reason
+			}
+			p.rejected[reason].Inc()
+			f := &b.frames.Frames[i]
+			dl.add(f, b.frames.Payload(f), reason, err)
+		}
+		p.decoded.AddInt64(int64(good))
+		for _, q := range p.shardQ {
+			select {
+			case q <- b:
+			case <-hard.Done():
+				return
+			}
+		}
+		select {
+		case p.mergeQ <- b:
+		case <-hard.Done():
+			return
+		}
+	}
+}
+
+// work is a shard worker: it runs its processor over the readings routed to
+// it. It alone touches its devices' state.
+func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
+	for b := range p.shardQ[shard] {
+		out := b.alerts[shard][:0]
+		for _, i := range b.route[shard] {
+			out = proc.Process(&b.readings[i], out)
+		}
+		b.alerts[shard] = out
+		p.processed.AddInt64(int64(len(b.route[shard])))
+		p.devices[shard].Store(int64(proc.Devices()))
+		b.shards <- struct{}{} // buffered for every shard: never blocks
+		if hard.Err() != nil {
+			return
+		}
+	}
+}
+
+// merge waits for every shard to finish each batch, in stream order, merges
+// their alerts by stream position and writes them to the sink. Then the batch
+// is acknowledged and recycled.
+func (p *Pipeline) merge(hard context.Context, sink Sink) error {
+	for b := range p.mergeQ {
+		for range p.cfg.Workers {
+			select {
+			case <-b.shards:
+			case <-hard.Done():
+				return nil
+			}
+		}
+		out := b.merged[:0]
+		for _, a := range b.alerts {
+			out = append(out, a...)
+		}
+		if len(b.alerts) > 1 {
+			// Each shard's alerts are in stream order and a reading belongs to
+			// one shard, so a stable sort by Seq gives one deterministic order.
+			slices.SortStableFunc(out, func(x, y Alert) int {
+				switch {
+				case x.Seq < y.Seq:
+					return -1
+				case x.Seq > y.Seq:
+					return 1
+				}
+				return 0
+			})
+		}
+		b.merged = out
+		if len(out) > 0 {
+			if err := sink.Write(hard, out); err != nil {
+				return fmt.Errorf("pipeline: sink: %w", err)
+			}
+			p.alertsOut.AddInt64(int64(len(out)))
+			p.countAlerts(out)
+		}
+		if b.frames.Ack != nil {
+			b.frames.Ack()
+		}
+		clear(b.merged) // drop references to strings
+		p.free <- b
+	}
+	return nil
+}
+
+func (p *Pipeline) countAlerts(as []Alert) {
+	p.alertMu.Lock()
+	defer p.alertMu.Unlock()
+	for i := range as {
+		a := &as[i]
+		p.alertCounts[alertKey{kind: a.Kind, state: a.State}]++
+		p.cfg.Metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_alerts_total{kind=%q,severity=%q,state=%q}`,
+			a.Kind, a.Severity, a.State)).Inc()
+	}
+}
+
+// Devices reports the devices tracked by all shards.
+func (p *Pipeline) Devices() int {
+	n := int64(0)
+	for i := range p.devices {
+		n += p.devices[i].Load()
+	}
+	return int(n)
+}
+
+// Stats summarises a run.
+type Stats struct {
+	Frames    uint64            // frames read from the source
+	Bytes     uint64            // payload bytes read
+	Decoded   uint64            // frames decoded into readings
+	Rejected  map[string]uint64 // rejected frames by reason
+	Processed uint64            // readings judged by the shards
+	Alerts    map[string]uint64 // alerts by "kind/state"
+	Devices   int
+	Elapsed   time.Duration
+}
+
+// Stats returns the counters so far; after Run returns they are final.
+func (p *Pipeline) Stats() Stats {
+	s := Stats{
+		Frames:    p.framesIn.Get(),
+		Bytes:     p.bytesIn.Get(),
+		Decoded:   p.decoded.Get(),
+		Processed: p.processed.Get(),
+		Rejected:  map[string]uint64{},
+		Alerts:    map[string]uint64{},
+		Devices:   p.Devices(),
+	}
+	for _, r := range Reasons() {
+		if n := p.rejected[r].Get(); n > 0 {
+			s.Rejected[r.String()] = n
+		}
+	}
+	p.alertMu.Lock()
+	for k, n := range p.alertCounts {
+		s.Alerts[k.kind+"/"+k.state.String()] = n
+	}
+	p.alertMu.Unlock()
+	if !p.started.IsZero() {
+		end := p.finished
+		if end.IsZero() {
+			end = time.Now()
+		}
+		s.Elapsed = end.Sub(p.started)
+	}
+	return s
+}
