@@ -526,6 +526,29 @@ func TestDecodeGenericDoesNotShadowMapped(t *testing.T) {
 	}
 }
 
+// TestDecodeGenericNameValid checks that an unmapped field under data whose
+// name could not be a signal name (empty, invalid UTF-8, control characters) is
+// either dropped or rejected, never turned into a generic signal: node_id gets
+// the same checks.
+func TestDecodeGenericNameValid(t *testing.T) {
+	d := NewDecoder(DecoderConfig{})
+	var r Reading
+	for _, in := range []string{
+		`{"timestamp":"2026-11-21T10:00:00Z","node_id":"n","data":{"":1,"p":2}}`,
+		"{\"timestamp\":\"2026-11-21T10:00:00Z\",\"node_id\":\"n\",\"data\":{\"a\xffb\":1,\"p\":2}}",
+		`{"timestamp":"2026-11-21T10:00:00Z","node_id":"n","data":{"a\u0000b":1,"p":2}}`,
+	} {
+		if err := d.Decode([]byte(in), "", 0, &r); err != nil {
+			continue // rejecting is fine
+		}
+		for _, v := range r.Values {
+			if !validID([]byte(v.Name)) {
+				t.Errorf("Decode(%q): Values = %v; want the field %q dropped or the message rejected", in, r.Values, v.Name)
+			}
+		}
+	}
+}
+
 // TestDecodeResetsState decodes good messages after bad ones that fail part-way
 // through, with the same Decoder and Reading, and checks nothing leaks.
 func TestDecodeResetsState(t *testing.T) {
@@ -788,8 +811,8 @@ func FuzzDecode(f *testing.F) {
 			if math.IsNaN(v.V) || math.IsInf(v.V, 0) {
 				t.Fatalf("value %v is not finite", v)
 			}
-			if v.Name == "" {
-				t.Fatalf("value %v has no name", v)
+			if v.Name == "" || !utf8.ValidString(v.Name) {
+				t.Fatalf("value %v: want a non-empty valid UTF-8 name", v)
 			}
 		}
 		// Decoding is deterministic and does not depend on the decoder's history.

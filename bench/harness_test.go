@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/pipeline"
+	"github.com/vigil-iot/vigil/pipeline/file"
+	"github.com/vigil-iot/vigil/pipeline/sim"
+)
+
+// fleetConfig is the generated workload: 1,000 devices publishing every
+// second for 40 minutes, 2,400,000 lines of ~118 bytes (~285 MB). One device
+// in ten gets injected anomalies, so alerts are produced, but rarely (about
+// one message in a thousand), as in a healthy plant.
+func fleetConfig() sim.Config {
+	cfg := sim.DefaultConfig()
+	cfg.Devices = 1000
+	cfg.Anomalous = 100
+	cfg.Duration = 40 * time.Minute
+	return cfg
+}
+
+// workload is a generated log file and what it holds.
+type workload struct {
+	path  string
+	lines int64
+	size  int64
+}
+
+var (
+	fleetOnce sync.Once
+	fleet     workload
+	fleetErr  error
+	tmpDir    string // removed by TestMain
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tmpDir != "" {
+		os.RemoveAll(tmpDir)
+	}
+	os.Exit(code)
+}
+
+// fleetLog returns the generated log, writing it on first use. It lives in a
+// temporary directory shared by every benchmark of the process and removed
+// when the process ends.
+func fleetLog(b *testing.B) workload {
+	b.Helper()
+	fleetOnce.Do(func() {
+		tmpDir, fleetErr = os.MkdirTemp("", "vigil-bench-")
+		if fleetErr != nil {
+			return
+		}
+		fleet, fleetErr = writeLog(filepath.Join(tmpDir, "fleet.log"), fleetConfig())
+	})
+	if fleetErr != nil {
+		b.Fatal(fleetErr)
+	}
+	return fleet
+}
+
+// writeLog writes the simulated run of cfg to path and counts its lines.
+func writeLog(path string, cfg sim.Config) (workload, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return workload{}, err
+	}
+	if _, err := sim.WriteLog(f, cfg); err != nil {
+		f.Close()
+		return workload{}, err
+	}
+	if err := f.Close(); err != nil {
+		return workload{}, err
+	}
+	return inspect(path)
+}
+
+// inspect sizes an existing log and counts its lines.
+func inspect(path string) (workload, error) {
+	lines, size, err := scanLines(path)
+	if err != nil {
+		return workload{}, err
+	}
+	return workload{path: path, lines: lines, size: size}, nil
+}
+
+// fixture returns ../fixtures/plant.log, skipping the benchmark when absent.
+func fixture(tb testing.TB) workload {
+	tb.Helper()
+	const path = "../fixtures/plant.log"
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		tb.Skip("no ", path)
+	}
+	w, err := inspect(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return w
+}
+
+// scanLines is the in-process wc -l: a bufio.Scanner over the file, counting
+// lines (and bytes, to size the file in the same pass).
+func scanLines(path string) (lines, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 256<<10), 1<<20)
+	for sc.Scan() {
+		lines++
+		size += int64(len(sc.Bytes())) + 1
+	}
+	return lines, size, sc.Err()
+}
+
+// noop is a Processor that judges nothing: the pipeline's cost without
+// detection.
+type noop struct{}
+
+func (noop) Process(_ *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert { return out }
+func (noop) Devices() int                                                      { return 0 }
+
+// replayOpts selects what a replay runs.
+type replayOpts struct {
+	workers  int  // Workers and Decoders
+	detect   bool // detectors.Engine per shard, otherwise noop
+	alertsTo io.Writer
+}
+
+// replay runs the pipeline over path as "vigil replay" wires it (file source,
+// one detectors.Engine per shard from the default configuration, JSON-lines
+// sink) and returns the run's stats.
+func replay(ctx context.Context, set *detectors.Set, path string, o replayOpts) (pipeline.Stats, error) {
+	src, err := file.Open(path, file.Options{MaxLine: pipeline.DefaultDecoderConfig().MaxPayload})
+	if err != nil {
+		return pipeline.Stats{}, err
+	}
+	defer src.Close()
+	newProc := func(int) pipeline.Processor { return noop{} }
+	if o.detect {
+		newProc = func(int) pipeline.Processor { return set.NewEngine() }
+	}
+	pl, err := pipeline.New(pipeline.Config{
+		Workers:      o.workers,
+		Decoders:     o.workers,
+		Decoder:      pipeline.DefaultDecoderConfig(),
+		NewProcessor: newProc,
+	})
+	if err != nil {
+		return pipeline.Stats{}, err
+	}
+	w := o.alertsTo
+	if w == nil {
+		w = io.Discard
+	}
+	sink := pipeline.NewJSONLines(w)
+	runErr := pl.Run(ctx, src, sink)
+	return pl.Stats(), errors.Join(runErr, sink.Flush())
+}
+
+// defaultSet compiles the default detector configuration: every detector on.
+func defaultSet(tb testing.TB) *detectors.Set {
+	tb.Helper()
+	set, err := detectors.New(detectors.DefaultConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return set
+}
+
+// benchReplay replays w once per iteration and reports messages per second,
+// and allocations and bytes allocated per message.
+func benchReplay(b *testing.B, w workload, o replayOpts) {
+	set := defaultSet(b)
+	ctx := context.Background()
+	b.SetBytes(w.size)
+	b.ReportAllocs()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var msgs, alerts uint64
+	for b.Loop() {
+		st, err := replay(ctx, set, w.path, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Frames != uint64(w.lines) || st.Processed != st.Frames {
+			b.Fatalf("read %d frames, processed %d; want %d", st.Frames, st.Processed, w.lines)
+		}
+		msgs += st.Frames
+		for _, n := range st.Alerts {
+			alerts += n
+		}
+	}
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(msgs)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(msgs), "allocs/msg")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(msgs), "B/msg")
+	b.ReportMetric(float64(alerts)/float64(b.N), "alerts/op")
+}
+
+// TestHarness checks, on a small generated log and quickly, that the replay
+// the benchmarks time reads every line, judges every reading and gives the
+// same alerts with one worker as with two.
+func TestHarness(t *testing.T) {
+	cfg := fleetConfig()
+	cfg.Devices, cfg.Anomalous = 12, 8
+	cfg.Duration = 15 * time.Minute
+	w, err := writeLog(filepath.Join(t.TempDir(), "small.log"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := defaultSet(t)
+	var outs [2]string
+	for i, workers := range []int{1, 2} {
+		var alerts strings.Builder
+		st, err := replay(context.Background(), set, w.path, replayOpts{workers: workers, detect: true, alertsTo: &alerts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Frames != uint64(w.lines) || st.Decoded != st.Frames || st.Processed != st.Frames {
+			t.Fatalf("workers=%d: frames %d, decoded %d, processed %d; want %d each", workers, st.Frames, st.Decoded, st.Processed, w.lines)
+		}
+		if st.Devices != cfg.Devices {
+			t.Errorf("workers=%d: %d devices; want %d", workers, st.Devices, cfg.Devices)
+		}
+		outs[i] = alerts.String()
+	}
+	if outs[0] == "" {
+		t.Error("no alerts; the workload should produce some")
+	}
+	if outs[0] != outs[1] {
+		t.Error("alerts differ between 1 and 2 workers")
+	}
+	if n, _, err := scanLines(w.path); err != nil || n != w.lines {
+		t.Errorf("scanLines = %d, %v; want %d", n, err, w.lines)
+	}
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCLIUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{nil, 2, "Commands:"},
+		{[]string{"help"}, 0, "replay"},
+		{[]string{"--help"}, 0, "simulate"},
+		{[]string{"bogus"}, 2, `unknown command "bogus"`},
+		{[]string{"replay", "-h"}, 0, "-alerts"},
+		{[]string{"help", "replay"}, 0, "-dead-letter"},
+		{[]string{"simulate", "-h"}, 0, "-devices"},
+		{[]string{"replay"}, 2, "no input files"},
+		{[]string{"replay", "--workers", "x", "f.log"}, 2, "invalid value"},
+		{[]string{"replay", "--summary", "xml", "f.log"}, 2, "-summary must be"},
+		{[]string{"replay", "--format", "parquet", "f.log"}, 2, "-format"},
+		{[]string{"replay", "/nonexistent/plant.log"}, 1, "/nonexistent/plant.log"},
+		{[]string{"replay", "--config", "/nonexistent.yaml", "f.log"}, 1, "nonexistent.yaml"},
+		{[]string{"simulate"}, 2, "--out is required"},
+		{[]string{"simulate", "--out", "x", "--devices", "0"}, 1, "Devices"},
+		{[]string{"config"}, 2, "config check FILE"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, errs := runCLI(t, tc.args...)
+			if code != tc.code || !strings.Contains(errs, tc.inStderr) {
+				t.Errorf("exit %d, stderr %q; want exit %d and stderr containing %q", code, errs, tc.code, tc.inStderr)
+			}
+		})
+	}
+}
+
+func TestReplaySummaryText(t *testing.T) {
+	code, out, errs := runCLI(t, "replay", malformedLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"messages  27 read, 6 decoded, 21 rejected", "rejected malformed_json", "devices   3", "status", "messages/s"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("summary lacks %q:\n%s", want, errs)
+		}
+	}
+	if n := len(readAlerts(t, out)); n != 1 {
+		t.Errorf("%d alerts; want 1 (the status warning)", n)
+	}
+}
+
+func TestReplayAlertsFileAndStdin(t *testing.T) {
+	b, err := os.ReadFile(fixtureLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, out, errb := testEnv()
+	e.stdin = strings.NewReader(string(b))
+	alerts := filepath.Join(t.TempDir(), "alerts.jsonl")
+	if code := run(t.Context(), []string{"replay", "--summary", "json", "--alerts", alerts, "-"}, e); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb)
+	}
+	if out.Len() != 0 {
+		t.Errorf("stdout has %d bytes; want alerts only in the file", out.Len())
+	}
+	got, err := os.ReadFile(alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("testdata/golden/plant/alerts.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("alerts from stdin differ from the golden replay of the same file")
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(errb.Bytes(), &sum); err != nil || sum["messages"] != float64(21600) {
+		t.Errorf("json summary %s (%v); want messages 21600", errb, err)
+	}
+}
+
+func TestSimulateThenReplay(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "p.log")
+	code, _, errs := runCLI(t, "simulate", "--out", log, "--devices", "4", "--anomalous", "2", "--duration", "15m", "--topics")
+	if code != 0 {
+		t.Fatalf("simulate: exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p.labels.json")); err != nil {
+		t.Fatalf("labels file: %v", err)
+	}
+	code, out, errs := runCLI(t, "replay", "--summary", "none", log)
+	if code != 0 {
+		t.Fatalf("replay: exit %d: %s", code, errs)
+	}
+	as := readAlerts(t, out)
+	if len(as) == 0 {
+		t.Fatal("no alerts from a log with injected anomalies")
+	}
+	for _, a := range as {
+		if !strings.HasPrefix(a.Topic, "plant/") {
+			t.Fatalf("alert without the device's topic: %+v", a)
+		}
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	code, out, errs := runCLI(t, "config", "check", "../../docs/vigil.example.yaml")
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("example config: exit %d, %s %s", code, out, errs)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	for _, tc := range []struct{ text, want string }{
+		{"detectors:\n  overpressure:\n    spike: {z: -1}\n", "detectors: overpressure: spike: z must be positive"},
+		{"detectors:\n  bogus: 1\n", "field bogus not found"},
+		{"decoder:\n  signals:\n    p: {name: pressure, kind: steam}\n", "decoder.signals.p.kind"},
+		{"classes:\n  - name: a\n    devices: ['[']\n", "bad device pattern"},
+		{"classes:\n  - name: a\n    devices: [x]\n    detectors:\n      vibration: {zones: {ab: 5, bc: 4, cd: 7}}\n", "classes[0]: a: detectors: vibration: zones"},
+	} {
+		if err := os.WriteFile(bad, []byte(tc.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := runCLI(t, "config", "check", bad)
+		if code != 1 || !strings.Contains(errs, tc.want) {
+			t.Errorf("config %q: exit %d, stderr %q; want exit 1 and %q", tc.text, code, errs, tc.want)
+		}
+	}
+}
+
+// TestReplayConfigClassLimit: a class limit from the config file fires on the
+// devices it matches and only on them.
+func TestReplayConfigClassLimit(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "vigil.yaml")
+	text := "classes:\n  - name: tight\n    devices: [sensor-node-02]\n    detectors:\n      overpressure:\n        limit: 0.5\n"
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "replay", "--summary", "none", "--config", cfg, fixtureLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	limit := 0
+	for _, a := range readAlerts(t, out) {
+		if a.Detector == "overpressure.limit" {
+			limit++
+			if a.Device != "sensor-node-02" || a.Threshold != 0.5 {
+				t.Errorf("limit alert on %s with threshold %v; want only sensor-node-02 at 0.5", a.Device, a.Threshold)
+			}
+		}
+	}
+	if limit == 0 {
+		t.Error("no overpressure.limit alert for the device whose class limit is below its pressure")
+	}
+}

@@ -1,0 +1,376 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil/pipeline"
+	"github.com/vigil-iot/vigil/pipeline/sim"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const (
+	fixtureLog    = "../../fixtures/plant.log"
+	fixtureLabels = "../../fixtures/plant.labels.json"
+	malformedLog  = "../../fixtures/malformed.log"
+	sharedNAB     = "../../../shared/datasets/nab"
+)
+
+// testEnv returns an env whose output goes to buffers.
+func testEnv() (*env, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, log: slog.New(slog.DiscardHandler)}, &out, &errb
+}
+
+// runCLI runs the command line and returns exit code, stdout and stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	e, out, errb := testEnv()
+	code := run(context.Background(), args, e)
+	return code, out.String(), errb.String()
+}
+
+func readAlerts(t *testing.T, text string) []pipeline.Alert {
+	t.Helper()
+	var as []pipeline.Alert
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var a pipeline.Alert
+		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+			t.Fatalf("alert line %q does not parse: %v", sc.Text(), err)
+		}
+		as = append(as, a)
+	}
+	return as
+}
+
+// TestReplayGolden replays each case under testdata/golden and compares the
+// alerts (and dead letters, where the case has them) with the expected files.
+// Run with -update to rewrite them after a deliberate change, and review the
+// diff.
+func TestReplayGolden(t *testing.T) {
+	cases := []struct {
+		name  string
+		input string
+		dead  bool
+	}{
+		{"plant", fixtureLog, false},
+		{"malformed", malformedLog, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join("testdata", "golden", tc.name)
+			args := []string{"replay", "--summary", "none"}
+			deadFile := filepath.Join(t.TempDir(), "dead.jsonl")
+			if tc.dead {
+				args = append(args, "--dead-letter", deadFile)
+			}
+			code, out, errs := runCLI(t, append(args, tc.input)...)
+			if code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, errs)
+			}
+			compareGolden(t, filepath.Join(dir, "alerts.jsonl"), out)
+			if tc.dead {
+				b, err := os.ReadFile(deadFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				compareGolden(t, filepath.Join(dir, "dead.jsonl"), string(b))
+			}
+		})
+	}
+}
+
+func compareGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+		for i := range max(len(gl), len(wl)) {
+			var g, w string
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Fatalf("%s differs at line %d:\ngot  %s\nwant %s\n(%d lines; want %d; run with -update if the change is intended)", path, i+1, g, w, len(gl), len(wl))
+			}
+		}
+	}
+}
+
+// TestReplayDeterministicAcrossWorkers: same input, byte-identical alerts,
+// whatever the number of decoders and shard workers.
+func TestReplayDeterministicAcrossWorkers(t *testing.T) {
+	// A larger generated log than the fixture, with topics, so many devices
+	// share shards and alerts of several shards interleave in every batch.
+	cfg := sim.DefaultConfig()
+	cfg.Devices, cfg.Anomalous, cfg.Duration, cfg.Topics, cfg.Seed = 60, 40, 20*time.Minute, true, 7
+	cfg.LeadIn = 6 * time.Minute
+	path := filepath.Join(t.TempDir(), "fleet.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.WriteLog(f, cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	var want string
+	for _, w := range []struct{ workers, decoders string }{{"1", "1"}, {"2", "1"}, {"1", "2"}, {"3", "2"}, {"8", "4"}} {
+		code, out, errs := runCLI(t, "replay", "--summary", "none", "--workers", w.workers, "--decoders", w.decoders, path)
+		if code != 0 {
+			t.Fatalf("workers=%s: exit %d: %s", w.workers, code, errs)
+		}
+		if n := strings.Count(out, "\n"); n < 100 {
+			t.Fatalf("workers=%s: only %d alerts; the test needs many to be meaningful", w.workers, n)
+		}
+		if want == "" {
+			want = out
+			continue
+		}
+		if out != want {
+			t.Fatalf("workers=%s decoders=%s: output differs from workers=1 decoders=1 (%d vs %d bytes)", w.workers, w.decoders, len(out), len(want))
+		}
+	}
+}
+
+type label struct {
+	Device string    `json:"device"`
+	Kind   string    `json:"kind"`
+	Detail string    `json:"detail"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+}
+
+// TestQualityFixture: on the committed labelled fixture every injected anomaly
+// is caught by an alert of its kind, within its window (plus a short grace for
+// hold counts), and no alert fires outside an injection: devices without
+// anomalies get none at all.
+func TestQualityFixture(t *testing.T) {
+	code, out, errs := runCLI(t, "replay", "--summary", "none", fixtureLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(fixtureLabels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []label
+	if err := json.Unmarshal(b, &labels); err != nil {
+		t.Fatal(err)
+	}
+	checkQuality(t, readAlerts(t, out), labels, []string{"sensor-node-02", "sensor-node-05", "sensor-node-08", "sensor-node-11"})
+}
+
+// TestQualityGenerated repeats the quality check on larger fleets the
+// simulator generates with other seeds, so the detectors are not tuned to one
+// fixture.
+func TestQualityGenerated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	for _, seed := range []uint64{11, 12} {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			cfg := sim.DefaultConfig()
+			cfg.Seed, cfg.Devices, cfg.Anomalous, cfg.Duration = seed, 30, 20, 90*time.Minute
+			var buf bytes.Buffer
+			ls, err := sim.WriteLog(&buf, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "plant.log")
+			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errs := runCLI(t, "replay", "--summary", "none", path)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			g, err := sim.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var labels []label
+			for _, l := range ls {
+				labels = append(labels, label{Device: l.Device, Kind: l.Kind, Detail: l.Detail, Start: l.Start, End: l.End})
+			}
+			var clean []string
+			for i := range cfg.Devices {
+				if d := g.Device(i); !d.Anomalous {
+					clean = append(clean, d.Name)
+				}
+			}
+			checkQuality(t, readAlerts(t, out), labels, clean)
+		})
+	}
+}
+
+func checkQuality(t *testing.T, alerts []pipeline.Alert, labels []label, clean []string) {
+	t.Helper()
+	if len(labels) < 10 {
+		t.Fatalf("only %d labels; the fixture should inject more", len(labels))
+	}
+	const grace = 30 * time.Second // hold counts and CUSUM build-up
+	caught := 0
+	for _, l := range labels {
+		hit := false
+		for _, a := range alerts {
+			at := time.Unix(0, a.Time)
+			if a.State == pipeline.Firing && a.Device == l.Device && a.Kind == l.Kind &&
+				!at.Before(l.Start.Add(-2*time.Second)) && !at.After(l.End.Add(grace)) {
+				hit = true
+				break
+			}
+		}
+		if hit {
+			caught++
+		} else {
+			t.Errorf("missed: %s %s (%s) %s – %s", l.Device, l.Kind, l.Detail, l.Start.Format(time.TimeOnly), l.End.Format(time.TimeOnly))
+		}
+	}
+	falseAlarms := 0
+	for _, a := range alerts {
+		if a.State != pipeline.Firing {
+			continue
+		}
+		at := time.Unix(0, a.Time)
+		inWindow := false
+		for _, l := range labels {
+			if a.Device == l.Device && !at.Before(l.Start.Add(-5*time.Second)) && !at.After(l.End.Add(time.Minute)) {
+				inWindow = true
+				break
+			}
+		}
+		if !inWindow {
+			falseAlarms++
+			t.Errorf("false alarm: %s %s at %s: %s", a.Device, a.Detector, at.Format(time.TimeOnly), a.Message)
+		}
+	}
+	cleanSet := map[string]bool{}
+	for _, c := range clean {
+		cleanSet[c] = true
+	}
+	for _, a := range alerts {
+		if cleanSet[a.Device] {
+			t.Errorf("clean device %s got an alert: %s", a.Device, a.Message)
+		}
+	}
+	t.Logf("%d/%d injected anomalies caught, %d false alarms, %d alert records", caught, len(labels), falseAlarms, len(alerts))
+}
+
+// sharedDir returns a path under ../shared, skipping when it is absent
+// (a user's fresh clone) and failing when it is absent in CI.
+func sharedDir(t *testing.T, rel string) string {
+	t.Helper()
+	p := filepath.Join(sharedNAB, rel)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing in CI: %v", p, err)
+		}
+		t.Skipf("%s not present (it lives in ../shared beside the checkout)", p)
+	}
+	return p
+}
+
+// TestQualityNABNoAnomaly: the NAB series that contain no anomaly (flat, noisy,
+// daily cycles with and without noise, a square wave) raise no alert at all.
+func TestQualityNABNoAnomaly(t *testing.T) {
+	dir := sharedDir(t, "data/artificialNoAnomaly")
+	files, err := filepath.Glob(filepath.Join(dir, "*.csv"))
+	if err != nil || len(files) != 5 {
+		t.Fatalf("want the 5 NAB no-anomaly files, got %d (%v)", len(files), err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, out, errs := runCLI(t, "replay", "--summary", "json", f)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			if out != "" {
+				t.Errorf("false alarms on a series without anomalies:\n%s", out)
+			}
+			var sum struct {
+				Messages uint64            `json:"messages"`
+				Decoded  uint64            `json:"decoded"`
+				Rejected map[string]uint64 `json:"rejected"`
+			}
+			if err := json.Unmarshal([]byte(errs), &sum); err != nil {
+				t.Fatalf("summary %q: %v", errs, err)
+			}
+			if sum.Messages != 4032 || sum.Decoded != 4032 {
+				t.Errorf("messages %d, decoded %d; want 4032 and 4032 (rejected %v)", sum.Messages, sum.Decoded, sum.Rejected)
+			}
+		})
+	}
+}
+
+// TestQualityNABMachineTemperature: the real industrial series with a known
+// failure is caught (an alert inside one of its labelled windows).
+func TestQualityNABMachineTemperature(t *testing.T) {
+	f := sharedDir(t, "data/realKnownCause/machine_temperature_system_failure.csv")
+	b, err := os.ReadFile(filepath.Join(sharedNAB, "labels/combined_windows.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var windows map[string][][2]string
+	if err := json.Unmarshal(b, &windows); err != nil {
+		t.Fatal(err)
+	}
+	ws := windows["realKnownCause/machine_temperature_system_failure.csv"]
+	if len(ws) == 0 {
+		t.Fatal("no windows for the machine temperature series")
+	}
+	code, out, errs := runCLI(t, "replay", "--summary", "none", f)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	alerts := readAlerts(t, out)
+	const layout = "2006-01-02 15:04:05.000000"
+	caught := 0
+	for _, w := range ws {
+		start, err1 := time.Parse(layout, w[0])
+		end, err2 := time.Parse(layout, w[1])
+		if err1 != nil || err2 != nil {
+			t.Fatalf("window %v: %v %v", w, err1, err2)
+		}
+		for _, a := range alerts {
+			at := time.Unix(0, a.Time)
+			if a.State == pipeline.Firing && !at.Before(start) && !at.After(end) {
+				caught++
+				break
+			}
+		}
+	}
+	t.Logf("%d of %d labelled windows caught; %d alert records", caught, len(ws), len(alerts))
+	if caught < len(ws)/2 {
+		t.Errorf("caught %d of %d failure windows; want at least half", caught, len(ws))
+	}
+}

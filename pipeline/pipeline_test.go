@@ -1,0 +1,408 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// sliceSource yields the given payloads, at most max per batch, then io.EOF.
+// When ack is set, every batch gets an Ack that records its call.
+type sliceSource struct {
+	payloads [][]byte
+	next     int
+	err      error // returned instead of io.EOF at the end, if set
+	acks     *ackLog
+}
+
+type ackLog struct {
+	mu      sync.Mutex
+	calls   []int // frames in each acknowledged batch, in ack order
+	written func() int
+	seen    []int // alerts written when each ack happened
+}
+
+func (s *sliceSource) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for n := 0; n < max && s.next < len(s.payloads); n++ {
+		b.Add("", s.payloads[s.next], 0, "test", int64(s.next+1))
+		s.next++
+	}
+	if s.acks != nil {
+		n := b.Len()
+		b.Ack = func() {
+			s.acks.mu.Lock()
+			defer s.acks.mu.Unlock()
+			s.acks.calls = append(s.acks.calls, n)
+			s.acks.seen = append(s.acks.seen, s.acks.written())
+		}
+	}
+	if s.next >= len(s.payloads) {
+		if s.err != nil {
+			return s.err
+		}
+		return io.EOF
+	}
+	return nil
+}
+
+func (s *sliceSource) Close() error { return nil }
+
+// echo is a Processor that emits one alert per reading, whose Signal records
+// the device and whose Value counts that device's readings, and checks that
+// each device's readings arrive in stream order.
+type echo struct {
+	t       *testing.T
+	lastSeq map[string]uint64
+	seen    map[string]int
+}
+
+func newEcho(t *testing.T) *echo {
+	return &echo{t: t, lastSeq: map[string]uint64{}, seen: map[string]int{}}
+}
+
+func (e *echo) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	if last, ok := e.lastSeq[r.Device]; ok && r.Seq <= last {
+		e.t.Errorf("device %s: reading %d after %d: per-device order broken", r.Device, r.Seq, last)
+	}
+	e.lastSeq[r.Device] = r.Seq
+	e.seen[r.Device]++
+	return append(out, pipeline.Alert{Seq: r.Seq, Time: r.Time, Device: r.Device, Kind: "echo", State: pipeline.Firing, Value: float64(e.seen[r.Device])})
+}
+
+func (e *echo) Devices() int { return len(e.lastSeq) }
+
+// collect is a Sink that keeps what it is given.
+type collect struct {
+	mu     sync.Mutex
+	alerts []pipeline.Alert
+	delay  time.Duration
+	err    error
+}
+
+func (c *collect) Write(ctx context.Context, batch []pipeline.Alert) error {
+	if c.delay > 0 {
+		select {
+		case <-time.After(c.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	c.alerts = append(c.alerts, batch...)
+	return nil
+}
+
+func (c *collect) Close() error { return nil }
+
+func (c *collect) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.alerts)
+}
+
+func payload(i, devices int) []byte {
+	return fmt.Appendf(nil, `{"timestamp":%d,"node_id":"dev-%d","data":{"p":%d.5}}`, 1763719200000+int64(i), i%devices, i%10)
+}
+
+func payloads(n, devices int) [][]byte {
+	ps := make([][]byte, n)
+	for i := range ps {
+		ps[i] = payload(i, devices)
+	}
+	return ps
+}
+
+// TestRunOrderAndBackpressure pushes many frames through tiny batches and
+// queues and a slow sink: nothing is dropped, each device's readings reach its
+// shard in order, and the sink sees alerts in stream order.
+func TestRunOrderAndBackpressure(t *testing.T) {
+	const n, devices = 20000, 97
+	for _, tc := range []struct{ workers, decoders, batch, inflight int }{
+		{1, 1, 512, 0}, {3, 2, 7, 3}, {4, 4, 1, 2}, {2, 3, 64, 1},
+	} {
+		t.Run(fmt.Sprintf("w%d-d%d-b%d-q%d", tc.workers, tc.decoders, tc.batch, tc.inflight), func(t *testing.T) {
+			sink := &collect{}
+			p, err := pipeline.New(pipeline.Config{
+				Workers: tc.workers, Decoders: tc.decoders, BatchSize: tc.batch, InFlight: tc.inflight,
+				NewProcessor: func(int) pipeline.Processor { return newEcho(t) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Run(context.Background(), &sliceSource{payloads: payloads(n, devices)}, sink); err != nil {
+				t.Fatal(err)
+			}
+			if got := sink.len(); got != n {
+				t.Fatalf("sink got %d alerts; want %d (one per frame)", got, n)
+			}
+			for i, a := range sink.alerts {
+				if a.Seq != uint64(i) {
+					t.Fatalf("alert %d has Seq %d; want %d: stream order broken", i, a.Seq, i)
+				}
+			}
+			st := p.Stats()
+			if st.Frames != n || st.Decoded != n || st.Processed != n || st.Devices != devices {
+				t.Fatalf("stats frames=%d decoded=%d processed=%d devices=%d; want %d, %d, %d, %d",
+					st.Frames, st.Decoded, st.Processed, st.Devices, n, n, n, devices)
+			}
+			if st.Alerts["echo/firing"] != n {
+				t.Fatalf("alert counts %v; want echo/firing=%d", st.Alerts, n)
+			}
+		})
+	}
+}
+
+// TestRunRejections: bad frames are counted by reason and dead-lettered with
+// their reason and line; the good frames around them are all processed.
+func TestRunRejections(t *testing.T) {
+	ps := [][]byte{
+		payload(0, 3),
+		[]byte(`{"node_id":"x","data":{"p":1}}`), // missing_timestamp
+		[]byte(`not json`),                       // malformed_json
+		payload(1, 3),
+		[]byte(`{"timestamp":1,"node_id":"x","data":{"p":NaN}}`), // invalid_value
+		[]byte(`{"timestamp":1,"data":{"p":1}}`),                 // missing_node_id
+		payload(2, 3),
+	}
+	var dead bytes.Buffer
+	sink := &collect{}
+	p, err := pipeline.New(pipeline.Config{
+		Workers: 2, Decoders: 2, BatchSize: 2,
+		NewProcessor: func(int) pipeline.Processor { return newEcho(t) },
+		DeadLetter:   &dead,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background(), &sliceSource{payloads: ps}, sink); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	want := map[string]uint64{"missing_timestamp": 1, "malformed_json": 1, "invalid_value": 1, "missing_node_id": 1}
+	if fmt.Sprint(st.Rejected) != fmt.Sprint(want) {
+		t.Errorf("rejected %v; want %v", st.Rejected, want)
+	}
+	if st.Decoded != 3 || sink.len() != 3 {
+		t.Errorf("decoded %d, alerts %d; want 3 and 3", st.Decoded, sink.len())
+	}
+	lines := strings.Split(strings.TrimSpace(dead.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("dead letters:\n%s\nwant 4 lines", dead.String())
+	}
+	wantLines := []int64{2, 3, 5, 6}
+	wantReasons := []string{"missing_timestamp", "malformed_json", "invalid_value", "missing_node_id"}
+	for i, l := range lines {
+		var d struct {
+			Reason, Error, Payload string
+			Line                   int64
+		}
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("dead letter %q: %v", l, err)
+		}
+		if d.Reason != wantReasons[i] || d.Line != wantLines[i] || d.Payload != string(ps[wantLines[i]-1]) || d.Error == "" {
+			t.Errorf("dead letter %d = %+v; want reason %s, line %d and the payload", i, d, wantReasons[i], wantLines[i])
+		}
+	}
+}
+
+// TestRunAckAfterSink: each batch is acknowledged exactly once, in order,
+// and only after the alerts of its frames reached the sink.
+func TestRunAckAfterSink(t *testing.T) {
+	const n = 1000
+	sink := &collect{}
+	acks := &ackLog{written: sink.len}
+	p, err := pipeline.New(pipeline.Config{
+		Workers: 2, Decoders: 2, BatchSize: 64,
+		NewProcessor: func(int) pipeline.Processor { return newEcho(t) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background(), &sliceSource{payloads: payloads(n, 5), acks: acks}, sink); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i, c := range acks.calls {
+		total += c
+		if acks.seen[i] < total {
+			t.Fatalf("ack %d came when %d alerts were written; want at least %d", i, acks.seen[i], total)
+		}
+	}
+	if total != n {
+		t.Fatalf("acks cover %d frames; want %d", total, n)
+	}
+}
+
+// endless yields frames until ctx is cancelled.
+type endless struct{ i int }
+
+func (s *endless) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for range max {
+		b.Add("", payload(s.i, 10), 0, "endless", int64(s.i))
+		s.i++
+	}
+	time.Sleep(time.Millisecond) // a live source's pace (fake time in synctest)
+	return nil
+}
+
+func (s *endless) Close() error { return nil }
+
+// TestRunCancelDrains: cancelling ctx stops the source; every frame already
+// read is processed and written; Run returns nil with no goroutine left
+// (synctest fails the test on a leak).
+func TestRunCancelDrains(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		sink := &collect{}
+		p, err := pipeline.New(pipeline.Config{
+			Workers: 2, Decoders: 2, BatchSize: 16,
+			NewProcessor: func(int) pipeline.Processor { return newEcho(t) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx, &endless{}, sink) }()
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run after cancel = %v; want nil", err)
+		}
+		st := p.Stats()
+		if st.Frames == 0 || uint64(sink.len()) != st.Frames || st.Processed != st.Frames {
+			t.Fatalf("read %d frames, processed %d, wrote %d alerts; want all equal and > 0", st.Frames, st.Processed, sink.len())
+		}
+	})
+}
+
+// TestRunHardDeadline: a sink that never finishes cannot hold shutdown
+// hostage: after the drain timeout Run returns.
+func TestRunHardDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		sink := &collect{delay: time.Hour}
+		p, err := pipeline.New(pipeline.Config{
+			Workers: 1, Decoders: 1, BatchSize: 4, DrainTimeout: 5 * time.Second,
+			NewProcessor: func(int) pipeline.Processor { return newEcho(t) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- p.Run(ctx, &endless{}, sink) }()
+		time.Sleep(10 * time.Millisecond)
+		cancel()
+		err = <-done
+		if d := time.Since(start); d < 5*time.Second || d > 6*time.Second {
+			t.Fatalf("Run returned after %v; want about the 5 s drain timeout", d)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v; want the sink's cancellation error", err)
+		}
+	})
+}
+
+func TestRunSourceError(t *testing.T) {
+	boom := errors.New("disk on fire")
+	p, err := pipeline.New(pipeline.Config{NewProcessor: func(int) pipeline.Processor { return newEcho(t) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &collect{}
+	err = p.Run(context.Background(), &sliceSource{payloads: payloads(100, 3), err: boom}, sink)
+	if !errors.Is(err, boom) {
+		t.Fatalf("Run = %v; want it to wrap %v", err, boom)
+	}
+}
+
+func TestRunSinkError(t *testing.T) {
+	boom := errors.New("collector down")
+	p, err := pipeline.New(pipeline.Config{BatchSize: 8, NewProcessor: func(int) pipeline.Processor { return newEcho(t) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Run(context.Background(), &sliceSource{payloads: payloads(10000, 3)}, &collect{err: boom})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Run = %v; want it to wrap %v", err, boom)
+	}
+}
+
+func TestRunOnce(t *testing.T) {
+	p, err := pipeline.New(pipeline.Config{NewProcessor: func(int) pipeline.Processor { return newEcho(t) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background(), &sliceSource{}, &collect{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background(), &sliceSource{}, &collect{}); err == nil {
+		t.Fatal("second Run succeeded; want an error")
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	if _, err := pipeline.New(pipeline.Config{}); err == nil {
+		t.Error("New without NewProcessor succeeded")
+	}
+	_, err := pipeline.New(pipeline.Config{
+		NewProcessor: func(int) pipeline.Processor { return nil },
+		Decoder:      pipeline.DecoderConfig{MaxPayload: -1},
+	})
+	if err == nil || !strings.Contains(err.Error(), "max_payload") {
+		t.Errorf("New with a negative max payload = %v; want an error naming max_payload", err)
+	}
+}
+
+// TestPaced: pacing at 100× real time spreads 10 s of event time over about
+// 100 ms, and hands every frame on.
+func TestPaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ps [][]byte
+		for i := range 11 {
+			ps = append(ps, fmt.Appendf(nil, `{"timestamp":%d,"node_id":"d","data":{"p":1}}`, 1763719200+i))
+		}
+		dec := pipeline.NewDecoder(pipeline.DecoderConfig{})
+		src := pipeline.Paced(&sliceSource{payloads: ps}, 100, dec.PeekTime)
+		start := time.Now()
+		var b pipeline.FrameBatch
+		var got atomic.Int64
+		for {
+			err := src.ReadBatch(context.Background(), &b, 4)
+			got.Store(int64(b.Len()))
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := time.Since(start); d != 100*time.Millisecond {
+			t.Errorf("paced replay took %v; want 100ms", d)
+		}
+		if got.Load() != 11 {
+			t.Errorf("got %d frames; want 11", got.Load())
+		}
+	})
+}
