@@ -398,7 +398,10 @@ func (d *Decoder) data(p *parser, dst *Reading) error {
 				return err
 			}
 			if !mapped {
-				if d.cfg.IgnoreUnmapped {
+				// Unmapped fields become generic signals, unless disabled or
+				// their name is unusable (empty, invalid UTF-8, controls):
+				// such a field is ignored, not worth losing the message over.
+				if d.cfg.IgnoreUnmapped || !validID(key) {
 					break
 				}
 				spec = SignalSpec{Name: d.genericName(key), Kind: Generic}

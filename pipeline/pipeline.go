@@ -112,6 +112,7 @@ type Pipeline struct {
 	rejected  [numReasons]*metrics.Counter
 	processed *metrics.Counter
 	alertsOut *metrics.Counter
+	latency   *metrics.Histogram
 	devices   []atomic.Int64
 
 	alertMu     sync.Mutex
@@ -157,6 +158,7 @@ func New(cfg Config) (*Pipeline, error) {
 		decoded:     ms.NewCounter(`vigil_frames_decoded_total`),
 		processed:   ms.NewCounter(`vigil_readings_processed_total`),
 		alertsOut:   ms.NewCounter(`vigil_alerts_emitted_total`),
+		latency:     ms.NewHistogram(`vigil_processing_latency_seconds`),
 		devices:     make([]atomic.Int64, cfg.Workers),
 		alertCounts: map[alertKey]uint64{},
 	}
@@ -420,6 +422,7 @@ func (p *Pipeline) merge(hard context.Context, sink Sink) error {
 			})
 		}
 		b.merged = out
+		p.observeLatency(&b.frames)
 		if len(out) > 0 {
 			if err := sink.Write(hard, out); err != nil {
 				return fmt.Errorf("pipeline: sink: %w", err)
@@ -434,6 +437,21 @@ func (p *Pipeline) merge(hard context.Context, sink Sink) error {
 		p.free <- b
 	}
 	return nil
+}
+
+// observeLatency records, for live frames (those with an arrival time), the
+// time from receipt to the detection decision. It is a metric only: detection
+// never reads the clock.
+func (p *Pipeline) observeLatency(fb *FrameBatch) {
+	if len(fb.Frames) == 0 || fb.Frames[0].Arrival == 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	for i := range fb.Frames {
+		if a := fb.Frames[i].Arrival; a != 0 {
+			p.latency.Update(float64(now-a) / 1e9)
+		}
+	}
 }
 
 func (p *Pipeline) countAlerts(as []Alert) {

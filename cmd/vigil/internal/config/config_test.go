@@ -1,0 +1,104 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+func TestDefaultsWithoutFile(t *testing.T) {
+	f, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := f.DecoderConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.MaxPayload != 64<<10 || dc.Signals["p"] != (pipeline.SignalSpec{Name: "pressure", Kind: pipeline.Pressure}) || len(dc.Signals) != 3 {
+		t.Errorf("default decoder config %+v; want 64 KiB and the p/t/v mapping", dc)
+	}
+	if f.Detectors.Overpressure.Spike.Z != 6 || f.Detectors.Baseline.WarmupSamples != 300 {
+		t.Errorf("default detectors %+v; want spike z 6, warm-up 300", f.Detectors)
+	}
+}
+
+func TestClassOverlay(t *testing.T) {
+	f, err := Parse([]byte(`
+detectors:
+  baseline: {warmup_samples: 100, warmup_duration: 2m}
+  overpressure:
+    limit: 8
+    spike: {z: 5}
+classes:
+  - name: presses
+    devices: ["press-*"]
+    detectors:
+      overpressure: {limit: 12}
+  - name: plain
+    devices: ["pump-*"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := f.Detectors
+	if *top.Overpressure.Limit != 8 || top.Overpressure.Spike.Z != 5 || top.Overpressure.Spike.Hold != 2 {
+		t.Errorf("top-level overpressure %+v; want limit 8, z 5 and the default hold 2 kept", top.Overpressure)
+	}
+	if top.Baseline.WarmupDuration != 2*time.Minute {
+		t.Errorf("warmup_duration = %v; want 2m", top.Baseline.WarmupDuration)
+	}
+	dc := f.DetectorConfig()
+	if len(dc.Classes) != 2 {
+		t.Fatalf("%d classes; want 2", len(dc.Classes))
+	}
+	presses := dc.Classes[0].Params
+	if *presses.Overpressure.Limit != 12 {
+		t.Errorf("class limit %v; want 12", *presses.Overpressure.Limit)
+	}
+	if presses.Overpressure.Spike.Z != 5 || presses.Baseline.WarmupSamples != 100 {
+		t.Errorf("class did not inherit the top-level values: z %v warm-up %d; want 5 and 100", presses.Overpressure.Spike.Z, presses.Baseline.WarmupSamples)
+	}
+	if *top.Overpressure.Limit != 8 {
+		t.Errorf("the class changed the top-level limit to %v", *top.Overpressure.Limit)
+	}
+	if plain := dc.Classes[1].Params; *plain.Overpressure.Limit != 8 {
+		t.Errorf("class without overrides has limit %v; want the top-level 8", *plain.Overpressure.Limit)
+	}
+}
+
+func TestSignalsReplaceDefaults(t *testing.T) {
+	f, err := Parse([]byte("decoder:\n  signals:\n    pres: {name: pressure, kind: pressure}\n    temp_c: {kind: temperature}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := f.DecoderConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dc.Signals) != 2 || dc.Signals["pres"].Kind != pipeline.Pressure || dc.Signals["temp_c"].Name != "temp_c" {
+		t.Errorf("signals %+v; want exactly pres→pressure and temp_c (named after its field)", dc.Signals)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"decoder: {max_payload: -5}", "max_payload"},
+		{"decoder:\n  signals:\n    a: {name: x, kind: pressure}\n    b: {name: x, kind: pressure}\n", `both map to signal "x"`},
+		{"pipeline: {workers: -1}", "pipeline: workers"},
+		{"detectors: {hysteresis: 2}", "hysteresis"},
+		{"detectors:\n  thermal: {high: 10, low: 20}\n", "low (20) must be below high (10)"},
+		{"detectors:\n  baseline: {half_life: 0}\n", "half_life"},
+		{"detectors:\n  baseline: {warmup_duration: soon}\n", "line 2: cannot unmarshal !!str `soon` into time.Duration"},
+		{"classes:\n  - name: a\n    devices: [x]\n  - name: a\n    devices: [y]\n", "duplicate class name"},
+		{"classes:\n  - name: a\n    devices: [x]\n    detectors: {overpressure: {spike: {zz: 1}}}\n", "field zz not found"},
+		{"nonsense: true", "field nonsense not found"},
+	} {
+		_, err := Parse([]byte(tc.text))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v; want an error containing %q", tc.text, err, tc.want)
+		}
+	}
+}
