@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"sync"
 )
@@ -54,4 +55,30 @@ func (s *JSONLines) Close() error {
 		}
 	}
 	return err
+}
+
+// Tee is a Sink that writes every batch to each of its sinks in turn. A
+// failing sink does not keep the batch from the others; the errors are
+// joined. (Per-sink spools, so that one slow destination cannot hold up the
+// rest, come with the SIEM sinks.)
+type Tee []Sink
+
+// Write implements Sink.
+func (t Tee) Write(ctx context.Context, batch []Alert) error {
+	var errs []error
+	for _, s := range t {
+		if err := s.Write(ctx, batch); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every sink and joins their errors.
+func (t Tee) Close() error {
+	var errs []error
+	for _, s := range t {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
 }
