@@ -159,6 +159,7 @@ type Decoder struct {
 	intern      map[string]string
 	scratch     []byte
 	scratchName []byte
+	peek        Reading // reused by PeekTime
 }
 
 // NewDecoder returns a decoder; zero fields of cfg take their defaults.
@@ -231,12 +232,10 @@ func (d *Decoder) Decode(payload []byte, topic string, arrival int64, dst *Readi
 // PeekTime extracts the event time of a payload without a full decode. It is
 // used to merge several logs in time order.
 func (d *Decoder) PeekTime(payload []byte) (int64, bool) {
-	var r Reading
-	r.Values = make([]Value, 0, 4)
-	if err := d.Decode(payload, "", 0, &r); err != nil {
+	if err := d.Decode(payload, "", 0, &d.peek); err != nil {
 		return 0, false
 	}
-	return r.Time, true
+	return d.peek.Time, true
 }
 
 func (d *Decoder) object(p *parser, dst *Reading) error {

@@ -26,5 +26,11 @@
 // Reading JSON lines does not allocate per line: payloads are copied straight
 // from a large read buffer into the batch, and topics are interned.
 //
+// A read error ends a source: ReadBatch returns it wrapped with the file name
+// (file: read "x.log.gz" after line 12: unexpected EOF), together with the
+// frames read before it, and returns it again on later calls. When ctx is done
+// ReadBatch returns ctx.Err(); the source can be read on with another ctx,
+// except a gzip stream whose read was cut short.
+//
 // [Merge] replays several sources as one stream in event-time order.
 package file

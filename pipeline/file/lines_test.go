@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"unsafe"
 
 	"github.com/vigil-iot/vigil/pipeline"
@@ -364,4 +365,64 @@ func TestReadLinesAllocs(t *testing.T) {
 	if allocs := testing.AllocsPerRun(100, read); allocs != 0 {
 		t.Errorf("got %v allocations per batch of 512 lines; want 0", allocs)
 	}
+}
+
+// refLines is the line format in its plainest form, the oracle for FuzzLines.
+func refLines(in string, maxLine int) []rec {
+	lines := strings.Split(in, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	var out []rec
+	for i, l := range lines {
+		l = strings.TrimSuffix(l, "\r")
+		rest := strings.TrimLeft(l, " \t")
+		if rest == "" {
+			continue
+		}
+		topic, payload := "", l
+		if rest[0] != '{' && rest[0] != '[' {
+			if t, p, _ := strings.Cut(rest, " "); len(t) <= maxTopic {
+				topic, payload = t, p
+			}
+		}
+		if len(payload) > maxLine {
+			payload = payload[:maxLine+1]
+		}
+		out = append(out, rec{topic, payload, "f", int64(i + 1)})
+	}
+	return out
+}
+
+func FuzzLines(f *testing.F) {
+	f.Add("{\"a\":1}\nt/1 {\"b\":2}\r\n\n t \r\n[1]", 8)
+	f.Add("\r\r\n\t\n{\"long\":\"0123456789\"}", 4)
+	f.Add("topic-only\nx y z\n", 1)
+	f.Fuzz(func(t *testing.T, in string, maxLine int) {
+		if strings.HasPrefix(in, "\x1f\x8b") {
+			t.Skip("gzip magic: not a line format input")
+		}
+		maxLine = 1 + abs(maxLine)%64
+		want := refLines(in, maxLine)
+		for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in)), iotest.HalfReader(strings.NewReader(in))} {
+			src, err := NewReader(r, "f", Options{MaxLine: maxLine})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := readAll(t, src, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("MaxLine %d, %T:\ngot  %v\nwant %v", maxLine, r, got, want)
+			}
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
