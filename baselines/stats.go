@@ -128,10 +128,14 @@ type Stats struct {
 	Last  float64
 	LastT int64
 	// RateMean and RateVar are the EW mean and variance of the rate of change
-	// (units per second); RatePeak is a slowly decaying envelope of the largest
-	// |rate| seen in normal operation.
-	RateMean, RateVar, RatePeak float64
+	// (units per second); RiseMax and FallMax are slowly decaying envelopes of
+	// the fastest rise and the fastest fall (as a positive number) seen in
+	// normal operation.
+	RateMean, RateVar, RiseMax, FallMax float64
 }
+
+// RatePeak is the envelope of the fastest normal change either way.
+func (s *Stats) RatePeak() float64 { return max(s.RiseMax, s.FallMax) }
 
 // Std is the EW standard deviation.
 func (s *Stats) Std() float64 { return math.Sqrt(s.Var) }
@@ -176,6 +180,11 @@ func (s *Stats) Rate(x float64, t int64) (float64, bool) {
 func (l *Learner) Observe(s *Stats, x float64, t int64, learn bool) bool {
 	rate, haveRate := s.Rate(x, t)
 	s.Last, s.LastT = x, t
+	if s.Gated > 0 && (l.cfg.RelearnAfter == 0 || int(s.Gated) <= l.cfg.RelearnAfter) {
+		// The previous sample was kept out: a rate from an anomalous sample
+		// back to a normal one says nothing about normal rates.
+		haveRate = false
+	}
 	if !learn && s.N > 0 {
 		s.Gated++
 		if l.cfg.RelearnAfter == 0 || int(s.Gated) <= l.cfg.RelearnAfter {
@@ -228,15 +237,17 @@ func (l *Learner) learn(s *Stats, x float64, t int64, rate float64, haveRate boo
 		s.MAD -= min(1.6*a*scale, s.MAD-dev)
 	}
 
-	if haveRate && s.RateMean == 0 && s.RateVar == 0 && s.RatePeak == 0 {
-		s.RateMean = rate // the first rate seen (or a signal that never moved)
-		s.RatePeak = math.Abs(rate)
-	} else if haveRate {
-		rd := rate - s.RateMean
-		rinc := a * rd
-		s.RateMean += rinc
-		s.RateVar = (1 - a) * (s.RateVar + rd*rinc)
-		s.RatePeak = max(s.RatePeak*l.rateDecay, math.Abs(rate))
+	if haveRate {
+		if s.RateMean == 0 && s.RateVar == 0 && s.RiseMax == 0 && s.FallMax == 0 {
+			s.RateMean = rate // the first rate seen (or a signal that never moved)
+		} else {
+			rd := rate - s.RateMean
+			rinc := a * rd
+			s.RateMean += rinc
+			s.RateVar = (1 - a) * (s.RateVar + rd*rinc)
+		}
+		s.RiseMax = max(s.RiseMax*l.rateDecay, rate)
+		s.FallMax = max(s.FallMax*l.rateDecay, -rate)
 	}
 	if !s.Warm && int(s.N) >= l.cfg.WarmupSamples &&
 		(l.cfg.WarmupDuration == 0 || t-s.First >= int64(l.cfg.WarmupDuration)) {

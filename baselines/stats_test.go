@@ -387,7 +387,7 @@ func TestPoisoningGuard(t *testing.T) {
 			t.Fatalf("gated sample %d after the baseline started relearning was not learned (N = %d)", learnedAt+i+1, s.N)
 		}
 	}
-	if s.Mean == before.Mean || s.Var == before.Var || s.Median == before.Median || s.RatePeak == before.RatePeak {
+	if s.Mean == before.Mean || s.Var == before.Var || s.Median == before.Median || s.RatePeak() == before.RatePeak() {
 		t.Errorf("relearning did not change the estimates: %+v", s)
 	}
 
@@ -489,8 +489,8 @@ func TestRate(t *testing.T) {
 		t.Errorf("Rate on an empty baseline = %v, true; want false", r)
 	}
 	l.Observe(&s, 10, t0, true)
-	if s.RatePeak != 0 || s.RateMean != 0 {
-		t.Errorf("after the first sample RatePeak, RateMean = %v, %v; want 0, 0", s.RatePeak, s.RateMean)
+	if s.RatePeak() != 0 || s.RateMean != 0 {
+		t.Errorf("after the first sample RatePeak, RateMean = %v, %v; want 0, 0", s.RatePeak(), s.RateMean)
 	}
 	if r, ok := s.Rate(14, t0+2e9); !ok || r != 2 {
 		t.Errorf("Rate(14, +2s) after 10 = %v, %v; want 2, true", r, ok)
@@ -506,12 +506,12 @@ func TestRate(t *testing.T) {
 	}
 
 	l.Observe(&s, 14, t0+2e9, true)
-	if s.RatePeak != 2 {
-		t.Fatalf("RatePeak = %v; want 2", s.RatePeak)
+	if s.RatePeak() != 2 {
+		t.Fatalf("RatePeak = %v; want 2", s.RatePeak())
 	}
 	l.Observe(&s, 14, t0+2e9, true) // same timestamp: no rate, no decay
-	if s.RatePeak != 2 {
-		t.Errorf("RatePeak after a sample with no rate = %v; want 2", s.RatePeak)
+	if s.RatePeak() != 2 {
+		t.Errorf("RatePeak after a sample with no rate = %v; want 2", s.RatePeak())
 	}
 	// A flat signal: the envelope halves every RatePeakHalfLife samples.
 	ts := t0 + 2e9
@@ -519,26 +519,26 @@ func TestRate(t *testing.T) {
 		ts += 1e9
 		l.Observe(&s, 14, ts, true)
 	}
-	if relErr(s.RatePeak, 1) > 1e-12 {
-		t.Errorf("RatePeak after %d flat samples = %.15g; want 1", peakHalfLife, s.RatePeak)
+	if relErr(s.RatePeak(), 1) > 1e-12 {
+		t.Errorf("RatePeak after %d flat samples = %.15g; want 1", peakHalfLife, s.RatePeak())
 	}
 	// A smaller rate does not raise it; a larger |rate| replaces it.
 	ts += 1e9
 	l.Observe(&s, 14.5, ts, true)
-	if s.RatePeak >= 1 || s.RatePeak < 0.99 {
-		t.Errorf("RatePeak after a rate of 0.5 = %v; want the decayed 1", s.RatePeak)
+	if s.RatePeak() >= 1 || s.RatePeak() < 0.99 {
+		t.Errorf("RatePeak after a rate of 0.5 = %v; want the decayed 1", s.RatePeak())
 	}
 	ts += 1e9
 	l.Observe(&s, 4.5, ts, true)
-	if s.RatePeak != 10 {
-		t.Errorf("RatePeak after a rate of -10 = %v; want 10", s.RatePeak)
+	if s.RatePeak() != 10 {
+		t.Errorf("RatePeak after a rate of -10 = %v; want 10", s.RatePeak())
 	}
 	// Gated samples move Last, so the rate is measured from them, but do not
 	// touch the envelope.
 	ts += 1e9
 	l.Observe(&s, 1000, ts, false)
-	if s.RatePeak != 10 || s.Last != 1000 || s.LastT != ts {
-		t.Errorf("after a gated sample RatePeak, Last, LastT = %v, %v, %d; want 10, 1000, %d", s.RatePeak, s.Last, s.LastT, ts)
+	if s.RatePeak() != 10 || s.Last != 1000 || s.LastT != ts {
+		t.Errorf("after a gated sample RatePeak, Last, LastT = %v, %v, %d; want 10, 1000, %d", s.RatePeak(), s.Last, s.LastT, ts)
 	}
 	if r, ok := s.Rate(1000, ts+1e9); !ok || r != 0 {
 		t.Errorf("Rate after a gated sample = %v, %v; want 0, true (measured from the gated sample)", r, ok)
@@ -661,7 +661,7 @@ func TestStatsIsPlainData(t *testing.T) {
 			t.Fatalf("step %d: copies diverged:\n%+v (learned %v)\n%+v (learned %v)", i, a, la, b, lb)
 		}
 	}
-	if a.N == 0 || !a.Warm || a.Gated == 0 && a.RatePeak == 0 {
+	if a.N == 0 || !a.Warm || a.Gated == 0 && a.RatePeak() == 0 {
 		t.Errorf("stream did not exercise the learner: %+v", a)
 	}
 }

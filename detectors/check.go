@@ -136,10 +136,14 @@ const cusumStart = 30
 func (c CUSUM) threshold(peak float64) float64 { return max(c.H, c.Margin*peak) }
 
 // step advances a CUSUM sum and its excursion peak with deviation z and
-// returns the verdict. The sum is capped at twice the decision level so that
-// it comes back down soon after the shift ends.
+// returns the verdict. One sample adds at most H/4 to the sum (z is clipped at
+// K + H/4), so a single glitch cannot pass for a sustained shift: it takes at
+// least four samples to fire; spikes have their own check. The sum is capped
+// at twice the decision level so that it comes back down soon after the shift
+// ends.
 func (c CUSUM) step(sum, exc *float64, peak, z float64, sev pipeline.Severity) Verdict {
 	thr := c.threshold(peak)
+	z = min(z, c.K+c.H/4)
 	*sum = min(max(0, *sum+z-c.K), 2*thr)
 	*exc = max(*exc, *sum)
 	return Verdict{Score: *sum / thr, Severity: sev, Stat: *sum, Threshold: thr}
@@ -233,9 +237,10 @@ func (r RateLimit) validate(name string) error {
 }
 
 // verdict judges rate (signed for the side tested; negative is never
-// anomalous) against the envelope, floored so a flat signal still has a limit.
-func (r RateLimit) verdict(rate float64, st *baselines.Stats, floor float64) Verdict {
-	thr := r.Factor * max(st.RatePeak, floor)
+// anomalous) against envelope, the fastest normal change on that side,
+// floored so a flat signal still has a limit.
+func (r RateLimit) verdict(rate, envelope, floor float64) Verdict {
+	thr := r.Factor * max(envelope, floor)
 	return Verdict{Score: rate / thr, Severity: pipeline.Warning, Stat: rate, Threshold: thr}
 }
 

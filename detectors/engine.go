@@ -195,6 +195,7 @@ type Device struct {
 type Engine struct {
 	set     *Set
 	devices map[string]*Device
+	vs      [maxChecks]Verdict // scratch: an array passed to an interface method would escape
 }
 
 // NewEngine returns an empty engine for one shard.
@@ -233,8 +234,9 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		s := d.signal(val)
 		det := p.detectors[s.Kind]
 		checks := det.Checks()
-		var vs [maxChecks]Verdict
-		det.Judge(val.V, r.Time, s, p.learner, vs[:len(checks)])
+		vs := e.vs[:len(checks)]
+		clear(vs)
+		det.Judge(val.V, r.Time, s, p.learner, vs)
 		learn := true
 		for c := range checks {
 			v := vs[c]
@@ -253,9 +255,21 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 				out = append(out, e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base))
 			}
 		}
+		wasWarm := s.Base.Warm
 		p.learner.Observe(&s.Base, val.V, r.Time, learn)
+		if s.Base.Warm && !wasWarm {
+			s.endWarmup()
+		}
 	}
 	return out
+}
+
+// endWarmup clears the detectors' running sums when the baseline becomes warm:
+// they ran silently during warm-up to learn their envelopes, and whatever
+// happened in the last warm-up samples must not fire on the first warm one.
+func (s *SignalState) endWarmup() {
+	s.CusumHi, s.CusumLo, s.ExcHi, s.ExcLo = 0, 0, 0, 0
+	s.ShortMean, s.ShortVar = s.Base.Mean, s.Base.Var
 }
 
 // signal returns the state of a reading's signal, adding it on first sight.

@@ -82,7 +82,9 @@ func (o *Overpressure) Judge(x float64, t int64, s *SignalState, l *baselines.Le
 		return
 	}
 	v[1] = o.cfg.Spike.verdict(x, x-s.Base.Median, l.Spread(&s.Base), &s.Base, true)
-	if rate, ok := s.Base.Rate(x, t); ok {
-		v[3] = o.cfg.Rate.verdict(rate, &s.Base, rateFloor(l, &s.Base))
+	// A fast rise is overpressure only if it ends above the normal band: a
+	// quick recovery from a dip is not.
+	if rate, ok := s.Base.Rate(x, t); ok && x > s.Base.Median+l.Spread(&s.Base) {
+		v[3] = o.cfg.Rate.verdict(rate, s.Base.RiseMax, rateFloor(l, &s.Base))
 	}
 }

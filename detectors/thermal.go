@@ -105,7 +105,7 @@ func (th *Thermal) Judge(x float64, t int64, s *SignalState, l *baselines.Learne
 	}
 	v[2] = th.cfg.Fluctuation.verdict(s, l)
 	if rate, ok := s.Base.Rate(x, t); ok {
-		v[3] = th.cfg.Rate.verdict(math.Abs(rate), &s.Base, rateFloor(l, &s.Base))
+		v[3] = th.cfg.Rate.verdict(math.Abs(rate), s.Base.RatePeak(), rateFloor(l, &s.Base))
 	}
 }
 

@@ -91,7 +91,7 @@ func (vd *Vibration) Judge(x float64, t int64, s *SignalState, l *baselines.Lear
 	z := vd.cfg.Zones
 	switch {
 	case x >= z.CD:
-		v[0] = Verdict{Score: ratioAbove(x, z.BC), Severity: pipeline.Critical, Stat: x, Threshold: z.CD}
+		v[0] = Verdict{Score: ratioAbove(x, z.CD), Severity: pipeline.Critical, Stat: x, Threshold: z.CD}
 	default:
 		v[0] = upperLimit(x, &z.BC, pipeline.Warning)
 	}
