@@ -51,7 +51,7 @@ func TestScorecard(t *testing.T) {
 	fired := []pipeline.Alert{
 		{Device: "d1", Kind: "overpressure", State: pipeline.Firing, Time: at(11).UnixNano()},
 		{Device: "d2", Kind: "vibration", State: pipeline.Firing, Time: at(12).UnixNano()}, // wrong kind: inside the window, not a catch
-		{Device: "d4", Kind: "thermal", State: pipeline.Firing, Time: at(30).UnixNano()},  // false alarm
+		{Device: "d4", Kind: "thermal", State: pipeline.Firing, Time: at(30).UnixNano()},   // false alarm
 	}
 	sc := score(labels, fired, at(120).UnixNano())
 	if sc.injected["overpressure"] != 1 || sc.caught["overpressure"] != 1 || sc.injected["thermal"] != 1 || sc.caught["thermal"] != 0 {
