@@ -300,8 +300,12 @@ func (p *Pipeline) decode() {
 	n := uint64(p.cfg.Workers)
 	for b := range p.decodeQ {
 		frames := b.frames.Frames
+		// Grow each slice on its own: slices.Grow may round capacities
+		// differently, and live batches vary in size.
 		if cap(b.readings) < len(frames) {
 			b.readings = slices.Grow(b.readings[:0], len(frames))
+		}
+		if cap(b.errs) < len(frames) {
 			b.errs = slices.Grow(b.errs[:0], len(frames))
 		}
 		b.readings = b.readings[:len(frames)]

@@ -406,3 +406,53 @@ func TestPaced(t *testing.T) {
 		}
 	})
 }
+
+// varied yields batches of varying sizes, as a live source does.
+type varied struct {
+	sizes []int
+	i, n  int
+}
+
+func (s *varied) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int) error {
+	if s.i >= len(s.sizes) {
+		return io.EOF
+	}
+	for range min(s.sizes[s.i], max) {
+		b.Add("", payload(s.n, 7), 0, "varied", int64(s.n))
+		s.n++
+	}
+	s.i++
+	return nil
+}
+
+func (s *varied) Close() error { return nil }
+
+// TestRunVaryingBatchSizes: batches that grow and shrink (live sources hand
+// over what they have) are all processed; a reused batch must grow every
+// per-frame slice it needs.
+func TestRunVaryingBatchSizes(t *testing.T) {
+	// One batch in flight, so the same batch is reused, and sizes growing
+	// one at a time, which walks through every capacity rounding step.
+	var sizes []int
+	for n := 1; n <= 64; n++ {
+		sizes = append(sizes, n)
+	}
+	for i := range 200 {
+		sizes = append(sizes, 1+(i*37)%64)
+	}
+	sink := &collect{}
+	p, err := pipeline.New(pipeline.Config{
+		Workers: 2, Decoders: 2, BatchSize: 64, InFlight: 1,
+		NewProcessor: func(int) pipeline.Processor { return newEcho(t) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &varied{sizes: sizes}
+	if err := p.Run(context.Background(), src, sink); err != nil {
+		t.Fatal(err)
+	}
+	if sink.len() != src.n {
+		t.Fatalf("%d alerts for %d frames; want one each", sink.len(), src.n)
+	}
+}
