@@ -1,0 +1,135 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+func msg(qos byte, gen uint64, topic string) message {
+	return message{pub: &paho.Publish{QoS: qos, Topic: topic, Payload: []byte(topic)}, gen: gen}
+}
+
+func TestQueue(t *testing.T) {
+	q := queue{ready: make(chan struct{}, 1)}
+	// QoS 0 is bounded, QoS 1 is not.
+	for i := range 5 {
+		if !q.push(msg(0, 0, "q0"), 3) && i < 3 {
+			t.Fatalf("QoS 0 message %d dropped below the limit", i)
+		}
+	}
+	for range 10 {
+		if !q.push(msg(1, 0, "q1"), 3) {
+			t.Fatal("QoS 1 message dropped")
+		}
+	}
+	if n := q.len(); n != 13 {
+		t.Fatalf("queued %d; want 13 (3 QoS 0 + 10 QoS 1)", n)
+	}
+	select {
+	case <-q.ready:
+	default:
+		t.Fatal("no ready signal after the first push")
+	}
+	got := q.take(nil, 4)
+	if len(got) != 4 || got[0].pub.QoS != 0 || got[3].pub.QoS != 1 {
+		t.Fatalf("take(4) = %d messages; want the 3 QoS 0 then a QoS 1 one, in order", len(got))
+	}
+	if !q.push(msg(0, 0, "q0"), 3) {
+		t.Fatal("QoS 0 message dropped after the queue drained")
+	}
+
+	// Messages of an old connection: QoS 1 ones go, QoS 0 ones stay.
+	q.push(msg(1, 1, "new"), 3)
+	if n := q.purge(1); n != 9 {
+		t.Fatalf("purged %d; want the 9 QoS 1 messages of generation 0", n)
+	}
+	got = q.take(nil, 100)
+	var topics []string
+	for _, m := range got {
+		topics = append(topics, m.pub.Topic)
+	}
+	if strings.Join(topics, ",") != "q0,new" {
+		t.Fatalf("after purge got %v; want [q0 new]", topics)
+	}
+	if q.len() != 0 || q.qos0 != 0 {
+		t.Fatalf("len %d, qos0 %d after draining; want 0, 0", q.len(), q.qos0)
+	}
+}
+
+func TestQueueCompacts(t *testing.T) {
+	q := queue{ready: make(chan struct{}, 1)}
+	for range 100 {
+		q.push(msg(1, 0, "x"), 0)
+	}
+	var dst []message
+	for range 100000 { // a consumer that keeps lagging by 100 messages
+		q.push(msg(1, 0, "x"), 0)
+		dst = q.take(dst, 1)
+	}
+	if q.len() != 100 || cap(q.items) > 4096 {
+		t.Fatalf("len %d, capacity %d: the consumed front is not reclaimed", q.len(), cap(q.items))
+	}
+}
+
+// TestSourceOnPublish drives the paho callback directly: excluded topics and
+// QoS 0 overflow are dropped and counted, the rest reach ReadBatch in order.
+func TestSourceOnPublish(t *testing.T) {
+	set := metrics.NewSet()
+	cfg := validConfig()
+	cfg.PasswordFile = ""
+	cfg.Username = ""
+	src, err := NewSource(cfg, SourceOptions{ExcludeTopicPrefix: "vigil/", MaxQueuedQoS0: 2, Metrics: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"plant/a", "vigil/alerts/x", "plant/b", "plant/c"} {
+		src.onPublish(paho.PublishReceived{Packet: &paho.Publish{QoS: 0, Topic: topic, Payload: []byte(topic)}})
+	}
+	var out bytes.Buffer
+	set.WritePrometheus(&out)
+	for _, want := range []string{
+		"vigil_mqtt_messages_received_total 2",
+		`vigil_mqtt_messages_dropped_total{reason="excluded_topic"} 1`,
+		`vigil_mqtt_messages_dropped_total{reason="qos0_overflow"} 1`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, out.String())
+		}
+	}
+	src.link.ready.Store(true) // pretend connected: ReadBatch only takes from the queue
+	var b pipeline.FrameBatch
+	if err := src.ReadBatch(t.Context(), &b, 10); err != nil {
+		t.Fatal(err)
+	}
+	if b.Len() != 2 || b.Frames[0].Topic != "plant/a" || string(b.Payload(&b.Frames[1])) != "plant/b" {
+		t.Fatalf("got %d frames %+v; want plant/a, plant/b", b.Len(), b.Frames)
+	}
+	if b.Frames[0].Origin != "mqtts://broker.example:8883" || b.Frames[0].Arrival == 0 {
+		t.Errorf("frame origin %q arrival %d", b.Frames[0].Origin, b.Frames[0].Arrival)
+	}
+	if b.Ack != nil {
+		t.Error("Ack set for a batch of QoS 0 messages")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := src.ReadBatch(ctx, &b, 10); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("empty queue: got %v; want the context's error", err)
+	}
+	src.link.ready.Store(false)
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.ReadBatch(t.Context(), &b, 10); !errors.Is(err, io.EOF) {
+		t.Fatalf("after Close: got %v; want io.EOF", err)
+	}
+}
