@@ -1,7 +1,9 @@
 // Command vigil is an anomaly-detection sidecar for industrial IoT telemetry.
 //
+//	vigil run --config FILE         run as a sidecar to an MQTT broker
+//	vigil demo                      embedded broker + simulated fleet + live view
 //	vigil replay [flags] FILE...    replay plant logs through the detection pipeline
-//	vigil simulate [flags]          generate a labelled plant log
+//	vigil simulate [flags]          generate a labelled plant log, or publish to a broker
 //	vigil config check FILE         validate a configuration file
 //
 // Run "vigil help COMMAND" for the flags of a command.
@@ -35,6 +37,8 @@ type env struct {
 
 func commands() []command {
 	return []command{
+		{"run", "run as a sidecar to an MQTT broker and republish alerts", runLive},
+		{"demo", "run an embedded broker, a simulated fleet and the pipeline, with a live view", runDemo},
 		{"replay", "replay plant logs through the detection pipeline and print alerts", runReplay},
 		{"simulate", "generate a labelled plant log from a simulated fleet", runSimulate},
 		{"config", "check a configuration file (config check FILE)", runConfig},

@@ -182,16 +182,39 @@ func (g *Generator) finish() {
 // closeEvent records the label of d's current injection, if it touched a
 // sample, and clears it.
 func (g *Generator) closeEvent(d *device) {
-	if e := &d.ev; e.kind != evNone && e.seen {
-		g.labels = append(g.labels, Label{
-			Device: d.name,
-			Kind:   eventNames[e.kind].kind,
-			Detail: eventNames[e.kind].detail,
-			Start:  time.UnixMilli(g.start + e.first).UTC(),
-			End:    time.UnixMilli(g.start + e.last).UTC(),
-		})
+	if l, ok := g.current(d); ok {
+		g.labels = append(g.labels, l)
 	}
 	d.ev = event{}
+}
+
+// current returns the label of d's injection in progress, if it has touched
+// a sample; End is its last changed sample so far.
+func (g *Generator) current(d *device) (Label, bool) {
+	e := &d.ev
+	if e.kind == evNone || !e.seen {
+		return Label{}, false
+	}
+	return Label{
+		Device: d.name,
+		Kind:   eventNames[e.kind].kind,
+		Detail: eventNames[e.kind].detail,
+		Start:  time.UnixMilli(g.start + e.first).UTC(),
+		End:    time.UnixMilli(g.start + e.last).UTC(),
+	}, true
+}
+
+// Active appends to dst the injections in progress that have changed at
+// least one sample, with End the last changed sample so far. A live consumer
+// stopping mid-stream uses it to tell alerts on an ongoing injection from
+// false alarms.
+func (g *Generator) Active(dst []Label) []Label {
+	for i := range g.devs {
+		if l, ok := g.current(&g.devs[i]); ok {
+			dst = append(dst, l)
+		}
+	}
+	return dst
 }
 
 // less orders the heap by next sample time, then device index.

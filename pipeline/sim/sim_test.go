@@ -756,3 +756,34 @@ func TestNextAllocs(t *testing.T) {
 		t.Errorf("Next: %v allocations per call; want 0", n)
 	}
 }
+
+func TestActiveReportsInjectionsInProgress(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Duration = 0
+	cfg.InjectProb = 1
+	g, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	for range 300_000 {
+		m, _ := g.Next()
+		act := g.Active(nil)
+		for _, l := range act {
+			if l.Start.After(m.Time) || l.End.After(m.Time) || l.End.Before(l.Start) {
+				t.Fatalf("active label %+v is not within the stream so far (at %v)", l, m.Time)
+			}
+		}
+		seen = max(seen, len(act))
+	}
+	if seen == 0 {
+		t.Fatal("no injection was ever reported in progress")
+	}
+	for _, l := range g.DrainLabels(nil) {
+		for _, a := range g.Active(nil) {
+			if a.Device == l.Device && a.Start.Equal(l.Start) {
+				t.Fatalf("a finished injection %+v is still reported active", l)
+			}
+		}
+	}
+}

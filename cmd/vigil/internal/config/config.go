@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigil-iot/vigil/cmd/vigil/internal/admin"
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/pipeline"
+	"github.com/vigil-iot/vigil/pipeline/mqtt"
 )
 
 // Signal maps a field under "data" to a signal name and kind.
@@ -34,7 +37,29 @@ type Pipeline struct {
 	Workers   int `yaml:"workers"`
 	Decoders  int `yaml:"decoders"`
 	BatchSize int `yaml:"batch_size"`
+	// DrainTimeout bounds the drain on shutdown (default 10s).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
+
+// Alerts says where alerts go.
+type Alerts struct {
+	// MQTT republishes alerts to the broker (on by default when a broker is
+	// configured).
+	MQTT AlertsMQTT `yaml:"mqtt"`
+	// File appends alerts as JSON lines to a file.
+	File string `yaml:"file"`
+	// Stdout writes alerts as JSON lines to standard output.
+	Stdout bool `yaml:"stdout"`
+}
+
+// AlertsMQTT is the MQTT alert publisher.
+type AlertsMQTT struct {
+	Enabled               *bool `yaml:"enabled"`
+	mqtt.PublisherOptions `yaml:",inline"`
+}
+
+// On reports whether alerts are republished over MQTT.
+func (a AlertsMQTT) On() bool { return a.Enabled == nil || *a.Enabled }
 
 // Class is a device class in the file: its detectors section overlays the
 // top-level one.
@@ -46,17 +71,27 @@ type Class struct {
 
 // File is the configuration file.
 type File struct {
-	Decoder   Decoder           `yaml:"decoder"`
-	Pipeline  Pipeline          `yaml:"pipeline"`
-	Detectors detectors.Params  `yaml:"detectors"`
-	Classes   []Class           `yaml:"classes"`
-	resolved  []detectors.Class `yaml:"-"`
+	// MQTT is the broker connection of "vigil run" (and the alert publisher).
+	MQTT mqtt.Config `yaml:"mqtt"`
+	// Source tunes the MQTT source.
+	Source    mqtt.SourceOptions `yaml:"source"`
+	Alerts    Alerts             `yaml:"alerts"`
+	Metrics   admin.Config       `yaml:"metrics"`
+	Decoder   Decoder            `yaml:"decoder"`
+	Pipeline  Pipeline           `yaml:"pipeline"`
+	Detectors detectors.Params   `yaml:"detectors"`
+	Classes   []Class            `yaml:"classes"`
+	resolved  []detectors.Class  `yaml:"-"`
 }
 
 // Default returns the configuration used when there is no file.
 func Default() *File {
 	f := &File{
+		MQTT:      mqtt.DefaultConfig(),
+		Source:    mqtt.SourceOptions{ExcludeTopicPrefix: "vigil/"},
+		Metrics:   admin.Config{Listen: "127.0.0.1:9464"},
 		Decoder:   Decoder{MaxPayload: 64 << 10, MaxSignals: 32, Signals: map[string]Signal{}},
+		Pipeline:  Pipeline{DrainTimeout: 10 * time.Second},
 		Detectors: detectors.DefaultParams(),
 	}
 	for field, s := range pipeline.DefaultSignals() {
@@ -146,7 +181,12 @@ func (f *File) Validate() error {
 	} else if err := dc.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("decoder.%w", err))
 	}
-	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 {
+	if f.MQTT.Broker != "" {
+		if err := f.MQTT.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("mqtt: %w", err))
+		}
+	}
+	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 || f.Pipeline.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("pipeline: workers, decoders and batch_size must not be negative"))
 	}
 	dcfg := f.DetectorConfig()
