@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"runtime/debug"
 	"strconv"
 	"testing"
 
@@ -106,6 +107,8 @@ func benchSerial(b *testing.B, w workload, decode, detect bool) {
 	b.SetBytes(w.size)
 	b.ReportAllocs()
 	var msgs uint64
+	debug.FreeOSMemory()
+	cpu0 := cpuTime()
 	for b.Loop() {
 		src, err := file.Open(w.path, file.Options{})
 		if err != nil {
@@ -146,4 +149,5 @@ func benchSerial(b *testing.B, w workload, decode, detect bool) {
 		b.Fatalf("read %d frames; want %d", msgs, want)
 	}
 	b.ReportMetric(float64(msgs)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(msgs), "cpu-ns/msg")
 }

@@ -115,8 +115,9 @@ type Pipeline struct {
 	latency   *metrics.Histogram
 	devices   []atomic.Int64
 
-	alertMu     sync.Mutex
-	alertCounts map[alertKey]uint64
+	alertMu       sync.Mutex
+	alertCounts   map[alertKey]uint64
+	alertCounters map[alertMetric]*metrics.Counter
 
 	started, finished time.Time
 	ran               atomic.Bool
@@ -125,6 +126,12 @@ type Pipeline struct {
 type alertKey struct {
 	kind  string
 	state AlertState
+}
+
+type alertMetric struct {
+	kind     string
+	severity Severity
+	state    AlertState
 }
 
 // New builds a pipeline.
@@ -161,6 +168,8 @@ func New(cfg Config) (*Pipeline, error) {
 		latency:     ms.NewHistogram(`vigil_processing_latency_seconds`),
 		devices:     make([]atomic.Int64, cfg.Workers),
 		alertCounts: map[alertKey]uint64{},
+
+		alertCounters: map[alertMetric]*metrics.Counter{},
 	}
 	for _, r := range Reasons() {
 		p.rejected[r] = ms.NewCounter(fmt.Sprintf(`vigil_frames_rejected_total{reason=%q}`, r.String()))
@@ -303,7 +312,19 @@ func (p *Pipeline) decode() {
 		// Grow each slice on its own: slices.Grow may round capacities
 		// differently, and live batches vary in size.
 		if cap(b.readings) < len(frames) {
-			b.readings = slices.Grow(b.readings[:0], len(frames))
+			// Every slot up to the capacity has been set up before; new
+			// slots get room for four signals each from one array, so they
+			// do not grow by appends one at a time on first use.
+			all := b.readings[:cap(b.readings)]
+			old := len(all)
+			all = slices.Grow(all, len(frames)-old)
+			all = all[:cap(all)]
+			vals := make([]Value, 4*(len(all)-old))
+			for i := old; i < len(all); i++ {
+				j := 4 * (i - old)
+				all[i].Values = vals[j : j : j+4]
+			}
+			b.readings = all
 		}
 		if cap(b.errs) < len(frames) {
 			b.errs = slices.Grow(b.errs[:0], len(frames))
@@ -464,8 +485,14 @@ func (p *Pipeline) countAlerts(as []Alert) {
 	for i := range as {
 		a := &as[i]
 		p.alertCounts[alertKey{kind: a.Kind, state: a.State}]++
-		p.cfg.Metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_alerts_total{kind=%q,severity=%q,state=%q}`,
-			a.Kind, a.Severity, a.State)).Inc()
+		k := alertMetric{kind: a.Kind, severity: a.Severity, state: a.State}
+		c := p.alertCounters[k]
+		if c == nil {
+			c = p.cfg.Metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_alerts_total{kind=%q,severity=%q,state=%q}`,
+				a.Kind, a.Severity, a.State))
+			p.alertCounters[k] = c
+		}
+		c.Inc()
 	}
 }
 
