@@ -426,3 +426,16 @@ func (p *Publisher) Close() error {
 
 // Interface check.
 var _ pipeline.Sink = (*Publisher)(nil)
+
+// Publish publishes one raw message, such as simulated telemetry, and returns
+// when the broker has acknowledged it (QoS 1 or 2) or it was sent (QoS 0),
+// retrying across reconnects like Write. It connects on first use.
+func (p *Publisher) Publish(ctx context.Context, topic string, payload []byte, qos byte) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.link.start(ctx); err != nil {
+		return err
+	}
+	return p.publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: qos})
+}
