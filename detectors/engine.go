@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"path"
 	"strconv"
+	"strings"
 
 	"github.com/vigil-iot/vigil/baselines"
 	"github.com/vigil-iot/vigil/pipeline"
@@ -62,11 +63,15 @@ func (p *Params) Validate() error {
 	)
 }
 
-// Class gives the devices whose node_id matches one of Devices (path.Match
-// patterns, e.g. "press-*") their own parameters. The first matching class wins.
+// Class gives devices their own parameters: those whose node_id matches one
+// of Devices (path.Match patterns, e.g. "press-*") or whose first message
+// arrived on a topic matching one of Topics (MQTT filters, e.g.
+// "plant/hydraulics/#"). The first matching class wins; a device keeps its
+// class for life.
 type Class struct {
 	Name    string   `yaml:"name"`
 	Devices []string `yaml:"devices"`
+	Topics  []string `yaml:"topics"`
 	Params  Params   `yaml:"detectors"`
 }
 
@@ -102,8 +107,13 @@ func (cl *Class) Validate() error {
 	if cl.Name == "" {
 		errs = append(errs, errors.New("name is required"))
 	}
-	if len(cl.Devices) == 0 {
-		errs = append(errs, fmt.Errorf("%s: devices must list at least one pattern", cl.Name))
+	if len(cl.Devices) == 0 && len(cl.Topics) == 0 {
+		errs = append(errs, fmt.Errorf("%s: devices or topics must list at least one pattern", cl.Name))
+	}
+	for _, f := range cl.Topics {
+		if err := validFilter(f); err != nil {
+			errs = append(errs, fmt.Errorf("%s: bad topic filter %q: %w", cl.Name, f, err))
+		}
 	}
 	for _, pat := range cl.Devices {
 		if _, err := path.Match(pat, ""); err != nil {
@@ -166,16 +176,60 @@ func New(cfg Config) (*Set, error) {
 	return s, nil
 }
 
-// profileFor returns the index of the profile for a device.
-func (s *Set) profileFor(device string) int {
+// profileFor returns the index of the profile for a device first seen on
+// topic ("" when unknown).
+func (s *Set) profileFor(device, topic string) int {
 	for i, cl := range s.classes {
 		for _, pat := range cl.Devices {
 			if ok, _ := path.Match(pat, device); ok {
 				return i + 1
 			}
 		}
+		if topic != "" {
+			for _, f := range cl.Topics {
+				if topicMatch(f, topic) {
+					return i + 1
+				}
+			}
+		}
 	}
 	return 0
+}
+
+// validFilter checks an MQTT topic filter: "#" only as the last level, "+"
+// and "#" only as whole levels.
+func validFilter(f string) error {
+	if f == "" {
+		return errors.New("empty filter")
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#" && i != len(levels)-1:
+			return errors.New(`"#" must be the last level`)
+		case l != "#" && l != "+" && strings.ContainsAny(l, "#+"):
+			return errors.New(`"+" and "#" must stand alone in a level`)
+		}
+	}
+	return nil
+}
+
+// topicMatch reports whether topic matches the MQTT filter.
+func topicMatch(filter, topic string) bool {
+	for {
+		fl, frest, fmore := strings.Cut(filter, "/")
+		if fl == "#" {
+			return true
+		}
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
+			return false
+		}
+		if !fmore || !tmore {
+			return !fmore && !tmore || fmore && frest == "#"
+		}
+		filter, topic = frest, trest
+	}
 }
 
 // Device is everything Vigil keeps about one device. Plain data.
@@ -215,7 +269,7 @@ func (e *Engine) Device(name string) *Device { return e.devices[name] }
 func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
 	d := e.devices[r.Device]
 	if d == nil {
-		pi := e.set.profileFor(r.Device)
+		pi := e.set.profileFor(r.Device, r.Topic)
 		d = &Device{Name: r.Device, Class: e.set.profiles[pi].name, profile: pi, Signals: make([]SignalState, 0, 3)}
 		e.devices[r.Device] = d
 	}
@@ -346,3 +400,6 @@ func describeStatus(a *pipeline.Alert, _ string) string {
 	}
 	return "The device reports status 1 (warning)."
 }
+
+// TopicMatch reports whether an MQTT topic matches a filter with + and #.
+func TopicMatch(filter, topic string) bool { return topicMatch(filter, topic) }

@@ -574,7 +574,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad glob", func(c *detectors.Config) { c.Classes = []detectors.Class{class("press", "press-[")} },
 			[]string{`classes[0]: press: bad device pattern "press-["`}},
 		{"empty class devices", func(c *detectors.Config) { c.Classes = []detectors.Class{class("press")} },
-			[]string{"classes[0]: press: devices must list at least one pattern"}},
+			[]string{"classes[0]: press: devices or topics must list at least one pattern"}},
 		{"class without a name", func(c *detectors.Config) { c.Classes = []detectors.Class{class("", "x")} },
 			[]string{"classes[0]: name is required"}},
 		{"invalid class parameter", func(c *detectors.Config) {
@@ -608,5 +608,61 @@ func TestConfigValidate(t *testing.T) {
 	cfg.Classes = []detectors.Class{class("press", "press-*", "sensor-node-0[1-4]")}
 	if _, err := detectors.New(cfg); err != nil {
 		t.Errorf("New with a valid class: %v; want nil", err)
+	}
+}
+
+func TestTopicMatch(t *testing.T) {
+	for _, tc := range []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"plant/#", "plant/line-a/n1/telemetry", true},
+		{"plant/#", "plant", true},
+		{"plant/+/n1/telemetry", "plant/line-a/n1/telemetry", true},
+		{"plant/+/n1/telemetry", "plant/line-a/n2/telemetry", false},
+		{"plant/+", "plant/line-a/n1", false},
+		{"plant/line-a", "plant/line-a", true},
+		{"plant/line-a", "plant/line-b", false},
+		{"#", "anything/at/all", true},
+		{"plant/+/+", "plant/a", false},
+	} {
+		if got := detectors.TopicMatch(tc.filter, tc.topic); got != tc.want {
+			t.Errorf("TopicMatch(%q, %q) = %v; want %v", tc.filter, tc.topic, got, tc.want)
+		}
+	}
+}
+
+// TestClassByTopic: a class chosen by topic filter applies to devices first
+// seen on a matching topic, and not to others.
+func TestClassByTopic(t *testing.T) {
+	cfg := detectors.DefaultConfig()
+	p := detectors.DefaultParams()
+	limit := 1.0
+	p.Overpressure.Limit = &limit
+	cfg.Classes = []detectors.Class{{Name: "hydraulics", Topics: []string{"plant/hydraulics/#"}, Params: p}}
+	set, err := detectors.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := set.NewEngine()
+	for _, tc := range []struct{ dev, topic, class string }{
+		{"h1", "plant/hydraulics/h1/telemetry", "hydraulics"},
+		{"c1", "plant/cooling/c1/telemetry", "default"},
+		{"x1", "", "default"},
+	} {
+		r := pipeline.Reading{Device: tc.dev, Topic: tc.topic, Time: 1e18, Status: pipeline.NoStatus,
+			Values: []pipeline.Value{{Name: "pressure", Kind: pipeline.Pressure, V: 4}}}
+		out := e.Process(&r, nil)
+		if got := e.Device(tc.dev).Class; got != tc.class {
+			t.Errorf("device %s on %q: class %q; want %q", tc.dev, tc.topic, got, tc.class)
+		}
+		if fired := len(out) > 0 && out[0].Detector == "overpressure.limit"; fired != (tc.class == "hydraulics") {
+			t.Errorf("device %s: limit alert %v; want it only for the hydraulics class", tc.dev, fired)
+		}
+	}
+	bad := detectors.DefaultConfig()
+	bad.Classes = []detectors.Class{{Name: "x", Topics: []string{"plant/#/x"}, Params: detectors.DefaultParams()}}
+	if _, err := detectors.New(bad); err == nil || !strings.Contains(err.Error(), "bad topic filter") {
+		t.Errorf("New with a bad topic filter = %v; want an error naming it", err)
 	}
 }

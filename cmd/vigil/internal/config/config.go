@@ -66,6 +66,7 @@ func (a AlertsMQTT) On() bool { return a.Enabled == nil || *a.Enabled }
 type Class struct {
 	Name      string    `yaml:"name"`
 	Devices   []string  `yaml:"devices"`
+	Topics    []string  `yaml:"topics"`
 	Detectors yaml.Node `yaml:"detectors"`
 }
 
@@ -144,7 +145,7 @@ func Parse(text []byte) (*File, error) {
 				return nil, fmt.Errorf("classes[%d] (%s).detectors: %w", i, c.Name, err)
 			}
 		}
-		f.resolved = append(f.resolved, detectors.Class{Name: c.Name, Devices: c.Devices, Params: p})
+		f.resolved = append(f.resolved, detectors.Class{Name: c.Name, Devices: c.Devices, Topics: c.Topics, Params: p})
 	}
 	if err := f.Validate(); err != nil {
 		return nil, err
