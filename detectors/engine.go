@@ -403,3 +403,26 @@ func describeStatus(a *pipeline.Alert, _ string) string {
 
 // TopicMatch reports whether an MQTT topic matches a filter with + and #.
 func TopicMatch(filter, topic string) bool { return topicMatch(filter, topic) }
+
+// Band is the learned normal band of one signal of one device.
+type Band struct {
+	Median, Spread float64 // robust centre and scale
+	Mean, Std      float64 // EW mean and standard deviation
+	Warm           bool    // the baseline has finished warming up
+}
+
+// Band returns the learned band of a device's signal, and false when the
+// engine has no such device or signal. For charts and reports.
+func (e *Engine) Band(device, signal string) (Band, bool) {
+	d := e.devices[device]
+	if d == nil {
+		return Band{}, false
+	}
+	l := e.set.profiles[d.profile].learner
+	for i := range d.Signals {
+		if s := &d.Signals[i]; s.Name == signal {
+			return Band{Median: s.Base.Median, Spread: l.Spread(&s.Base), Mean: s.Base.Mean, Std: s.Base.Std(), Warm: s.Base.Warm}, true
+		}
+	}
+	return Band{}, false
+}

@@ -666,3 +666,26 @@ func TestClassByTopic(t *testing.T) {
 		t.Errorf("New with a bad topic filter = %v; want an error naming it", err)
 	}
 }
+
+func TestBand(t *testing.T) {
+	set, err := detectors.New(detectors.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := set.NewEngine()
+	for i := range 400 {
+		r := pipeline.Reading{Device: "d", Time: int64(i+1) * 1e9, Status: pipeline.NoStatus,
+			Values: []pipeline.Value{{Name: "pressure", Kind: pipeline.Pressure, V: 4 + 0.1*float64(i%2)}}}
+		e.Process(&r, nil)
+	}
+	b, ok := e.Band("d", "pressure")
+	if !ok || !b.Warm || b.Median < 3.99 || b.Median > 4.11 || b.Spread <= 0 || b.Mean < 4.04 || b.Mean > 4.06 || b.Std < 0.04 || b.Std > 0.06 {
+		t.Errorf("Band = %+v, %v; want a warm band around 4.05 with std 0.05", b, ok)
+	}
+	if _, ok := e.Band("d", "temperature"); ok {
+		t.Error("Band of a signal never seen reported ok")
+	}
+	if _, ok := e.Band("nobody", "pressure"); ok {
+		t.Error("Band of an unknown device reported ok")
+	}
+}
