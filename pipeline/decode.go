@@ -73,6 +73,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 var (
 	fieldStatus    = []byte("status")
 	fieldTimestamp = []byte("timestamp")
+	fieldLabel     = []byte("label")
 )
 
 // Decode detail errors.
@@ -273,6 +274,10 @@ func (d *Decoder) object(p *parser, dst *Reading) error {
 			if err := d.status(p, dst); err != nil {
 				return err
 			}
+		case "label":
+			if err := d.label(p, dst); err != nil {
+				return err
+			}
 		default:
 			if err := p.skipValue(); err != nil {
 				return err
@@ -369,6 +374,32 @@ func (d *Decoder) status(p *parser, dst *Reading) error {
 	}
 	dst.Status = int8(f)
 	return nil
+}
+
+// label reads a ground-truth label: a number (0 normal, anything else
+// anomalous), true/false, or null (none). Other forms are ignored: a label is
+// evaluation metadata, not worth rejecting a reading over.
+func (d *Decoder) label(p *parser, dst *Reading) error {
+	switch c := p.peek(); {
+	case c == 't':
+		dst.Label = 1
+		return p.literal("true")
+	case c == 'f':
+		dst.Label = 0
+		return p.literal("false")
+	case c == '-' || (c >= '0' && c <= '9'):
+		f, err := p.number(fieldLabel)
+		if err != nil {
+			return err
+		}
+		if f != 0 {
+			dst.Label = 1
+		} else {
+			dst.Label = 0
+		}
+		return nil
+	}
+	return p.skipValue()
 }
 
 func (d *Decoder) data(p *parser, dst *Reading) error {

@@ -1015,3 +1015,24 @@ func randomJunk(rng *rand.Rand, depth int, numbers bool) string {
 		return "{" + strings.Join(items, ",") + "}"
 	}
 }
+
+func TestDecodeLabel(t *testing.T) {
+	d := NewDecoder(DecoderConfig{})
+	var r Reading
+	for _, tc := range []struct {
+		label string
+		want  int8
+	}{
+		{`,"label":1`, 1}, {`,"label":0`, 0}, {`,"label":0.0`, 0}, {`,"label":2`, 1},
+		{`,"label":true`, 1}, {`,"label":false`, 0}, {`,"label":null`, NoLabel},
+		{`,"label":"yes"`, NoLabel}, {``, NoLabel},
+	} {
+		msg := `{"timestamp":"2026-11-21T10:00:00Z","node_id":"n","data":{"p":1}` + tc.label + `}`
+		if err := d.Decode([]byte(msg), "", 0, &r); err != nil {
+			t.Fatalf("Decode(%s): %v", msg, err)
+		}
+		if r.Label != tc.want {
+			t.Errorf("Decode(%s): Label = %d; want %d", msg, r.Label, tc.want)
+		}
+	}
+}

@@ -46,6 +46,9 @@ type Value struct {
 // NoStatus marks a reading whose message carried no status field.
 const NoStatus = -1
 
+// NoLabel marks a reading whose message carried no label.
+const NoLabel = -1
+
 // Reading is one decoded telemetry message. Readings are reused: a decoder fills a
 // caller-owned Reading, and Values aliases storage the Reading owns.
 type Reading struct {
@@ -62,6 +65,10 @@ type Reading struct {
 	Topic string
 	// Status is the device's own health flag (0, 1, 2) or NoStatus.
 	Status int8
+	// Label is a ground-truth label carried in the message (a CSV label
+	// column becomes a top-level "label" field): 1 anomalous, 0 normal, or
+	// NoLabel. Detection ignores it; evaluation uses it.
+	Label int8
 	// Size is the payload size in bytes.
 	Size int32
 	// Values holds the numeric signals in payload order.
@@ -73,5 +80,5 @@ type Reading struct {
 // Reset clears r for reuse, keeping the capacity of Values.
 func (r *Reading) Reset() {
 	vals := r.Values[:0]
-	*r = Reading{Values: vals, Status: NoStatus}
+	*r = Reading{Values: vals, Status: NoStatus, Label: NoLabel}
 }

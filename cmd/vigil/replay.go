@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
 	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/detectors/eval"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/file"
 )
@@ -28,6 +29,7 @@ type replayOptions struct {
 	speed      float64
 	workers    int
 	decoders   int
+	eval       evalOptions
 }
 
 func runReplay(ctx context.Context, e *env, args []string) error {
@@ -43,6 +45,12 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&o.speed, "speed", 0, "pace replay at this multiple of real time (0: as fast as possible)")
 	fs.IntVar(&o.workers, "workers", 0, "shard workers (0: one per CPU)")
 	fs.IntVar(&o.decoders, "decoders", 0, "decode workers (0: one per CPU)")
+	fs.StringVar(&o.eval.labels, "labels", "", "score the alerts against ground truth: a labels `file` (NAB windows JSON or a list of {device, kind, start, end}), \"status\" (the devices' status >= 1) or \"column\" (a label column in CSV input)")
+	fs.StringVar(&o.eval.json, "eval-json", "", "with --labels: write the evaluation as JSON to `file`")
+	fs.DurationVar(&o.eval.before, "eval-before", 0, "with --labels: an alert this long before a window still detects it")
+	fs.DurationVar(&o.eval.after, "eval-after", 30*time.Second, "with --labels: an alert this long after a window still detects it (hold counts)")
+	fs.BoolVar(&o.eval.matchKind, "eval-kind", true, "with --labels: an alert detects a window only if its kind matches the window's kind (when it has one)")
+	fs.IntVar(&o.eval.devices, "eval-devices", 20, "with --labels: list at most this many devices in the table (-1: all)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -62,6 +70,14 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: -format: %v", errUsage, err)
 	}
 
+	mode, err := parseLabelSpec(o.eval.labels)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if o.eval.json != "" && mode == labelsNone {
+		return fmt.Errorf("%w: --eval-json needs --labels", errUsage)
+	}
+
 	cfg := config.Default()
 	if o.config != "" {
 		if cfg, err = config.Load(o.config); err != nil {
@@ -71,20 +87,32 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	res, err := replay(ctx, e, cfg, fs.Args(), o, file.Options{
 		Format: format,
 		CSV:    file.CSVMapping{Time: o.csvTime, Device: o.csvDevice},
-	})
+	}, mode)
 	if err != nil {
 		return err
 	}
-	return printSummary(e.stderr, o.summary, res)
+	if err := printSummary(e.stderr, o.summary, res); err != nil {
+		return err
+	}
+	if mode != labelsNone {
+		if _, err := evaluate(e.stderr, o.eval, mode, res.alerts, res.data, res.points); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // replayResult is what a replay reports.
 type replayResult struct {
 	Files []string       `json:"files"`
 	Stats pipeline.Stats `json:"stats"`
+
+	alerts []pipeline.Alert // with labels: every alert, for evaluation
+	data   eval.DataInfo    // with labels: reading times per device
+	points []eval.Point     // with point labels
 }
 
-func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o replayOptions, fopt file.Options) (*replayResult, error) {
+func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o replayOptions, fopt file.Options, mode labelMode) (*replayResult, error) {
 	dc, err := cfg.DecoderConfig()
 	if err != nil {
 		return nil, err
@@ -129,6 +157,17 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		out = f
 	}
 	sink := pipeline.NewJSONLines(out)
+	var sinks pipeline.Sink = sink
+	newProc := func(int) pipeline.Processor { return set.NewEngine() }
+	var (
+		log  *alertLog
+		cols *collectors
+	)
+	if mode != labelsNone {
+		log, cols = &alertLog{}, &collectors{mode: mode}
+		sinks = pipeline.Tee{sink, log}
+		newProc = func(int) pipeline.Processor { return cols.wrap(set.NewEngine()) }
+	}
 
 	var dead io.Writer
 	if o.deadLetter != "" {
@@ -152,14 +191,16 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		Decoders:     decoders,
 		BatchSize:    cfg.Pipeline.BatchSize,
 		Decoder:      dc,
-		NewProcessor: func(int) pipeline.Processor { return set.NewEngine() },
+		NewProcessor: newProc,
 		DeadLetter:   dead,
 		Logger:       e.log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	runErr := pl.Run(ctx, src, sink)
+	stopProgress := startProgress(e.stderr, pl, paths)
+	runErr := pl.Run(ctx, src, sinks)
+	stopProgress()
 	var closeErr error
 	if out == e.stdout {
 		closeErr = sink.Flush()
@@ -172,7 +213,12 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	if closeErr != nil {
 		return nil, fmt.Errorf("alerts: %w", closeErr)
 	}
-	return &replayResult{Files: paths, Stats: pl.Stats()}, nil
+	res := &replayResult{Files: paths, Stats: pl.Stats()}
+	if mode != labelsNone {
+		res.alerts = log.alerts
+		res.data, res.points = cols.merge()
+	}
+	return res, nil
 }
 
 func printSummary(w io.Writer, mode string, r *replayResult) error {
@@ -193,7 +239,11 @@ func printSummary(w io.Writer, mode string, r *replayResult) error {
 	for _, n := range s.Rejected {
 		rejected += n
 	}
-	fmt.Fprintf(w, "replay summary (%s)\n", strings.Join(r.Files, ", "))
+	files := strings.Join(r.Files, ", ")
+	if len(r.Files) > 3 {
+		files = fmt.Sprintf("%s and %d more files", strings.Join(r.Files[:2], ", "), len(r.Files)-2)
+	}
+	fmt.Fprintf(w, "replay summary (%s)\n", files)
 	fmt.Fprintf(w, "  messages  %d read, %d decoded, %d rejected\n", s.Frames, s.Decoded, rejected)
 	for _, k := range sortedKeys(s.Rejected) {
 		fmt.Fprintf(w, "            rejected %-18s %d\n", k, s.Rejected[k])

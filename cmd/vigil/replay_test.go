@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -372,5 +373,94 @@ func TestQualityNABMachineTemperature(t *testing.T) {
 	t.Logf("%d of %d labelled windows caught; %d alert records", caught, len(ws), len(alerts))
 	if caught < len(ws)/2 {
 		t.Errorf("caught %d of %d failure windows; want at least half", caught, len(ws))
+	}
+}
+
+// TestReplayLabelsFile scores the fixture against its labels: the table and
+// the JSON report say every window was detected without false positives.
+func TestReplayLabelsFile(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "eval.json")
+	code, _, errs := runCLI(t, "replay", "--summary", "none", "--alerts", os.DevNull, "--labels", fixtureLabels,
+		"--eval-before", "2s", "--eval-json", out, fixtureLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(errs, "EVENTS") || !strings.Contains(errs, "NAB") {
+		t.Errorf("no evaluation table on stderr:\n%s", errs)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Overall struct {
+			Events struct {
+				Windows, Detected, FP int
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("eval JSON: %v\n%s", err, b)
+	}
+	if e := rep.Overall.Events; e.Windows != 47 || e.Detected != 47 || e.FP != 0 {
+		t.Errorf("overall events %+v; want 47 windows, 47 detected, 0 false positives", e)
+	}
+}
+
+// TestReplayLabelsStatusAndColumn: ground truth from the devices' own status
+// field, and from a CSV label column.
+func TestReplayLabelsStatusAndColumn(t *testing.T) {
+	code, _, errs := runCLI(t, "replay", "--summary", "none", "--alerts", os.DevNull, "--labels", "status", fixtureLog)
+	if code != 0 {
+		t.Fatalf("status labels: exit %d: %s", code, errs)
+	}
+	// The fixture's one status fault is the only status-labelled window, and
+	// the status alert detects it.
+	if !regexp.MustCompile(`(?m)^all\s+1\s+1\s+1\.000`).MatchString(errs) {
+		t.Errorf("status labels: want 1 window detected:\n%s", errs)
+	}
+
+	dir := t.TempDir()
+	csv := "timestamp,value,label\n"
+	for i := range 600 {
+		v, l := 20.0+float64(i%3)*0.1, 0
+		if i >= 500 && i < 505 {
+			v, l = 90, 1 // a labelled spike
+		}
+		csv += fmt.Sprintf("2026-11-21 10:%02d:%02d,%g,%d\n", i/60, i%60, v, l)
+	}
+	path := filepath.Join(dir, "tank.csv")
+	if err := os.WriteFile(path, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "replay", "--summary", "none", "--labels", "column", path)
+	if code != 0 {
+		t.Fatalf("column labels: exit %d: %s", code, errs)
+	}
+	if !regexp.MustCompile(`(?m)^all\s+1\s+1\s+1\.000`).MatchString(errs) {
+		t.Errorf("column labels: want the labelled spike detected:\n%s\nalerts:\n%s", errs, out)
+	}
+}
+
+func TestReplayLabelsErrors(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other.json")
+	os.WriteFile(other, []byte(`[{"device":"press-9","start":"2026-11-21T10:00:00Z","end":"2026-11-21T10:01:00Z"}]`), 0o644)
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`[{"device":"press-9","start":"yesterday","end":"2026-11-21T10:01:00Z"}]`), 0o644)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--labels", other}, 1, `none of the 1 labelled devices appear in the data (e.g. "press-9"`},
+		{[]string{"--labels", bad}, 1, "yesterday"},
+		{[]string{"--labels", "/nonexistent.json"}, 2, "--labels"},
+		{[]string{"--eval-json", "x.json"}, 2, "--eval-json needs --labels"},
+	} {
+		code, _, errs := runCLI(t, append(append([]string{"replay", "--summary", "none", "--alerts", os.DevNull}, tc.args...), fixtureLog)...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, errs, tc.code, tc.want)
+		}
 	}
 }

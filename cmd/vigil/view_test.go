@@ -69,3 +69,22 @@ func TestScorecard(t *testing.T) {
 		t.Errorf("printed scorecard:\n%s", b.String())
 	}
 }
+
+func TestProgressLine(t *testing.T) {
+	st := pipeline.Stats{Frames: 500_000, Bytes: 50_000_000}
+	got := progressLine(st, 100_000_000, 10*time.Second)
+	for _, want := range []string{" 50%", "500000 messages, 50000/s", "ETA 10s", "███"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("progress line %q lacks %q", got, want)
+		}
+	}
+	if got := progressLine(st, 0, time.Second); strings.Contains(got, "ETA") || !strings.Contains(got, "500000/s") {
+		t.Errorf("progress line without a total %q; want the rate and no ETA", got)
+	}
+	var b bytes.Buffer
+	stop := startProgress(&b, nil, nil) // not a terminal: draws nothing
+	stop()
+	if b.Len() != 0 {
+		t.Errorf("progress drew %q on a non-terminal", b.String())
+	}
+}
