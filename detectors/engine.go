@@ -240,7 +240,8 @@ type Device struct {
 	Status  Episode
 	Signals []SignalState
 
-	profile int
+	profile    int
+	prev, next *Device // recency list: most recently seen first
 }
 
 // Engine runs detection and the alert lifecycle for the devices of one shard.
@@ -250,6 +251,11 @@ type Engine struct {
 	set     *Set
 	devices map[string]*Device
 	vs      [maxChecks]Verdict // scratch: an array passed to an interface method would escape
+
+	// Devices by recency, for eviction when the cap is reached.
+	newest, oldest *Device
+	maxDevices     int
+	evicted        uint64
 }
 
 // NewEngine returns an empty engine for one shard.
@@ -257,8 +263,58 @@ func (s *Set) NewEngine() *Engine {
 	return &Engine{set: s, devices: make(map[string]*Device)}
 }
 
+// SetMaxDevices caps the devices the engine tracks (0: no cap). When a new
+// device arrives at the cap, the device seen least recently is forgotten and
+// counted, so memory stays bounded when a compromised client sprays node IDs.
+// A forgotten device that returns starts learning again from scratch.
+func (e *Engine) SetMaxDevices(n int) { e.maxDevices = max(n, 0) }
+
 // Devices reports the number of devices tracked.
 func (e *Engine) Devices() int { return len(e.devices) }
+
+// Evictions reports how many devices were forgotten because of the cap.
+func (e *Engine) Evictions() uint64 { return e.evicted }
+
+// touch moves d to the front of the recency list.
+func (e *Engine) touch(d *Device) {
+	if e.newest == d {
+		return
+	}
+	e.unlink(d)
+	d.next = e.newest
+	if e.newest != nil {
+		e.newest.prev = d
+	}
+	e.newest = d
+	if e.oldest == nil {
+		e.oldest = d
+	}
+}
+
+func (e *Engine) unlink(d *Device) {
+	if d.prev != nil {
+		d.prev.next = d.next
+	} else if e.newest == d {
+		e.newest = d.next
+	}
+	if d.next != nil {
+		d.next.prev = d.prev
+	} else if e.oldest == d {
+		e.oldest = d.prev
+	}
+	d.prev, d.next = nil, nil
+}
+
+// evictOldest forgets the device seen least recently.
+func (e *Engine) evictOldest() {
+	d := e.oldest
+	if d == nil {
+		return
+	}
+	e.unlink(d)
+	delete(e.devices, d.Name)
+	e.evicted++
+}
 
 // Device returns the state of a device, or nil.
 func (e *Engine) Device(name string) *Device { return e.devices[name] }
@@ -269,10 +325,14 @@ func (e *Engine) Device(name string) *Device { return e.devices[name] }
 func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
 	d := e.devices[r.Device]
 	if d == nil {
+		if e.maxDevices > 0 && len(e.devices) >= e.maxDevices {
+			e.evictOldest()
+		}
 		pi := e.set.profileFor(r.Device, r.Topic)
 		d = &Device{Name: r.Device, Class: e.set.profiles[pi].name, profile: pi, Signals: make([]SignalState, 0, 3)}
 		e.devices[r.Device] = d
 	}
+	e.touch(d)
 	if r.Topic != "" && r.Topic != d.Topic {
 		d.Topic = r.Topic
 	}

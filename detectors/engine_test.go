@@ -1,8 +1,10 @@
 package detectors_test
 
 import (
+	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -687,5 +689,78 @@ func TestBand(t *testing.T) {
 	}
 	if _, ok := e.Band("nobody", "pressure"); ok {
 		t.Error("Band of an unknown device reported ok")
+	}
+}
+
+func reading(dev string, sec int) *pipeline.Reading {
+	return &pipeline.Reading{Device: dev, Time: int64(sec+1) * 1e9, Status: pipeline.NoStatus,
+		Values: []pipeline.Value{{Name: "pressure", Kind: pipeline.Pressure, V: 4}}}
+}
+
+// TestMaxDevicesEvictsLeastRecentlySeen: at the cap, a new device replaces
+// the one seen least recently; devices seen recently keep their state.
+func TestMaxDevicesEvictsLeastRecentlySeen(t *testing.T) {
+	set, err := detectors.New(detectors.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := set.NewEngine()
+	e.SetMaxDevices(3)
+	for i, d := range []string{"a", "b", "c", "a", "d", "e"} {
+		e.Process(reading(d, i), nil)
+	}
+	// After a,b,c the recency is c,b,a; a again: a,c,b; d evicts b; e evicts c.
+	for _, tc := range []struct {
+		dev  string
+		kept bool
+	}{{"a", true}, {"b", false}, {"c", false}, {"d", true}, {"e", true}} {
+		if got := e.Device(tc.dev) != nil; got != tc.kept {
+			t.Errorf("device %s tracked = %v; want %v", tc.dev, got, tc.kept)
+		}
+	}
+	if e.Devices() != 3 || e.Evictions() != 2 {
+		t.Errorf("devices %d, evictions %d; want 3 and 2", e.Devices(), e.Evictions())
+	}
+	if n := e.Device("a").Signals[0].Base.N; n != 2 {
+		t.Errorf("device a learned %d samples; want 2 (its state survived)", n)
+	}
+}
+
+// TestIdentitySprayingBoundedMemory: a flood of random node IDs cannot grow
+// the engine past its cap, in devices or in heap.
+func TestIdentitySprayingBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	set, err := detectors.New(detectors.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit, spray = 10_000, 300_000
+	e := set.NewEngine()
+	e.SetMaxDevices(limit)
+	var ms runtime.MemStats
+	measure := func() uint64 {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	names := make([]string, spray) // the attacker's IDs, made up front so they do not count
+	for i := range names {
+		names[i] = fmt.Sprintf("spray-%08x", i*2654435761)
+	}
+	for i := range limit {
+		e.Process(reading(names[i], i), nil)
+	}
+	full := measure()
+	for i := limit; i < spray; i++ {
+		e.Process(reading(names[i], i), nil)
+	}
+	after := measure()
+	if e.Devices() != limit || e.Evictions() != spray-limit {
+		t.Fatalf("devices %d, evictions %d; want %d and %d", e.Devices(), e.Evictions(), limit, spray-limit)
+	}
+	if grew := int64(after) - int64(full); grew > 2<<20 {
+		t.Errorf("heap grew by %d bytes while %d more IDs arrived at the cap; want it bounded (< 2 MiB)", grew, spray-limit)
 	}
 }

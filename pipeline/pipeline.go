@@ -26,6 +26,12 @@ type Processor interface {
 	Devices() int
 }
 
+// Evictor is implemented by processors that cap the devices they track.
+type Evictor interface {
+	// Evictions reports how many devices were forgotten because of the cap.
+	Evictions() uint64
+}
+
 // Config configures a Pipeline. Zero fields take their defaults.
 type Config struct {
 	// Workers is the number of shard workers (default GOMAXPROCS). Devices are
@@ -114,6 +120,7 @@ type Pipeline struct {
 	alertsOut *metrics.Counter
 	latency   *metrics.Histogram
 	devices   []atomic.Int64
+	evicted   []atomic.Uint64
 
 	alertMu       sync.Mutex
 	alertCounts   map[alertKey]uint64
@@ -167,6 +174,7 @@ func New(cfg Config) (*Pipeline, error) {
 		alertsOut:   ms.NewCounter(`vigil_alerts_emitted_total`),
 		latency:     ms.NewHistogram(`vigil_processing_latency_seconds`),
 		devices:     make([]atomic.Int64, cfg.Workers),
+		evicted:     make([]atomic.Uint64, cfg.Workers),
 		alertCounts: map[alertKey]uint64{},
 
 		alertCounters: map[alertMetric]*metrics.Counter{},
@@ -187,6 +195,7 @@ func New(cfg Config) (*Pipeline, error) {
 		queue(fmt.Sprintf("shard-%d", i), ch)
 	}
 	ms.NewGauge(`vigil_devices_tracked`, func() float64 { return float64(p.Devices()) })
+	ms.NewGauge(`vigil_devices_evicted_total`, func() float64 { return float64(p.Evictions()) })
 	for range cfg.InFlight {
 		p.free <- &batch{
 			route:   make([][]int32, cfg.Workers),
@@ -410,6 +419,9 @@ func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 		b.alerts[shard] = out
 		p.processed.AddInt64(int64(len(b.route[shard])))
 		p.devices[shard].Store(int64(proc.Devices()))
+		if ev, ok := proc.(Evictor); ok {
+			p.evicted[shard].Store(ev.Evictions())
+		}
 		b.shards <- struct{}{} // buffered for every shard: never blocks
 		if hard.Err() != nil {
 			return
@@ -505,6 +517,15 @@ func (p *Pipeline) Devices() int {
 	return int(n)
 }
 
+// Evictions reports the devices forgotten by all shards because of a cap.
+func (p *Pipeline) Evictions() uint64 {
+	var n uint64
+	for i := range p.evicted {
+		n += p.evicted[i].Load()
+	}
+	return n
+}
+
 // Stats summarises a run.
 type Stats struct {
 	Frames    uint64            // frames read from the source
@@ -514,6 +535,7 @@ type Stats struct {
 	Processed uint64            // readings judged by the shards
 	Alerts    map[string]uint64 // alerts by "kind/state"
 	Devices   int
+	Evicted   uint64 // devices forgotten because of the device cap
 	Elapsed   time.Duration
 }
 
@@ -527,6 +549,7 @@ func (p *Pipeline) Stats() Stats {
 		Rejected:  map[string]uint64{},
 		Alerts:    map[string]uint64{},
 		Devices:   p.Devices(),
+		Evicted:   p.Evictions(),
 	}
 	for _, r := range Reasons() {
 		if n := p.rejected[r].Get(); n > 0 {

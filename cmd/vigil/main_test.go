@@ -159,3 +159,26 @@ func TestReplayConfigClassLimit(t *testing.T) {
 		t.Error("no overpressure.limit alert for the device whose class limit is below its pressure")
 	}
 }
+
+// TestReplayDeviceCap: with a device cap below the fleet size, replay tracks
+// at most the cap and reports the devices it had to forget.
+func TestReplayDeviceCap(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "cap.yaml")
+	if err := os.WriteFile(cfg, []byte("pipeline: {max_devices: 4, workers: 2}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI(t, "replay", "--alerts", os.DevNull, "--summary", "json", "--config", cfg, fixtureLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var sum struct {
+		Devices int    `json:"devices"`
+		Evicted uint64 `json:"evicted"`
+	}
+	if err := json.Unmarshal([]byte(errs), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Devices > 4 || sum.Evicted == 0 {
+		t.Errorf("devices %d, evicted %d; want at most 4 tracked and evictions counted", sum.Devices, sum.Evicted)
+	}
+}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -158,7 +160,20 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	}
 	sink := pipeline.NewJSONLines(out)
 	var sinks pipeline.Sink = sink
-	newProc := func(int) pipeline.Processor { return set.NewEngine() }
+	workers, decoders := o.workers, o.decoders
+	if workers == 0 {
+		workers = cfg.Pipeline.Workers
+	}
+	if decoders == 0 {
+		decoders = cfg.Pipeline.Decoders
+	}
+	engineCap := cfg.Pipeline.EngineCap(cmp.Or(workers, runtime.GOMAXPROCS(0)))
+	newEngine := func() *detectors.Engine {
+		e := set.NewEngine()
+		e.SetMaxDevices(engineCap)
+		return e
+	}
+	newProc := func(int) pipeline.Processor { return newEngine() }
 	var (
 		log  *alertLog
 		cols *collectors
@@ -166,7 +181,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	if mode != labelsNone {
 		log, cols = &alertLog{}, &collectors{mode: mode}
 		sinks = pipeline.Tee{sink, log}
-		newProc = func(int) pipeline.Processor { return cols.wrap(set.NewEngine()) }
+		newProc = func(int) pipeline.Processor { return cols.wrap(newEngine()) }
 	}
 
 	var dead io.Writer
@@ -179,13 +194,6 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		dead = f
 	}
 
-	workers, decoders := o.workers, o.decoders
-	if workers == 0 {
-		workers = cfg.Pipeline.Workers
-	}
-	if decoders == 0 {
-		decoders = cfg.Pipeline.Decoders
-	}
 	pl, err := pipeline.New(pipeline.Config{
 		Workers:      workers,
 		Decoders:     decoders,
@@ -248,7 +256,11 @@ func printSummary(w io.Writer, mode string, r *replayResult) error {
 	for _, k := range sortedKeys(s.Rejected) {
 		fmt.Fprintf(w, "            rejected %-18s %d\n", k, s.Rejected[k])
 	}
-	fmt.Fprintf(w, "  devices   %d\n", s.Devices)
+	if s.Evicted > 0 {
+		fmt.Fprintf(w, "  devices   %d tracked, %d forgotten at the device cap (pipeline.max_devices)\n", s.Devices, s.Evicted)
+	} else {
+		fmt.Fprintf(w, "  devices   %d\n", s.Devices)
+	}
 	firing, resolved := map[string]uint64{}, map[string]uint64{}
 	for k, n := range s.Alerts {
 		kind, state, _ := strings.Cut(k, "/")
@@ -286,7 +298,7 @@ func summaryJSON(r *replayResult) map[string]any {
 	}
 	return map[string]any{
 		"files": r.Files, "messages": s.Frames, "decoded": s.Decoded, "rejected": s.Rejected,
-		"devices": s.Devices, "alerts": s.Alerts, "elapsed_seconds": s.Elapsed.Seconds(),
+		"devices": s.Devices, "evicted": s.Evicted, "alerts": s.Alerts, "elapsed_seconds": s.Elapsed.Seconds(),
 		"messages_per_second": rate,
 	}
 }

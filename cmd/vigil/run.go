@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -108,11 +110,15 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	}()
 
 	pl, err := pipeline.New(pipeline.Config{
-		Workers:      cfg.Pipeline.Workers,
-		Decoders:     cfg.Pipeline.Decoders,
-		BatchSize:    cfg.Pipeline.BatchSize,
-		Decoder:      dc,
-		NewProcessor: func(int) pipeline.Processor { return set.NewEngine() },
+		Workers:   cfg.Pipeline.Workers,
+		Decoders:  cfg.Pipeline.Decoders,
+		BatchSize: cfg.Pipeline.BatchSize,
+		Decoder:   dc,
+		NewProcessor: func(int) pipeline.Processor {
+			e := set.NewEngine()
+			e.SetMaxDevices(cfg.Pipeline.EngineCap(cmp.Or(cfg.Pipeline.Workers, runtime.GOMAXPROCS(0))))
+			return e
+		},
 		DrainTimeout: cfg.Pipeline.DrainTimeout,
 		Logger:       log,
 		Metrics:      ms,

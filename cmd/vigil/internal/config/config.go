@@ -39,6 +39,17 @@ type Pipeline struct {
 	BatchSize int `yaml:"batch_size"`
 	// DrainTimeout bounds the drain on shutdown (default 10s).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// MaxDevices caps the devices tracked (default 1,000,000, about 1 GiB);
+	// at the cap the device seen least recently is forgotten. 0: no cap.
+	MaxDevices int `yaml:"max_devices"`
+}
+
+// EngineCap is the device cap of each of workers shards (rounded up).
+func (p Pipeline) EngineCap(workers int) int {
+	if p.MaxDevices <= 0 || workers <= 0 {
+		return 0
+	}
+	return (p.MaxDevices + workers - 1) / workers
 }
 
 // Alerts says where alerts go.
@@ -92,7 +103,7 @@ func Default() *File {
 		Source:    mqtt.SourceOptions{ExcludeTopicPrefix: "vigil/"},
 		Metrics:   admin.Config{Listen: "127.0.0.1:9464"},
 		Decoder:   Decoder{MaxPayload: 64 << 10, MaxSignals: 32, Signals: map[string]Signal{}},
-		Pipeline:  Pipeline{DrainTimeout: 10 * time.Second},
+		Pipeline:  Pipeline{DrainTimeout: 10 * time.Second, MaxDevices: 1_000_000},
 		Detectors: detectors.DefaultParams(),
 	}
 	for field, s := range pipeline.DefaultSignals() {
@@ -187,8 +198,8 @@ func (f *File) Validate() error {
 			errs = append(errs, fmt.Errorf("mqtt: %w", err))
 		}
 	}
-	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 || f.Pipeline.DrainTimeout < 0 {
-		errs = append(errs, fmt.Errorf("pipeline: workers, decoders and batch_size must not be negative"))
+	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 || f.Pipeline.DrainTimeout < 0 || f.Pipeline.MaxDevices < 0 {
+		errs = append(errs, fmt.Errorf("pipeline: workers, decoders, batch_size, drain_timeout and max_devices must not be negative"))
 	}
 	dcfg := f.DetectorConfig()
 	if err := dcfg.Params.Validate(); err != nil {
