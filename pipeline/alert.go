@@ -80,6 +80,8 @@ type Alert struct {
 	Mean, Std float64 // the learned baseline of the signal at that time
 	Score     float64 // how far past the threshold: statistic / threshold
 	Message   string  // one human sentence
+
+	tick bool // raised by a Ticker, not by a reading: ordered after the reading's alerts
 }
 
 // AppendJSON appends the alert as one JSON object (no trailing newline). It is

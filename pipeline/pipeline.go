@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,17 @@ type Processor interface {
 	Process(r *Reading, out []Alert) []Alert
 	// Devices reports how many devices the processor tracks.
 	Devices() int
+}
+
+// Ticker is implemented by processors that judge the passage of time itself,
+// such as a device falling silent. Tick is called on the shard's goroutine
+// after each batch with the stream clock (Unix ns): the latest arrival time
+// seen, which is the receive time live and the latest event time in replay,
+// so replay and live make the same decisions. Alerts it returns must be in a
+// deterministic order; the pipeline gives them the Seq of the batch's last
+// frame and orders them after that frame's own alerts by device.
+type Ticker interface {
+	Tick(clock int64, out []Alert) []Alert
 }
 
 // Evictor is implemented by processors that cap the devices they track.
@@ -52,6 +65,11 @@ type Config struct {
 	// DeadLetter, when set, receives each rejected frame as a JSON line with
 	// its reason.
 	DeadLetter io.Writer
+	// Tick, when positive, makes the pipeline advance the stream clock with
+	// the wall clock when the source has nothing for that long, so that
+	// silence is noticed live although no message arrives. Only for live
+	// sources (their frames carry an arrival time); 0 for replay.
+	Tick time.Duration
 	// DrainTimeout bounds the drain after ctx is cancelled (default 10 s).
 	DrainTimeout time.Duration
 	// Logger receives stage logs (default: discard).
@@ -98,6 +116,12 @@ type batch struct {
 	decoded  chan struct{} // closed-once signal (buffered 1) that decoding is done
 	shards   chan struct{} // one token per shard when done
 	seq      uint64        // Seq of the first frame
+	// clock is the stream clock at the end of the batch (Unix ns): the latest
+	// arrival time seen so far. Ticking processors judge silence against it.
+	clock int64
+	// tick marks a batch with no frames that only advances the clock (live
+	// sources, when nothing arrives).
+	tick bool
 }
 
 // Pipeline is the staged detection pipeline. A Pipeline runs once.
@@ -128,6 +152,7 @@ type Pipeline struct {
 
 	started, finished time.Time
 	ran               atomic.Bool
+	clock             int64 // the stream clock; the dispatcher's only
 }
 
 type alertKey struct {
@@ -280,7 +305,22 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 			return nil
 		}
 		b.frames.Reset()
-		err := src.ReadBatch(ctx, &b.frames, p.cfg.BatchSize)
+		b.tick, b.clock = false, 0
+		err := p.readBatch(ctx, src, b)
+		if b.tick {
+			b.seq, b.clock = seq, time.Now().UnixNano()
+			select {
+			case p.decodeQ <- b:
+			case <-hard.Done():
+				return nil
+			}
+			select {
+			case p.orderQ <- b:
+			case <-hard.Done():
+				return nil
+			}
+			continue
+		}
 		if n := b.frames.Len(); n > 0 {
 			b.seq = seq
 			seq += uint64(n)
@@ -309,6 +349,22 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 			return fmt.Errorf("pipeline: source: %w", err)
 		}
 	}
+}
+
+// readBatch reads one batch from src. With a tick configured, a read that
+// waits longer than the tick returns a tick batch instead (b.tick).
+func (p *Pipeline) readBatch(ctx context.Context, src Source, b *batch) error {
+	if p.cfg.Tick <= 0 {
+		return src.ReadBatch(ctx, &b.frames, p.cfg.BatchSize)
+	}
+	rctx, cancel := context.WithTimeout(ctx, p.cfg.Tick)
+	defer cancel()
+	err := src.ReadBatch(rctx, &b.frames, p.cfg.BatchSize)
+	if b.frames.Len() == 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		b.tick = true
+		return nil
+	}
+	return err
 }
 
 // decode is a decode worker: it decodes a batch's frames and routes each
@@ -377,9 +433,19 @@ func (p *Pipeline) dispatch(hard context.Context) {
 		case <-hard.Done():
 			return
 		}
+		// The stream clock, in stream order: a replayed frame arrives when
+		// the stream has reached the latest event time seen so far.
+		clock := max(p.clock, b.clock)
 		good := 0
 		for i, err := range b.errs {
 			if err == nil {
+				r := &b.readings[i]
+				if r.Arrival == 0 {
+					clock = max(clock, r.Time)
+					r.Arrival = clock
+				} else {
+					clock = max(clock, r.Arrival)
+				}
 				good++
 				continue
 			}
@@ -392,6 +458,7 @@ func (p *Pipeline) dispatch(hard context.Context) {
 			f := &b.frames.Frames[i]
 			dl.add(f, b.frames.Payload(f), reason, err)
 		}
+		p.clock, b.clock = clock, clock
 		p.decoded.AddInt64(int64(good))
 		for _, q := range p.shardQ {
 			select {
@@ -415,6 +482,15 @@ func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 		out := b.alerts[shard][:0]
 		for _, i := range b.route[shard] {
 			out = proc.Process(&b.readings[i], out)
+		}
+		if t, ok := proc.(Ticker); ok && b.clock != 0 {
+			n := len(out)
+			out = t.Tick(b.clock, out)
+			last := b.seq + uint64(max(len(b.frames.Frames), 1)) - 1
+			for j := n; j < len(out); j++ {
+				out[j].Seq = last
+				out[j].tick = true
+			}
 		}
 		b.alerts[shard] = out
 		p.processed.AddInt64(int64(len(b.route[shard])))
@@ -448,12 +524,19 @@ func (p *Pipeline) merge(hard context.Context, sink Sink) error {
 		if len(b.alerts) > 1 {
 			// Each shard's alerts are in stream order and a reading belongs to
 			// one shard, so a stable sort by Seq gives one deterministic order.
+			// Tick alerts (silence) share the batch's last Seq: they come after
+			// that frame's own alerts, ordered by device, whatever the shard.
 			slices.SortStableFunc(out, func(x, y Alert) int {
 				switch {
-				case x.Seq < y.Seq:
+				case x.Seq != y.Seq:
+					return cmp.Compare(x.Seq, y.Seq)
+				case x.tick != y.tick:
+					if x.tick {
+						return 1
+					}
 					return -1
-				case x.Seq > y.Seq:
-					return 1
+				case x.tick:
+					return strings.Compare(x.Device, y.Device)
 				}
 				return 0
 			})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -456,3 +457,134 @@ func TestRunVaryingBatchSizes(t *testing.T) {
 		t.Fatalf("%d alerts for %d frames; want one each", sink.len(), src.n)
 	}
 }
+
+// quietAfter is a live source: it delivers n frames (one per device d0..d2 in
+// turn, every 100 ms, stamped with their arrival time), then nothing until ctx
+// is done.
+type quietAfter struct {
+	n, i int
+}
+
+func (s *quietAfter) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int) error {
+	if s.i >= s.n {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	time.Sleep(100 * time.Millisecond)
+	now := time.Now()
+	b.Add("", fmt.Appendf(nil, `{"timestamp":%d,"node_id":"d%d","data":{"p":1}}`, now.UnixMilli(), s.i%3), now.UnixNano(), "live", 0)
+	s.i++
+	return nil
+}
+
+func (s *quietAfter) Close() error { return nil }
+
+// silence is a Ticker: it raises one alert per device that has not been seen
+// for 2 s of stream clock.
+type silence struct {
+	last  map[string]int64
+	fired map[string]bool
+}
+
+func (s *silence) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	s.last[r.Device] = r.Arrival
+	return out
+}
+
+func (s *silence) Devices() int { return len(s.last) }
+
+func (s *silence) Tick(clock int64, out []pipeline.Alert) []pipeline.Alert {
+	var devs []string
+	for d, t := range s.last {
+		if clock-t >= 2e9 && !s.fired[d] {
+			devs = append(devs, d)
+		}
+	}
+	slices.Sort(devs)
+	for _, d := range devs {
+		s.fired[d] = true
+		out = append(out, pipeline.Alert{Device: d, Kind: "traffic.silence", State: pipeline.Firing, Time: clock})
+	}
+	return out
+}
+
+// TestTickLiveSilence: with Tick set, silence is noticed on the wall clock
+// although no message arrives; alerts of several shards come out ordered by
+// device.
+func TestTickLiveSilence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		sink := &collect{}
+		p, err := pipeline.New(pipeline.Config{
+			Workers: 3, Decoders: 2, Tick: 250 * time.Millisecond,
+			NewProcessor: func(int) pipeline.Processor { return &silence{last: map[string]int64{}, fired: map[string]bool{}} },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx, &quietAfter{n: 9}, sink) }()
+		time.Sleep(2 * time.Second) // 0.9 s of messages, then quiet
+		if n := sink.len(); n != 0 {
+			t.Fatalf("%d alerts after 1.1 s of quiet; want none yet", n)
+		}
+		time.Sleep(time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if sink.len() != 3 {
+			t.Fatalf("got %d alerts; want one silence alert per device (3): %+v", sink.len(), sink.alerts)
+		}
+		for i, a := range sink.alerts {
+			if want := fmt.Sprintf("d%d", i); a.Device != want {
+				t.Errorf("alert %d for %s; want %s (ordered by device)", i, a.Device, want)
+			}
+			// Device d(i) was last seen at 0.1·(7+i) s; silence is noticed at
+			// the first tick 2 s after that.
+			last := start.Add(time.Duration(7+i) * 100 * time.Millisecond)
+			if at := time.Unix(0, a.Time); at.Before(last.Add(2*time.Second)) || at.After(last.Add(2500*time.Millisecond)) {
+				t.Errorf("%s silence at %v after start; want within a tick of %v", a.Device, at.Sub(start), last.Add(2*time.Second).Sub(start))
+			}
+		}
+	})
+}
+
+// TestReplayArrivalIsStreamClock: in replay a reading arrives when the stream
+// reaches it: the latest event time seen so far, in stream order.
+func TestReplayArrivalIsStreamClock(t *testing.T) {
+	times := []int64{100, 300, 200, 400, 350}
+	var ps [][]byte
+	for i, ts := range times {
+		ps = append(ps, fmt.Appendf(nil, `{"timestamp":%d,"node_id":"d%d","data":{"p":1}}`, 1763719200000+ts, i))
+	}
+	got := map[string]int64{}
+	var mu sync.Mutex
+	p, err := pipeline.New(pipeline.Config{Workers: 2, BatchSize: 2, NewProcessor: func(int) pipeline.Processor {
+		return procFunc(func(r *pipeline.Reading) {
+			mu.Lock()
+			got[r.Device] = (r.Arrival - 1763719200000*1e6) / 1e6
+			mu.Unlock()
+		})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background(), &sliceSource{payloads: ps}, &collect{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"d0": 100, "d1": 300, "d2": 300, "d3": 400, "d4": 400}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("arrival (ms) %v; want %v", got, want)
+	}
+}
+
+type procFunc func(r *pipeline.Reading)
+
+func (f procFunc) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	f(r)
+	return out
+}
+
+func (f procFunc) Devices() int { return 0 }
