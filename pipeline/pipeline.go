@@ -36,7 +36,18 @@ type Processor interface {
 // deterministic order; the pipeline gives them the Seq of the batch's last
 // frame and orders them after that frame's own alerts by device.
 type Ticker interface {
-	Tick(clock int64, out []Alert) []Alert
+	// Tick judges time passing. start is the stream's start: the arrival
+	// time of its first frame (the same for every shard).
+	Tick(start, clock int64, out []Alert) []Alert
+}
+
+// Rejecter is implemented by processors that want to know about rejected
+// frames whose device is known (the decoder had read its node_id), for
+// example to notice a device sending more and more malformed payloads. Reject
+// is called on the shard's goroutine in stream order with the readings; r has
+// Device, Topic, Seq, Arrival and Size set, and nothing else is reliable.
+type Rejecter interface {
+	Reject(r *Reading, reason Reason, out []Alert) []Alert
 }
 
 // Evictor is implemented by processors that cap the devices they track.
@@ -119,6 +130,11 @@ type batch struct {
 	// clock is the stream clock at the end of the batch (Unix ns): the latest
 	// arrival time seen so far. Ticking processors judge silence against it.
 	clock int64
+	// start is the stream's start: the arrival time of its first frame.
+	start int64
+	// good counts, per shard, the readings routed (route also holds
+	// rejected frames of known devices, as -i-1).
+	good []int
 	// tick marks a batch with no frames that only advances the clock (live
 	// sources, when nothing arrives).
 	tick bool
@@ -152,7 +168,7 @@ type Pipeline struct {
 
 	started, finished time.Time
 	ran               atomic.Bool
-	clock             int64 // the stream clock; the dispatcher's only
+	clock, start      int64 // the stream clock and start; the dispatcher's only
 }
 
 type alertKey struct {
@@ -224,6 +240,7 @@ func New(cfg Config) (*Pipeline, error) {
 	for range cfg.InFlight {
 		p.free <- &batch{
 			route:   make([][]int32, cfg.Workers),
+			good:    make([]int, cfg.Workers),
 			alerts:  make([][]Alert, cfg.Workers),
 			decoded: make(chan struct{}, 1),
 			shards:  make(chan struct{}, cfg.Workers),
@@ -398,19 +415,26 @@ func (p *Pipeline) decode() {
 		b.errs = b.errs[:len(frames)]
 		for i := range b.route {
 			b.route[i] = b.route[i][:0]
+			b.good[i] = 0
 		}
 		for i := range frames {
 			f := &frames[i]
 			r := &b.readings[i]
 			err := dec.Decode(b.frames.Payload(f), f.Topic, f.Arrival, r)
 			b.errs[i] = err
-			if err != nil {
+			r.Seq = b.seq + uint64(i)
+			if err != nil && r.Device == "" {
 				continue
 			}
-			r.Seq = b.seq + uint64(i)
 			shard := maphash.String(p.seed, r.Device) % n
 			r.Shard = int32(shard)
+			if err != nil {
+				// Rejected, but the device is known: its shard hears of it.
+				b.route[shard] = append(b.route[shard], int32(-i-1))
+				continue
+			}
 			b.route[shard] = append(b.route[shard], int32(i))
+			b.good[shard]++
 		}
 		b.decoded <- struct{}{} // buffered: never blocks
 	}
@@ -438,27 +462,34 @@ func (p *Pipeline) dispatch(hard context.Context) {
 		clock := max(p.clock, b.clock)
 		good := 0
 		for i, err := range b.errs {
-			if err == nil {
-				r := &b.readings[i]
+			r := &b.readings[i]
+			if err != nil {
 				if r.Arrival == 0 {
-					clock = max(clock, r.Time)
-					r.Arrival = clock
-				} else {
-					clock = max(clock, r.Arrival)
+					r.Arrival = clock // when the stream got to it
 				}
+			} else if r.Arrival == 0 {
+				clock = max(clock, r.Time)
+				r.Arrival = clock
+			} else {
+				clock = max(clock, r.Arrival)
+			}
+			if p.start == 0 && clock != 0 {
+				p.start = clock
+			}
+			if err == nil {
 				good++
 				continue
 			}
-			reason := ReasonMalformed
-			var de *DecodeError
-			if errors.As(err, &de) {
-				reason = de.Reason
-			}
+			reason := rejectReason(err)
 			p.rejected[reason].Inc()
 			f := &b.frames.Frames[i]
 			dl.add(f, b.frames.Payload(f), reason, err)
 		}
 		p.clock, b.clock = clock, clock
+		if p.start == 0 {
+			p.start = clock
+		}
+		b.start = p.start
 		p.decoded.AddInt64(int64(good))
 		for _, q := range p.shardQ {
 			select {
@@ -475,17 +506,34 @@ func (p *Pipeline) dispatch(hard context.Context) {
 	}
 }
 
+// rejectReason is the reason of a decode error.
+func rejectReason(err error) Reason {
+	var de *DecodeError
+	if errors.As(err, &de) {
+		return de.Reason
+	}
+	return ReasonMalformed
+}
+
 // work is a shard worker: it runs its processor over the readings routed to
 // it. It alone touches its devices' state.
 func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 	for b := range p.shardQ[shard] {
 		out := b.alerts[shard][:0]
+		rej, _ := proc.(Rejecter)
 		for _, i := range b.route[shard] {
-			out = proc.Process(&b.readings[i], out)
+			if i >= 0 {
+				out = proc.Process(&b.readings[i], out)
+				continue
+			}
+			if rej != nil { // a rejected frame of a known device: -i-1
+				j := -i - 1
+				out = rej.Reject(&b.readings[j], rejectReason(b.errs[j]), out)
+			}
 		}
 		if t, ok := proc.(Ticker); ok && b.clock != 0 {
 			n := len(out)
-			out = t.Tick(b.clock, out)
+			out = t.Tick(b.start, b.clock, out)
 			last := b.seq + uint64(max(len(b.frames.Frames), 1)) - 1
 			for j := n; j < len(out); j++ {
 				out[j].Seq = last
@@ -493,7 +541,7 @@ func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 			}
 		}
 		b.alerts[shard] = out
-		p.processed.AddInt64(int64(len(b.route[shard])))
+		p.processed.AddInt64(int64(b.good[shard]))
 		p.devices[shard].Store(int64(proc.Devices()))
 		if ev, ok := proc.(Evictor); ok {
 			p.evicted[shard].Store(ev.Evictions())

@@ -493,7 +493,7 @@ func (s *silence) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.
 
 func (s *silence) Devices() int { return len(s.last) }
 
-func (s *silence) Tick(clock int64, out []pipeline.Alert) []pipeline.Alert {
+func (s *silence) Tick(_, clock int64, out []pipeline.Alert) []pipeline.Alert {
 	var devs []string
 	for d, t := range s.last {
 		if clock-t >= 2e9 && !s.fired[d] {
@@ -588,3 +588,44 @@ func (f procFunc) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.
 }
 
 func (f procFunc) Devices() int { return 0 }
+
+// rejLog records readings and rejections of known devices, in order.
+type rejLog struct{ events *[]string }
+
+func (l rejLog) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	*l.events = append(*l.events, fmt.Sprintf("%s:ok@%d", r.Device, r.Seq))
+	return out
+}
+func (l rejLog) Devices() int { return 0 }
+func (l rejLog) Reject(r *pipeline.Reading, reason pipeline.Reason, out []pipeline.Alert) []pipeline.Alert {
+	*l.events = append(*l.events, fmt.Sprintf("%s:%s@%d", r.Device, reason, r.Seq))
+	return out
+}
+
+// TestRejectedFramesOfKnownDevices: a rejected frame whose node_id was read
+// reaches that device's shard, in stream order with its readings; frames
+// without a device do not.
+func TestRejectedFramesOfKnownDevices(t *testing.T) {
+	ps := [][]byte{
+		[]byte(`{"timestamp":1763719200,"node_id":"a","data":{"p":1}}`),
+		[]byte(`{"timestamp":1763719201,"node_id":"a","data":{"p":NaN}}`),
+		[]byte(`{"node_id":"a","data":{"p":1}}`),
+		[]byte(`not json`),
+		[]byte(`{"timestamp":1763719203,"node_id":"a","data":{"p":2}}`),
+	}
+	var events []string
+	p, err := pipeline.New(pipeline.Config{Workers: 1, BatchSize: 2, NewProcessor: func(int) pipeline.Processor { return rejLog{&events} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background(), &sliceSource{payloads: ps}, &collect{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a:ok@0", "a:invalid_value@1", "a:missing_timestamp@2", "a:ok@4"}
+	if fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Errorf("events %v; want %v", events, want)
+	}
+	if st := p.Stats(); st.Processed != 2 {
+		t.Errorf("processed %d; want 2 (rejections are not readings)", st.Processed)
+	}
+}
