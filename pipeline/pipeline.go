@@ -50,6 +50,20 @@ type Rejecter interface {
 	Reject(r *Reading, reason Reason, out []Alert) []Alert
 }
 
+// Newcomer is implemented by processors that count devices seen for the first
+// time. The pipeline sums the counts of all shards per batch (a number that
+// does not depend on the sharding) for the fleet observer.
+type Newcomer interface {
+	// NewDevices returns the devices first seen since the last call.
+	NewDevices() int
+}
+
+// FleetFunc judges the fleet as a whole once per batch, in stream order: clock
+// is the stream clock, newDevices the devices seen for the first time in the
+// batch (from Newcomer processors). It appends alerts to out; they are ordered
+// after the batch's other alerts.
+type FleetFunc func(clock int64, newDevices int, out []Alert) []Alert
+
 // Evictor is implemented by processors that cap the devices they track.
 type Evictor interface {
 	// Evictions reports how many devices were forgotten because of the cap.
@@ -71,6 +85,8 @@ type Config struct {
 	InFlight int
 	// Decoder configures decoding.
 	Decoder DecoderConfig
+	// Fleet, when set, judges the fleet as a whole after each batch.
+	Fleet FleetFunc
 	// NewProcessor makes the processor of shard i. Required.
 	NewProcessor func(shard int) Processor
 	// DeadLetter, when set, receives each rejected frame as a JSON line with
@@ -132,6 +148,8 @@ type batch struct {
 	clock int64
 	// start is the stream's start: the arrival time of its first frame.
 	start int64
+	// newDevices counts, per shard, the devices first seen in the batch.
+	newDevices []int
 	// good counts, per shard, the readings routed (route also holds
 	// rejected frames of known devices, as -i-1).
 	good []int
@@ -239,11 +257,12 @@ func New(cfg Config) (*Pipeline, error) {
 	ms.NewGauge(`vigil_devices_evicted_total`, func() float64 { return float64(p.Evictions()) })
 	for range cfg.InFlight {
 		p.free <- &batch{
-			route:   make([][]int32, cfg.Workers),
-			good:    make([]int, cfg.Workers),
-			alerts:  make([][]Alert, cfg.Workers),
-			decoded: make(chan struct{}, 1),
-			shards:  make(chan struct{}, cfg.Workers),
+			route:      make([][]int32, cfg.Workers),
+			good:       make([]int, cfg.Workers),
+			newDevices: make([]int, cfg.Workers),
+			alerts:     make([][]Alert, cfg.Workers),
+			decoded:    make(chan struct{}, 1),
+			shards:     make(chan struct{}, cfg.Workers),
 		}
 	}
 	return p, nil
@@ -542,6 +561,10 @@ func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 		}
 		b.alerts[shard] = out
 		p.processed.AddInt64(int64(b.good[shard]))
+		b.newDevices[shard] = 0
+		if nc, ok := proc.(Newcomer); ok {
+			b.newDevices[shard] = nc.NewDevices()
+		}
 		p.devices[shard].Store(int64(proc.Devices()))
 		if ev, ok := proc.(Evictor); ok {
 			p.evicted[shard].Store(ev.Evictions())
@@ -588,6 +611,18 @@ func (p *Pipeline) merge(hard context.Context, sink Sink) error {
 				}
 				return 0
 			})
+		}
+		if p.cfg.Fleet != nil && b.clock != 0 {
+			n := 0
+			for _, k := range b.newDevices {
+				n += k
+			}
+			before := len(out)
+			out = p.cfg.Fleet(b.clock, n, out)
+			last := b.seq + uint64(max(len(b.frames.Frames), 1)) - 1
+			for j := before; j < len(out); j++ {
+				out[j].Seq = last
+			}
 		}
 		b.merged = out
 		p.observeLatency(&b.frames)

@@ -629,3 +629,56 @@ func TestRejectedFramesOfKnownDevices(t *testing.T) {
 		t.Errorf("processed %d; want 2 (rejections are not readings)", st.Processed)
 	}
 }
+
+// newcomers counts first sightings per shard.
+type newcomers struct {
+	seen map[string]bool
+	n    int
+}
+
+func (c *newcomers) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	if !c.seen[r.Device] {
+		c.seen[r.Device] = true
+		c.n++
+	}
+	return out
+}
+func (c *newcomers) Devices() int { return len(c.seen) }
+func (c *newcomers) NewDevices() int {
+	n := c.n
+	c.n = 0
+	return n
+}
+
+// TestFleetSeesNewDevicesWhateverTheSharding: the fleet observer gets the
+// same per-batch new-device counts for any number of workers.
+func TestFleetSeesNewDevicesWhateverTheSharding(t *testing.T) {
+	var want []int
+	for _, workers := range []int{1, 2, 5} {
+		var got []int
+		p, err := pipeline.New(pipeline.Config{
+			Workers: workers, BatchSize: 100,
+			NewProcessor: func(int) pipeline.Processor { return &newcomers{seen: map[string]bool{}} },
+			Fleet: func(clock int64, n int, out []pipeline.Alert) []pipeline.Alert {
+				got = append(got, n)
+				return out
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Run(context.Background(), &sliceSource{payloads: payloads(1000, 137)}, &collect{}); err != nil {
+			t.Fatal(err)
+		}
+		if want == nil {
+			want = got
+			if len(want) != 10 || want[0] != 100 || want[1] != 37 || want[2] != 0 {
+				t.Fatalf("workers=1: new devices per batch %v; want 100, 37, then 0s", want)
+			}
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("workers=%d: %v; want %v", workers, got, want)
+		}
+	}
+}
