@@ -135,13 +135,13 @@ type evalOptions struct {
 // (to w) and, if asked, the JSON report. Labels that name devices the data
 // never had are reported; if no labelled device was seen at all, that is an
 // error (most likely the device names do not match).
-func evaluate(w io.Writer, o evalOptions, mode labelMode, alerts []pipeline.Alert, data eval.DataInfo, points []eval.Point) (*eval.Report, error) {
+func evaluate(w io.Writer, o evalOptions, mode labelMode, alerts []pipeline.Alert, data eval.DataInfo, points []eval.Point) (*eval.Report, []eval.Window, error) {
 	var labels *eval.Labels
 	switch mode {
 	case labelsFile:
 		var err error
 		if labels, err = eval.LoadLabels(o.labels); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	default:
 		labels = eval.FromPoints(points)
@@ -150,7 +150,7 @@ func evaluate(w io.Writer, o evalOptions, mode labelMode, alerts []pipeline.Aler
 	if unknown := labels.UnknownDevices(seen); len(unknown) > 0 {
 		labelled := labels.Devices()
 		if len(unknown) == len(labelled) && len(labelled) > 0 {
-			return nil, fmt.Errorf("labels: none of the %d labelled devices appear in the data (e.g. %q; the data has %s)",
+			return nil, nil, fmt.Errorf("labels: none of the %d labelled devices appear in the data (e.g. %q; the data has %s)",
 				len(labelled), unknown[0], sample(data.Devices(), 3))
 		}
 		if mode == labelsFile {
@@ -159,22 +159,22 @@ func evaluate(w io.Writer, o evalOptions, mode labelMode, alerts []pipeline.Aler
 	}
 	rep := eval.Evaluate(alerts, labels, data, eval.Options{Before: o.before, After: o.after, MatchKind: o.matchKind})
 	if err := rep.WriteTableDevices(w, o.devices); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if o.json != "" {
 		f, err := os.Create(o.json)
 		if err != nil {
-			return nil, fmt.Errorf("--eval-json: %w", err)
+			return nil, nil, fmt.Errorf("--eval-json: %w", err)
 		}
 		if err := rep.WriteJSON(f); err != nil {
 			f.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		if err := f.Close(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return rep, nil
+	return rep, labels.Windows(), nil
 }
 
 func sample(xs []string, n int) string {

@@ -10,9 +10,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
+	"github.com/vigil-iot/vigil/cmd/vigil/internal/report"
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/detectors/eval"
 	"github.com/vigil-iot/vigil/pipeline"
@@ -32,6 +34,15 @@ type replayOptions struct {
 	workers    int
 	decoders   int
 	eval       evalOptions
+	report     reportOptions
+}
+
+// reportOptions are the flags of the HTML report.
+type reportOptions struct {
+	path       string
+	devices    string
+	maxDevices int
+	z          float64
 }
 
 func runReplay(ctx context.Context, e *env, args []string) error {
@@ -53,6 +64,10 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	fs.DurationVar(&o.eval.after, "eval-after", 30*time.Second, "with --labels: an alert this long after a window still detects it (hold counts)")
 	fs.BoolVar(&o.eval.matchKind, "eval-kind", true, "with --labels: an alert detects a window only if its kind matches the window's kind (when it has one)")
 	fs.IntVar(&o.eval.devices, "eval-devices", 20, "with --labels: list at most this many devices in the table (-1: all)")
+	fs.StringVar(&o.report.path, "report", "", "write a self-contained HTML report (summary, evaluation, charts per device) to `file`")
+	fs.StringVar(&o.report.devices, "report-devices", "", "report: chart only devices matching these comma-separated `patterns` (e.g. \"press-*,pump-1\")")
+	fs.IntVar(&o.report.maxDevices, "report-max-devices", 50, "report: chart at most this many devices (-1: all)")
+	fs.Float64Var(&o.report.z, "report-z", 6, "report: draw the learned band as median ± z·spread")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -96,10 +111,41 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if err := printSummary(e.stderr, o.summary, res); err != nil {
 		return err
 	}
+	var rep *eval.Report
+	var windows []eval.Window
 	if mode != labelsNone {
-		if _, err := evaluate(e.stderr, o.eval, mode, res.alerts, res.data, res.points); err != nil {
+		if rep, windows, err = evaluate(e.stderr, o.eval, mode, res.alerts, res.data, res.points); err != nil {
 			return err
 		}
+	}
+	if o.report.path != "" {
+		return writeReport(o.report, res, rep, windows)
+	}
+	return nil
+}
+
+// writeReport writes the HTML report of a replay.
+func writeReport(o reportOptions, res *replayResult, rep *eval.Report, windows []eval.Window) error {
+	f, err := os.Create(o.path)
+	if err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	err = report.Write(f, report.Input{
+		Title:      "Vigil replay report",
+		Files:      res.Files,
+		Stats:      res.Stats,
+		Alerts:     res.alerts,
+		Labels:     windows,
+		Eval:       rep,
+		Recording:  report.Merge(res.recorders...),
+		Z:          o.z,
+		DeviceHint: "choose devices with --report-devices and --report-max-devices",
+	})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--report: %w", err)
 	}
 	return nil
 }
@@ -109,9 +155,10 @@ type replayResult struct {
 	Files []string       `json:"files"`
 	Stats pipeline.Stats `json:"stats"`
 
-	alerts []pipeline.Alert // with labels: every alert, for evaluation
-	data   eval.DataInfo    // with labels: reading times per device
-	points []eval.Point     // with point labels
+	alerts    []pipeline.Alert   // with labels or a report: every alert
+	data      eval.DataInfo      // with labels: reading times per device
+	points    []eval.Point       // with point labels
+	recorders []*report.Recorder // with a report: the shards' series
 }
 
 func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o replayOptions, fopt file.Options, mode labelMode) (*replayResult, error) {
@@ -173,15 +220,43 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		e.SetMaxDevices(engineCap)
 		return e
 	}
-	newProc := func(int) pipeline.Processor { return newEngine() }
 	var (
-		log  *alertLog
-		cols *collectors
+		log    *alertLog
+		cols   *collectors
+		recMu  sync.Mutex
+		recs   []*report.Recorder
+		recOpt = report.Options{MaxDevices: o.report.maxDevices}
 	)
-	if mode != labelsNone {
-		log, cols = &alertLog{}, &collectors{mode: mode}
+	if o.report.devices != "" {
+		recOpt.Devices = strings.Split(o.report.devices, ",")
+	}
+	if err := recOpt.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: --report-devices: %v", errUsage, err)
+	}
+	if mode != labelsNone || o.report.path != "" {
+		log = &alertLog{}
 		sinks = pipeline.Tee{sink, log}
-		newProc = func(int) pipeline.Processor { return cols.wrap(newEngine()) }
+	}
+	if mode != labelsNone {
+		cols = &collectors{mode: mode}
+	}
+	// Each shard: the engine, wrapped by the evaluation collector, wrapped
+	// by the report recorder (which reads the engine's band after each
+	// reading, so it must be outermost).
+	newProc := func(int) pipeline.Processor {
+		eng := newEngine()
+		var p pipeline.Processor = eng
+		if cols != nil {
+			p = cols.wrap(p)
+		}
+		if o.report.path != "" {
+			rec := report.NewRecorder(recOpt, eng.Band)
+			recMu.Lock()
+			recs = append(recs, rec)
+			recMu.Unlock()
+			p = rec.Wrap(p)
+		}
+		return p
 	}
 
 	var dead io.Writer
@@ -221,9 +296,11 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	if closeErr != nil {
 		return nil, fmt.Errorf("alerts: %w", closeErr)
 	}
-	res := &replayResult{Files: paths, Stats: pl.Stats()}
-	if mode != labelsNone {
+	res := &replayResult{Files: paths, Stats: pl.Stats(), recorders: recs}
+	if log != nil {
 		res.alerts = log.alerts
+	}
+	if cols != nil {
 		res.data, res.points = cols.merge()
 	}
 	return res, nil

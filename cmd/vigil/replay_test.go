@@ -464,3 +464,30 @@ func TestReplayLabelsErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayReport: --report writes one self-contained HTML file with the
+// evaluation and a chart per device signal.
+func TestReplayReport(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "report.html")
+	code, _, errs := runCLI(t, "replay", "--summary", "none", "--alerts", os.DevNull, "--labels", fixtureLabels,
+		"--report", out, "--report-devices", "sensor-node-0[1-3]", fixtureLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(b)
+	if n := strings.Count(html, "<svg"); n != 9 {
+		t.Errorf("%d charts; want 9 (3 devices × 3 signals)", n)
+	}
+	for _, want := range []string{"sensor-node-01", "sensor-node-03", "Evaluation against the labels", "21"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(html, "<script src") || strings.Contains(html, `src="http`) {
+		t.Error("report loads something from outside")
+	}
+}

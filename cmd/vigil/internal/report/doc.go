@@ -23,15 +23,20 @@
 // bucket as a vertical stroke through its four values (M4 aggregation), which
 // at one bucket per pixel column looks like the full-resolution line.
 //
-//	recs := make([]*report.Recorder, workers)
+//	recs := make([]*report.Recorder, workers) // workers: pipeline.Config.Workers, set
 //	cfg.NewProcessor = func(i int) pipeline.Processor {
+//		// Called on shard i's goroutine: each writes its own slot.
 //		e := set.NewEngine()
 //		recs[i] = report.NewRecorder(opts, e.Band)
 //		return recs[i].Wrap(e)
 //	}
-//	err := pl.Run(ctx, src, sink)
-//	rec := report.Merge(recs...) // after Run returned
+//	err := pl.Run(ctx, src, sink) // a Tee sink also keeps the alerts
+//	rec := report.Merge(recs...)  // after Run returned
 //	err = report.Write(f, report.Input{Files: paths, Stats: pl.Stats(), Alerts: alerts, Recording: rec})
+//
+// The Recorder must be outside the Engine (other wrappers may sit in between):
+// it takes a bucket's band from the engine before the engine sees the reading
+// that starts the next bucket.
 //
 // Only the first Options.MaxDevices devices by name (of those matching
 // Options.Devices) are recorded: a Recorder keeps the smallest names it has

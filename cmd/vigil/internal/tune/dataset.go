@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
 	"time"
 
-	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/detectors/eval"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/file"
@@ -51,6 +54,7 @@ type Dataset struct {
 	dev    []int32
 	time   []int64
 	status []int8
+	label  []int8 // the message's label field (pipeline.NoLabel when none)
 	topic  []int32
 	voff   []uint32 // values of reading i are voff[i]:voff[i+1]; len(voff) = readings+1
 
@@ -81,25 +85,26 @@ func LoadContext(ctx context.Context, paths []string, fopt file.Options, dc pipe
 		}
 	}
 	srcs := make([]pipeline.Source, 0, len(paths))
-	closeAll := func() error {
-		var errs []error
-		for _, s := range srcs {
-			errs = append(errs, s.Close())
-		}
-		return errors.Join(errs...)
-	}
 	for _, p := range paths {
 		s, err := file.Open(p, fopt)
 		if err != nil {
-			closeAll()
+			for _, s := range srcs {
+				s.Close()
+			}
 			return nil, fmt.Errorf("tune: %w", err)
 		}
 		srcs = append(srcs, s)
 	}
 	src := file.Merge(srcs, pipeline.NewDecoder(dc).PeekTime)
 
+	var size int64
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && p != "-" {
+			size += fi.Size()
+		}
+	}
 	ds := newDataset(paths)
-	err := ds.read(ctx, src, pipeline.NewDecoder(dc))
+	err := ds.read(ctx, src, dc, size)
 	if cerr := src.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("tune: close: %w", cerr)
 	}
@@ -123,77 +128,216 @@ func newDataset(paths []string) *Dataset {
 // loadBatch is the number of frames read at a time.
 const loadBatch = 1024
 
-// read decodes every frame of src into ds.
-func (ds *Dataset) read(ctx context.Context, src pipeline.Source, dec *pipeline.Decoder) error {
+// loader builds a Dataset from decoded readings.
+type loader struct {
+	ds       *Dataset
+	devIdx   map[string]int32
+	topIdx   map[string]int32
+	sigIdx   map[signal]uint32
+	devTopic []int32   // per device, the topic of its last reading
+	times    [][]int64 // per device, its readings' times
+	hint     int64     // the input's size in bytes, 0 when unknown
+}
+
+// loadJob is one batch of frames on its way through the decoders.
+type loadJob struct {
+	frames   pipeline.FrameBatch
+	readings []pipeline.Reading
+	errs     []error
+	err      error         // the source's error with this batch (io.EOF at the end)
+	done     chan struct{} // buffered: decoded
+}
+
+// read decodes every frame of src into ds: one goroutine reads batches,
+// GOMAXPROCS decoders decode them in parallel, and this goroutine appends
+// the readings in stream order. hint is the input's size in bytes (0 when
+// unknown), used to size the columns once.
+func (ds *Dataset) read(ctx context.Context, src pipeline.Source, dc pipeline.DecoderConfig, hint int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	decoders := runtime.GOMAXPROCS(0)
+	jobs := 2*decoders + 2
 	var (
-		b       pipeline.FrameBatch
-		r       pipeline.Reading
-		devIdx  = map[string]int32{}
-		topIdx  = map[string]int32{"": 0}
-		sigIdx  = map[signal]uint32{}
-		lastDev = int32(-1)
-		lastStr string
+		wg    sync.WaitGroup
+		free  = make(chan *loadJob, jobs)
+		work  = make(chan *loadJob, jobs) // buffered for every job: sends never block
+		order = make(chan *loadJob, jobs)
 	)
-	for {
-		b.Reset()
-		err := src.ReadBatch(ctx, &b, loadBatch)
-		for i := range b.Frames {
-			f := &b.Frames[i]
-			ds.stats.Frames++
-			ds.stats.Bytes += uint64(len(b.Payload(f)))
-			if derr := dec.Decode(b.Payload(f), f.Topic, f.Arrival, &r); derr != nil {
-				ds.reject(f, derr)
+	for range jobs {
+		free <- &loadJob{done: make(chan struct{}, 1)}
+	}
+	wg.Go(func() {
+		defer close(order)
+		defer close(work)
+		for {
+			var j *loadJob
+			select {
+			case j = <-free:
+			case <-ctx.Done():
+				return
+			}
+			j.frames.Reset()
+			j.err = src.ReadBatch(ctx, &j.frames, loadBatch)
+			work <- j
+			order <- j
+			if j.err != nil {
+				return
+			}
+		}
+	})
+	for range decoders {
+		wg.Go(func() {
+			dec := pipeline.NewDecoder(dc)
+			for j := range work {
+				n := j.frames.Len()
+				if len(j.readings) < n {
+					j.readings = make([]pipeline.Reading, n)
+					j.errs = make([]error, n)
+				}
+				for i := range n {
+					f := &j.frames.Frames[i]
+					j.errs[i] = dec.Decode(j.frames.Payload(f), f.Topic, f.Arrival, &j.readings[i])
+				}
+				j.done <- struct{}{}
+			}
+		})
+	}
+	err := ds.collect(ctx, order, free, hint)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// collect appends the decoded batches in stream order.
+func (ds *Dataset) collect(ctx context.Context, order <-chan *loadJob, free chan<- *loadJob, hint int64) error {
+	l := &loader{
+		ds:     ds,
+		devIdx: map[string]int32{},
+		topIdx: map[string]int32{"": 0},
+		sigIdx: map[signal]uint32{},
+		hint:   hint,
+	}
+	for j := range order {
+		<-j.done
+		bytes := 0
+		for i := range j.frames.Frames {
+			f := &j.frames.Frames[i]
+			bytes += len(j.frames.Payload(f))
+			if j.errs[i] != nil {
+				ds.reject(f, j.errs[i])
 				continue
 			}
-			// Device: consecutive readings often share it; else the map.
-			d := lastDev
-			if lastDev < 0 || r.Device != lastStr {
-				var ok bool
-				if d, ok = devIdx[r.Device]; !ok {
-					d = int32(len(ds.devices))
-					ds.devices = append(ds.devices, r.Device)
-					devIdx[r.Device] = d
-				}
-				lastDev, lastStr = d, ds.devices[d]
+			if err := l.add(&j.readings[i]); err != nil {
+				return err
 			}
-			top, ok := topIdx[r.Topic]
-			if !ok {
-				top = int32(len(ds.topics))
-				ds.topics = append(ds.topics, r.Topic)
-				topIdx[r.Topic] = top
-			}
-			if len(ds.vval)+len(r.Values) > math.MaxUint32 {
-				return errors.New("tune: too many signal values for one dataset (more than 4 billion)")
-			}
-			for _, v := range r.Values {
-				k := signal{v.Name, v.Kind}
-				s, ok := sigIdx[k]
-				if !ok {
-					s = uint32(len(ds.signals))
-					ds.signals = append(ds.signals, k)
-					sigIdx[k] = s
-				}
-				ds.vsig = append(ds.vsig, s)
-				ds.vval = append(ds.vval, v.V)
-			}
-			ds.dev = append(ds.dev, d)
-			ds.time = append(ds.time, r.Time)
-			ds.status = append(ds.status, r.Status)
-			ds.topic = append(ds.topic, top)
-			ds.voff = append(ds.voff, uint32(len(ds.vval)))
-			name := ds.devices[d]
-			ds.data.Times[name] = append(ds.data.Times[name], r.Time)
 		}
+		ds.stats.Frames += uint64(j.frames.Len())
+		ds.stats.Bytes += uint64(bytes)
+		if l.hint > 0 && j.frames.Len() > 0 {
+			l.reserve(j.frames.Len(), bytes)
+		}
+		err := j.err
+		free <- j // buffered for every job: never blocks
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF):
-			ds.stats.Readings = len(ds.dev)
+			l.finish()
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
 		default:
 			return fmt.Errorf("tune: %w", err)
 		}
+	}
+	return ctx.Err() // the reader stopped: ctx is done
+}
+
+// reserve sizes the columns for the whole input, estimated from the first
+// batch, so that they are not copied as they grow. It runs once.
+func (l *loader) reserve(frames, bytes int) {
+	ds := l.ds
+	perFrame := float64(bytes+frames) / float64(frames) // a newline a frame
+	n := int(float64(l.hint)/perFrame*1.02) + loadBatch
+	vals := n * max(len(ds.vval), 1) / max(len(ds.dev), 1)
+	l.hint = 0
+	if n <= cap(ds.dev) || n > 1<<31 {
+		return
+	}
+	ds.dev = slices.Grow(ds.dev, n-len(ds.dev))
+	ds.time = slices.Grow(ds.time, n-len(ds.time))
+	ds.status = slices.Grow(ds.status, n-len(ds.status))
+	ds.label = slices.Grow(ds.label, n-len(ds.label))
+	ds.topic = slices.Grow(ds.topic, n-len(ds.topic))
+	ds.voff = slices.Grow(ds.voff, n+1-len(ds.voff))
+	ds.vsig = slices.Grow(ds.vsig, vals-len(ds.vsig))
+	ds.vval = slices.Grow(ds.vval, vals-len(ds.vval))
+}
+
+// add appends one reading.
+func (l *loader) add(r *pipeline.Reading) error {
+	ds := l.ds
+	d, ok := l.devIdx[r.Device]
+	if !ok {
+		d = int32(len(ds.devices))
+		ds.devices = append(ds.devices, r.Device)
+		l.devIdx[r.Device] = d
+		l.devTopic = append(l.devTopic, 0)
+		l.times = append(l.times, nil)
+	}
+	// A device's topic rarely changes: compare with its last one first.
+	top := l.devTopic[d]
+	if ds.topics[top] != r.Topic {
+		if top, ok = l.topIdx[r.Topic]; !ok {
+			top = int32(len(ds.topics))
+			ds.topics = append(ds.topics, r.Topic)
+			l.topIdx[r.Topic] = top
+		}
+		l.devTopic[d] = top
+	}
+	if len(ds.vval)+len(r.Values) > math.MaxUint32 {
+		return errors.New("tune: too many signal values for one dataset (more than 4 billion)")
+	}
+	for i := range r.Values {
+		v := &r.Values[i]
+		ds.vsig = append(ds.vsig, l.signal(v))
+		ds.vval = append(ds.vval, v.V)
+	}
+	ds.dev = append(ds.dev, d)
+	ds.time = append(ds.time, r.Time)
+	ds.status = append(ds.status, r.Status)
+	ds.label = append(ds.label, r.Label)
+	ds.topic = append(ds.topic, top)
+	ds.voff = append(ds.voff, uint32(len(ds.vval)))
+	l.times[d] = append(l.times[d], r.Time)
+	return nil
+}
+
+// signal returns the index of v's signal. The first few signals, which are
+// most of them, are found by comparing names (the decoder interns them, so
+// the comparison is usually of equal pointers); the rest by the map.
+func (l *loader) signal(v *pipeline.Value) uint32 {
+	sigs := l.ds.signals
+	for i := range min(len(sigs), 8) {
+		if sigs[i].kind == v.Kind && sigs[i].name == v.Name {
+			return uint32(i)
+		}
+	}
+	k := signal{v.Name, v.Kind}
+	s, ok := l.sigIdx[k]
+	if !ok {
+		s = uint32(len(sigs))
+		l.ds.signals = append(sigs, k)
+		l.sigIdx[k] = s
+	}
+	return s
+}
+
+// finish completes the dataset once every frame is read.
+func (l *loader) finish() {
+	ds := l.ds
+	ds.stats.Readings = len(ds.dev)
+	for d, ts := range l.times {
+		ds.data.Times[ds.devices[d]] = ts
 	}
 }
 
@@ -229,7 +373,8 @@ func (ds *Dataset) Data() eval.DataInfo { return ds.data }
 // alarms per device-hour divide by.
 func (ds *Dataset) Hours() float64 {
 	h := 0.0
-	for _, ts := range ds.data.Times {
+	for _, dev := range ds.devices { // in a fixed order: the sum is the same every time
+		ts := ds.data.Times[dev]
 		lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 		for _, t := range ts {
 			lo, hi = min(lo, t), max(hi, t)
@@ -256,7 +401,7 @@ func (ds *Dataset) Span() (first, last int64) {
 
 // Bytes estimates the memory the dataset holds, in bytes.
 func (ds *Dataset) Bytes() int {
-	n := cap(ds.dev)*4 + cap(ds.time)*8 + cap(ds.status) + cap(ds.topic)*4 + cap(ds.voff)*4 +
+	n := cap(ds.dev)*4 + cap(ds.time)*8 + cap(ds.status) + cap(ds.label) + cap(ds.topic)*4 + cap(ds.voff)*4 +
 		cap(ds.vsig)*4 + cap(ds.vval)*8
 	for _, ts := range ds.data.Times {
 		n += cap(ts) * 8
@@ -264,8 +409,9 @@ func (ds *Dataset) Bytes() int {
 	return n
 }
 
-// Reading fills r with reading i (0 ≤ i < Len), reusing r.Values. Seq is i.
-// Device, topic and signal names are shared strings.
+// Reading fills r with reading i (0 ≤ i < Len) as the decoder made it,
+// reusing r.Values, except for what detection does not read: Seq is i,
+// Arrival and Size are 0. Device, topic and signal names are shared strings.
 func (ds *Dataset) Reading(i int, r *pipeline.Reading) {
 	vals := r.Values[:0]
 	*r = pipeline.Reading{
@@ -274,6 +420,7 @@ func (ds *Dataset) Reading(i int, r *pipeline.Reading) {
 		Device: ds.devices[ds.dev[i]],
 		Topic:  ds.topics[ds.topic[i]],
 		Status: ds.status[i],
+		Label:  ds.label[i],
 	}
 	for j := ds.voff[i]; j < ds.voff[i+1]; j++ {
 		s := &ds.signals[ds.vsig[j]]
@@ -285,17 +432,66 @@ func (ds *Dataset) Reading(i int, r *pipeline.Reading) {
 // checkEvery is how many readings a replay processes between looks at ctx.
 const checkEvery = 1 << 15
 
-// Replay runs one engine of set over every reading in stream order and
-// appends the alerts to out. It stops early with ctx's error when ctx is done.
-func (ds *Dataset) Replay(ctx context.Context, set *detectors.Set, out []pipeline.Alert) ([]pipeline.Alert, error) {
-	eng := set.NewEngine()
+// tickEvery is how many readings a replay processes between ticks: the
+// pipeline's default batch.
+const tickEvery = 512
+
+// Replay runs proc (a detectors.Engine) over every reading in stream order
+// and appends the alerts to out, as a replay's shard workers would: each
+// reading arrives at the stream clock (the latest event time so far), and a
+// processor that implements pipeline.Ticker is ticked with the clock every
+// tickEvery readings and at the end, with the stream's start (the first
+// reading's time). Rejected frames are not kept, so a pipeline.Rejecter is
+// not told of them, and there is no fleet observer. It stops early with ctx's
+// error when ctx is done.
+func (ds *Dataset) Replay(ctx context.Context, proc pipeline.Processor, out []pipeline.Alert) ([]pipeline.Alert, error) {
+	ticker, _ := proc.(pipeline.Ticker)
 	r := pipeline.Reading{Values: make([]pipeline.Value, 0, 8)}
+	clock, start := int64(math.MinInt64), int64(0)
+	if len(ds.time) > 0 {
+		start = ds.time[0]
+	}
 	for i := range ds.dev {
 		if i%checkEvery == 0 && ctx.Err() != nil {
 			return out, ctx.Err()
 		}
 		ds.Reading(i, &r)
-		out = eng.Process(&r, out)
+		clock = max(clock, r.Time)
+		r.Arrival = clock
+		out = proc.Process(&r, out)
+		if ticker != nil && (i+1)%tickEvery == 0 {
+			out = ticker.Tick(start, clock, out)
+		}
+	}
+	if ticker != nil && len(ds.dev)%tickEvery != 0 {
+		out = ticker.Tick(start, clock, out)
 	}
 	return out, nil
+}
+
+// LabelsFromStatus returns point labels from the devices' status field, as
+// `vigil replay --labels status` takes them: a reading with status 1 or 2 is
+// anomalous, one with status 0 is not, one without status is not a label.
+func (ds *Dataset) LabelsFromStatus() *eval.Labels {
+	return ds.points(func(i int) (bool, bool) {
+		return ds.status[i] >= 1, ds.status[i] != pipeline.NoStatus
+	})
+}
+
+// LabelsFromColumn returns point labels from the messages' label field (a
+// CSV label column), as `vigil replay --labels column` takes them.
+func (ds *Dataset) LabelsFromColumn() *eval.Labels {
+	return ds.points(func(i int) (bool, bool) {
+		return ds.label[i] == 1, ds.label[i] != pipeline.NoLabel
+	})
+}
+
+func (ds *Dataset) points(at func(i int) (anomalous, ok bool)) *eval.Labels {
+	l := eval.NewLabels()
+	for i := range ds.dev {
+		if a, ok := at(i); ok {
+			l.AddPoint(ds.devices[ds.dev[i]], ds.time[i], a)
+		}
+	}
+	return l
 }

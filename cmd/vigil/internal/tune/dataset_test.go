@@ -1,0 +1,235 @@
+package tune
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/detectors/eval"
+	"github.com/vigil-iot/vigil/pipeline"
+	"github.com/vigil-iot/vigil/pipeline/file"
+	"github.com/vigil-iot/vigil/pipeline/sim"
+)
+
+// Load keeps every good reading as the decoder returned it, in stream order,
+// and counts the rejected frames by reason.
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	cfg := sim.DefaultConfig()
+	cfg.Devices, cfg.Anomalous, cfg.Duration, cfg.Topics = 3, 1, time.Minute, true
+	path, _ := writeSim(t, dir, cfg)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []byte("plant/x {\"node_id\":\"a\"\n" + // malformed
+		`{"timestamp":"2026-11-21T10:00:30Z","data":{"p":1}}` + "\n" + // no node_id
+		`{"timestamp":"2026-11-21T10:00:30Z","node_id":"b","data":{"p":"x"}}` + "\n" + // invalid value
+		`{"timestamp":"2026-11-21T10:00:30Z","node_id":"extra","data":{"p":1,"rpm":1500},"status":1}` + "\n")
+	if err := os.WriteFile(path, append(good, bad...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ds, err := Load([]string{path}, file.Options{}, pipeline.DefaultDecoderConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := ds.Stats()
+	lines := bytes.Count(good, []byte("\n"))
+	if st.Frames != uint64(lines+4) || st.Readings != lines+1 || ds.Len() != lines+1 {
+		t.Errorf("got %d frames, %d readings; want %d and %d", st.Frames, st.Readings, lines+4, lines+1)
+	}
+	wantRejected := map[string]uint64{"malformed_json": 1, "missing_node_id": 1, "invalid_value": 1}
+	if !reflect.DeepEqual(st.Rejected, wantRejected) || len(st.Examples) != 3 {
+		t.Errorf("got rejected %v, examples %q; want %v and one example each", st.Rejected, st.Examples, wantRejected)
+	}
+	if ds.Devices() != 4 {
+		t.Errorf("got %d devices; want 4", ds.Devices())
+	}
+
+	// Reading i is what the decoder made of the i-th good line.
+	dec := pipeline.NewDecoder(pipeline.DefaultDecoderConfig())
+	sc := bufio.NewScanner(bytes.NewReader(append(good, bad...)))
+	var want, got pipeline.Reading
+	i := 0
+	for sc.Scan() {
+		line := sc.Bytes()
+		topic := ""
+		if line[0] != '{' {
+			sp := bytes.IndexByte(line, ' ')
+			topic, line = string(line[:sp]), line[sp+1:]
+		}
+		if dec.Decode(line, topic, 0, &want) != nil {
+			continue
+		}
+		want.Seq, want.Size = uint64(i), 0
+		ds.Reading(i, &got)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("reading %d: got %+v; want %+v", i, got, want)
+		}
+		i++
+	}
+	if i != ds.Len() {
+		t.Errorf("compared %d readings; want %d", i, ds.Len())
+	}
+	for dev, ts := range ds.Data().Times {
+		if !slices.IsSorted(ts) {
+			t.Errorf("times of %s not sorted", dev)
+		}
+	}
+}
+
+// Several files are merged in event-time order, as a replay merges them.
+func TestLoadMerge(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	b := filepath.Join(dir, "b.log")
+	os.WriteFile(a, []byte(`{"timestamp":1000,"node_id":"a","data":{"p":1}}
+{"timestamp":3000,"node_id":"a","data":{"p":3}}
+`), 0o644)
+	os.WriteFile(b, []byte(`{"timestamp":2000,"node_id":"b","data":{"p":2}}
+{"timestamp":4000,"node_id":"b","data":{"p":4}}
+`), 0o644)
+	ds, err := Load([]string{a, b}, file.Options{}, pipeline.DecoderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r pipeline.Reading
+	var got []float64
+	for i := range ds.Len() {
+		ds.Reading(i, &r)
+		got = append(got, r.Values[0].V)
+	}
+	if !slices.Equal(got, []float64{1, 2, 3, 4}) {
+		t.Errorf("got values %v; want 1 2 3 4 (time order across files)", got)
+	}
+	if h := ds.Hours(); h != 2*2000/3600.0 {
+		t.Errorf("got %v device-hours; want 2 × 2000 s", h)
+	}
+
+	if _, err := Load([]string{filepath.Join(dir, "missing.log")}, file.Options{}, pipeline.DecoderConfig{}); err == nil {
+		t.Error("missing file: got no error")
+	}
+	if _, err := Load(nil, file.Options{}, pipeline.DecoderConfig{}); err == nil {
+		t.Error("no files: got no error")
+	}
+}
+
+// A trial's alerts are a replay's: the same as one engine fed the decoded
+// lines, and the same whatever engine runs them.
+func TestReplayMatchesEngine(t *testing.T) {
+	ds, _ := loadSmall(t)
+	set, err := detectors.New(detectors.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ds.Replay(context.Background(), set.NewEngine(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := set.NewEngine()
+	var want []pipeline.Alert
+	var r pipeline.Reading
+	for i := range ds.Len() {
+		ds.Reading(i, &r)
+		want = eng.Process(&r, want)
+	}
+	if len(got) == 0 || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %d alerts; want the engine's %d", len(got), len(want))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := ds.Replay(ctx, set.NewEngine(), nil); err == nil {
+		t.Error("cancelled replay: got no error")
+	}
+}
+
+func TestDatasetMemory(t *testing.T) {
+	ds, _ := loadSmall(t)
+	per := float64(ds.Bytes()) / float64(ds.Len())
+	t.Logf("%d readings, %d bytes, %.1f B/reading", ds.Len(), ds.Bytes(), per)
+	if per > 100 {
+		t.Errorf("%.1f bytes per reading of three signals; want at most 100", per)
+	}
+}
+
+func TestLabelsFromReadings(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.log")
+	os.WriteFile(path, []byte(`{"timestamp":1000,"node_id":"a","data":{"p":1},"status":0,"label":0}
+{"timestamp":2000,"node_id":"a","data":{"p":1},"status":2,"label":1}
+{"timestamp":3000,"node_id":"a","data":{"p":1},"status":1,"label":1}
+{"timestamp":4000,"node_id":"a","data":{"p":1},"label":0}
+{"timestamp":5000,"node_id":"a","data":{"p":1},"status":0}
+`), 0o644)
+	ds, err := Load([]string{path}, file.Options{}, pipeline.DecoderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := func(s int64) int64 { return s * 1e9 }
+	want := []eval.Window{{Device: "a", Start: sec(2000), End: sec(3000)}}
+	if got := ds.LabelsFromStatus().Windows(); !reflect.DeepEqual(got, want) {
+		t.Errorf("from status: got %+v; want %+v", got, want)
+	}
+	if got := ds.LabelsFromColumn().Windows(); !reflect.DeepEqual(got, want) {
+		t.Errorf("from the label column: got %+v; want %+v", got, want)
+	}
+}
+
+// tickRecorder is a processor that records what a replay gives it.
+type tickRecorder struct {
+	arrivals []int64
+	ticks    [][2]int64
+}
+
+func (p *tickRecorder) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	p.arrivals = append(p.arrivals, r.Arrival)
+	return out
+}
+
+func (p *tickRecorder) Devices() int { return 0 }
+
+func (p *tickRecorder) Tick(start, clock int64, out []pipeline.Alert) []pipeline.Alert {
+	p.ticks = append(p.ticks, [2]int64{start, clock})
+	return out
+}
+
+// A replay gives readings the stream clock as arrival time and ticks
+// processors that judge time, as the pipeline does.
+func TestReplayClockAndTicks(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.log")
+	var b bytes.Buffer
+	for i := range tickEvery + 10 {
+		ts := 1000 + i
+		if i == 5 {
+			ts = 900 // late: arrives at the clock, not before it
+		}
+		fmt.Fprintf(&b, `{"timestamp":%d,"node_id":"a","data":{"p":1}}`+"\n", ts)
+	}
+	os.WriteFile(path, b.Bytes(), 0o644)
+	ds, err := Load([]string{path}, file.Options{}, pipeline.DecoderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p tickRecorder
+	if _, err := ds.Replay(context.Background(), &p, nil); err != nil {
+		t.Fatal(err)
+	}
+	sec := int64(1e9)
+	if p.arrivals[4] != 1004*sec || p.arrivals[5] != 1004*sec || p.arrivals[6] != 1006*sec {
+		t.Errorf("arrivals %v; want the stream clock (1004, 1004, 1006 s)", p.arrivals[4:7])
+	}
+	want := [][2]int64{{1000 * sec, (1000 + tickEvery - 1) * sec}, {1000 * sec, (1000 + tickEvery + 9) * sec}}
+	if !reflect.DeepEqual(p.ticks, want) {
+		t.Errorf("ticks %v; want %v (after each batch of %d and at the end)", p.ticks, want, tickEvery)
+	}
+}
