@@ -40,7 +40,8 @@ func commands() []command {
 		{"run", "run as a sidecar to an MQTT broker and republish alerts", runLive},
 		{"demo", "run an embedded broker, a simulated fleet and the pipeline, with a live view", runDemo},
 		{"replay", "replay plant logs through the detection pipeline and print alerts", runReplay},
-		{"simulate", "generate a labelled plant log from a simulated fleet", runSimulate},
+		{"tune", "search detector parameters over labelled logs and write the best as a config", runTune},
+		{"simulate", "generate a labelled plant log, or publish a simulated fleet to a broker", runSimulate},
 		{"config", "check a configuration file (config check FILE)", runConfig},
 	}
 }

@@ -491,3 +491,47 @@ func TestReplayReport(t *testing.T) {
 		t.Error("report loads something from outside")
 	}
 }
+
+// TestTuneCLI: tune over the fixture from a deliberately bad base finds
+// better settings and writes a config that replay accepts and that does
+// better than the base.
+func TestTuneCLI(t *testing.T) {
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "tune.yaml")
+	os.WriteFile(spec, []byte("objective: event_f1\nsearch: grid\nbefore: 2s\nafter: 30s\nparameters:\n  overpressure.spike.z: {values: [6, 40]}\n  vibration.jump.z: {values: [6, 40]}\n"), 0o644)
+	bad := filepath.Join(dir, "bad.yaml")
+	// A base that misses things: spike and jump thresholds far too high,
+	// rise and rate checks out of reach.
+	os.WriteFile(bad, []byte("detectors:\n  overpressure:\n    spike: {z: 40}\n    rise: {h: 1000}\n    rate: {factor: 1000}\n  vibration:\n    jump: {z: 40}\n    elevation: {h: 1000}\n    zones: {ab: 50, bc: 60, cd: 70}\n"), 0o644)
+	best := filepath.Join(dir, "best.yaml")
+	code, out, errs := runCLI(t, "tune", "--spec", spec, "--labels", fixtureLabels, "--config", bad, "--out", best, fixtureLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "best: trial") {
+		t.Errorf("no best line in the table:\n%s", out)
+	}
+	b, err := os.ReadFile(best)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tuned thresholds are the defaults, so the file leaves them out
+	// (it writes only keys that differ from the defaults).
+	if strings.Contains(string(b), "z: 40") || !strings.Contains(string(b), "tuned: overpressure.spike.z 6 (base 40)") {
+		t.Errorf("best config keeps the bad thresholds:\n%s", b)
+	}
+	recall := func(cfg string) string {
+		_, _, errs := runCLI(t, "replay", "--summary", "none", "--alerts", os.DevNull, "--config", cfg, "--labels", fixtureLabels, "--eval-before", "2s", fixtureLog)
+		m := regexp.MustCompile(`(?m)^all\s+(\d+)\s+(\d+)`).FindStringSubmatch(errs)
+		if m == nil {
+			t.Fatalf("no evaluation:\n%s", errs)
+		}
+		return m[2] + "/" + m[1]
+	}
+	if before, after := recall(bad), recall(best); before == after || after != "47/47" {
+		t.Errorf("windows detected with the bad base %s, with the tuned config %s; want 47/47 after tuning and fewer before", before, after)
+	}
+	if code, _, errs := runCLI(t, "tune", "--spec", spec, fixtureLog); code != 2 || !strings.Contains(errs, "--labels is required") {
+		t.Errorf("tune without labels: exit %d, %q; want a usage error", code, errs)
+	}
+}

@@ -332,15 +332,8 @@ func setFlow(n *yaml.Node) {
 	}
 }
 
-// valueAt returns the node at path in the YAML form of p.
-func valueAt(p *detectors.Params, path []string) *yaml.Node {
-	var n yaml.Node
-	if err := n.Encode(p); err != nil {
-		return nil
-	}
-	return lookup(&n, path)
-}
-
+// lookup returns the node at path in a mapping (or a document holding one),
+// nil when there is none.
 func lookup(n *yaml.Node, path []string) *yaml.Node {
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]

@@ -59,6 +59,15 @@ func (r *Result) WriteTableRows(w io.Writer, rows int) error {
 		strings.Join(r.Data.Files, ", "), r.Data.Devices, r.Data.Readings, r.Data.Hours, r.Windows,
 		sp.Eval.Before, sp.Eval.After, map[bool]string{true: "kinds matched", false: "kinds ignored"}[sp.Eval.MatchKind])
 
+	if n := len(r.UnknownDevices); n > 0 {
+		const show = 5
+		list := strings.Join(r.UnknownDevices[:min(n, show)], ", ")
+		if n > show {
+			list += fmt.Sprintf(", … (%d more)", n-show)
+		}
+		p.printf("labelled devices not in the data (ignored): %s\n", list)
+	}
+
 	ranked := r.Ranked()
 	shown := ranked
 	if rows >= 0 && rows < len(ranked) {

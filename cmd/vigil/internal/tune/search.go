@@ -61,7 +61,7 @@ type Trial struct {
 	Err error `json:"-"`
 
 	nodes    []*yaml.Node // the values set, nil for the baseline
-	canceled bool
+	finished bool         // ran to the end (scored, or failed)
 }
 
 // NABStandard returns the trial's NAB score under the standard profile.
@@ -98,8 +98,11 @@ type Result struct {
 	Partial bool
 	// Windows counts the label windows on the data's devices.
 	Windows int
-	Data    DataSummary
-	Elapsed time.Duration
+	// UnknownDevices are labelled devices that are not in the data; their
+	// windows are ignored.
+	UnknownDevices []string
+	Data           DataSummary
+	Elapsed        time.Duration
 
 	base *config.File
 }
@@ -196,7 +199,8 @@ func Run(ctx context.Context, ds *Dataset, labels *eval.Labels, base *config.Fil
 	if err != nil {
 		return nil, fmt.Errorf("tune: base configuration: %w", err)
 	}
-	res := &Result{Spec: spec, Windows: windows, base: base, Data: dataSummary(ds)}
+	res := &Result{Spec: spec, Windows: windows, base: base, Data: dataSummary(ds),
+		UnknownDevices: labels.UnknownDevices(ds.data.Seen())}
 	trials, err := r.plan(res)
 	if err != nil {
 		return nil, err
@@ -235,8 +239,8 @@ func Run(ctx context.Context, ds *Dataset, labels *eval.Labels, base *config.Fil
 	}
 	done := 0
 	for t := range results {
-		if t.canceled {
-			continue
+		if !t.finished {
+			continue // cancelled
 		}
 		done++
 		if opts.Progress != nil {
@@ -246,7 +250,7 @@ func Run(ctx context.Context, ds *Dataset, labels *eval.Labels, base *config.Fil
 	wg.Wait()
 
 	for _, t := range trials {
-		if t.Elapsed > 0 && !t.canceled {
+		if t.finished {
 			res.Trials = append(res.Trials, t)
 		}
 	}
@@ -431,28 +435,30 @@ func (r *runner) detectorConfig(p *detectors.Params) (detectors.Config, error) {
 // run runs one trial, reusing buf for its alerts, and returns buf.
 func (r *runner) run(ctx context.Context, t *Trial, buf []pipeline.Alert) []pipeline.Alert {
 	start := time.Now()
-	defer func() { t.Elapsed = max(time.Since(start), 1) }()
+	fail := func(err error) []pipeline.Alert {
+		t.Err, t.Objective, t.finished = err, eval.Number(math.NaN()), true
+		t.Elapsed = time.Since(start)
+		return buf
+	}
 	cfg, err := r.detectorConfig(&t.Params)
 	if err != nil {
-		t.Err, t.Objective = err, eval.Number(math.NaN())
-		return buf
+		return fail(err)
 	}
 	set, err := detectors.New(cfg)
 	if err != nil {
-		t.Err, t.Objective = err, eval.Number(math.NaN())
-		return buf
+		return fail(err)
 	}
 	eng := set.NewEngine()
 	eng.SetMaxDevices(r.base.Pipeline.MaxDevices)
 	alerts, err := r.ds.Replay(ctx, eng, buf)
 	if err != nil {
-		t.canceled = true
-		return alerts
+		return alerts // cancelled: not finished
 	}
 	rep := eval.Evaluate(alerts, r.labels, r.ds.data, r.spec.Eval)
 	t.Events, t.Points, t.NAB, t.Kinds = rep.Overall.Events, rep.Overall.Points, rep.Overall.NAB, rep.Kinds
 	t.Alerts = rep.Alerts
 	t.Objective = r.spec.score(rep)
+	t.Elapsed, t.finished = time.Since(start), true
 	return alerts
 }
 
