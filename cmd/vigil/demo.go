@@ -52,7 +52,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
 func demo(ctx context.Context, e *env, o demoOptions) error {
 	quiet := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := broker.Start(o.listen, quiet)
+	// The embedded broker warns about connections closed at shutdown; only
+	// its errors matter here.
+	b, err := broker.Start(o.listen, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		return err
 	}
