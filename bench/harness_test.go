@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -155,11 +156,16 @@ func replay(ctx context.Context, set *detectors.Set, path string, o replayOpts) 
 	if o.detect {
 		newProc = func(int) pipeline.Processor { return set.NewEngine() }
 	}
+	var fleet pipeline.FleetFunc
+	if o.detect {
+		fleet = set.FleetFunc()
+	}
 	pl, err := pipeline.New(pipeline.Config{
 		Workers:      o.workers,
 		Decoders:     o.workers,
 		Decoder:      pipeline.DefaultDecoderConfig(),
 		NewProcessor: newProc,
+		Fleet:        fleet, // as vigil replay wires it
 	})
 	if err != nil {
 		return pipeline.Stats{}, err
@@ -173,10 +179,18 @@ func replay(ctx context.Context, set *detectors.Set, path string, o replayOpts) 
 	return pl.Stats(), errors.Join(runErr, sink.Flush())
 }
 
-// defaultSet compiles the default detector configuration: every detector on.
+// traffic switches the traffic detectors (traffic.enabled and the fleet
+// judge), to measure what they cost: go test -bench ... ./bench/ -args -traffic=false
+var traffic = flag.Bool("traffic", true, "run the traffic detectors (traffic.enabled, fleet.enabled)")
+
+// defaultSet compiles the default detector configuration: every detector on
+// (the traffic detectors as -traffic says).
 func defaultSet(tb testing.TB) *detectors.Set {
 	tb.Helper()
-	set, err := detectors.New(detectors.DefaultConfig())
+	cfg := detectors.DefaultConfig()
+	cfg.Params.Traffic.Enabled = *traffic
+	cfg.Fleet.Enabled = *traffic
+	set, err := detectors.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -12,6 +12,14 @@
 // firing → resolved, with a hold (consecutive anomalous samples before firing),
 // a clear count and hysteresis, stepped by event time.
 //
+// The traffic detectors (traffic.go) judge how a device talks rather than
+// what it measures: its message interval and rate, topics, fields, payload
+// size, clock offset and the order of its timestamps are learned per device
+// (TrafficState), and departures raise alerts of kind traffic.flood, silence,
+// rogue, identity, replay, clock and schema. Silence is judged by
+// Engine.Tick on the stream clock; Fleet judges bursts of new device IDs
+// (traffic.spray).
+//
 // An Engine holds the state of the devices of one pipeline shard (Device,
 // SignalState: plain, serialisable data) and is used by one goroutine. A Set is
 // the compiled, shared configuration: default parameters and device classes.

@@ -19,6 +19,8 @@ type Params struct {
 	Thermal      ThermalConfig      `yaml:"thermal"`
 	Vibration    VibrationConfig    `yaml:"vibration"`
 	Signal       SignalConfig       `yaml:"signal"`
+	// Traffic configures the traffic detectors: how each device talks.
+	Traffic TrafficConfig `yaml:"traffic"`
 	// Status is the lifecycle of the device's own status flag.
 	Status Rule `yaml:"status"`
 	// Hysteresis is the score below which a firing alert counts a sample as
@@ -37,6 +39,7 @@ func DefaultParams() Params {
 		Thermal:      DefaultThermal(),
 		Vibration:    DefaultVibration(),
 		Signal:       DefaultSignal(),
+		Traffic:      DefaultTraffic(),
 		Status:       Rule{Hold: 1, Clear: 1},
 		Hysteresis:   0.8,
 		LearnBelow:   0.6,
@@ -59,6 +62,7 @@ func (p *Params) Validate() error {
 		prefix("thermal", p.Thermal.Validate()),
 		prefix("vibration", p.Vibration.Validate()),
 		prefix("signal", p.Signal.Validate()),
+		prefix("traffic", p.Traffic.Validate()),
 		prefix("status", p.Status.Validate()),
 	)
 }
@@ -75,18 +79,20 @@ type Class struct {
 	Params  Params   `yaml:"detectors"`
 }
 
-// Config is the detection configuration: default parameters and classes.
+// Config is the detection configuration: default parameters, classes, and
+// the fleet-level judgement (global: it sees every device).
 type Config struct {
 	Params  Params
 	Classes []Class
+	Fleet   FleetConfig
 }
 
 // DefaultConfig returns the defaults with no classes.
-func DefaultConfig() Config { return Config{Params: DefaultParams()} }
+func DefaultConfig() Config { return Config{Params: DefaultParams(), Fleet: DefaultFleet()} }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	errs := []error{c.Params.Validate()}
+	errs := []error{c.Params.Validate(), prefix("fleet", c.Fleet.Validate())}
 	names := map[string]bool{}
 	for i := range c.Classes {
 		cl := &c.Classes[i]
@@ -133,6 +139,7 @@ type profile struct {
 	learner   *baselines.Learner
 	detectors [4]SignalDetector // indexed by pipeline.SignalKind
 	status    Check
+	traffic   trafficProfile
 }
 
 func compile(name string, p Params) (*profile, error) {
@@ -146,6 +153,7 @@ func compile(name string, p Params) (*profile, error) {
 	pr.detectors[pipeline.Temperature] = NewThermal(p.Thermal)
 	pr.detectors[pipeline.Vibration] = NewVibration(p.Vibration)
 	pr.status = Check{Detector: "status", Kind: "status", Rule: p.Status, describe: describeStatus}
+	pr.traffic = compileTraffic(&p)
 	return pr, nil
 }
 
@@ -154,6 +162,8 @@ func compile(name string, p Params) (*profile, error) {
 type Set struct {
 	profiles []*profile // [0] is the default
 	classes  []Class
+	fleet    FleetConfig
+	hyst     float64 // the default hysteresis, for the fleet
 }
 
 // New validates cfg and compiles it.
@@ -165,7 +175,7 @@ func New(cfg Config) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{profiles: []*profile{def}, classes: cfg.Classes}
+	s := &Set{profiles: []*profile{def}, classes: cfg.Classes, fleet: cfg.Fleet, hyst: cfg.Params.Hysteresis}
 	for _, cl := range cfg.Classes {
 		p, err := compile(cl.Name, cl.Params)
 		if err != nil {
@@ -232,13 +242,14 @@ func topicMatch(filter, topic string) bool {
 	}
 }
 
-// Device is everything Vigil keeps about one device. Plain data.
+// Device is everything Vigil keeps about one device. Plain data. Its class
+// is not stored (Engine.Class derives it), to keep the state within 1 KiB.
 type Device struct {
 	Name    string
 	Topic   string // the last topic seen, "" if none
-	Class   string // the device class ("default" when none matched)
 	Status  Episode
 	Signals []SignalState
+	Traffic TrafficState
 
 	profile    int
 	prev, next *Device // recency list: most recently seen first
@@ -256,6 +267,10 @@ type Engine struct {
 	newest, oldest *Device
 	maxDevices     int
 	evicted        uint64
+
+	start      int64        // the stream start (from Tick)
+	newDevices int          // first sightings since NewDevices was called
+	quiet      []quietEntry // silence queue: a min-heap by due time
 }
 
 // NewEngine returns an empty engine for one shard.
@@ -313,31 +328,47 @@ func (e *Engine) evictOldest() {
 	}
 	e.unlink(d)
 	delete(e.devices, d.Name)
+	d.Traffic.Flags |= TrafficGone // it may still be in the silence queue
 	e.evicted++
 }
 
 // Device returns the state of a device, or nil.
 func (e *Engine) Device(name string) *Device { return e.devices[name] }
 
+// Class returns the class of a device ("default" when none matched), or ""
+// when the engine does not know it.
+func (e *Engine) Class(device string) string {
+	d := e.devices[device]
+	if d == nil {
+		return ""
+	}
+	return e.set.profiles[d.profile].name
+}
+
 // Process judges one reading: it updates the device's baselines and episodes
 // and appends the alert transitions it causes to out. It allocates only for
 // new devices, new signals and alerts.
 func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
 	d := e.devices[r.Device]
-	if d == nil {
+	isNew := d == nil
+	if isNew {
 		if e.maxDevices > 0 && len(e.devices) >= e.maxDevices {
 			e.evictOldest()
 		}
 		pi := e.set.profileFor(r.Device, r.Topic)
-		d = &Device{Name: r.Device, Class: e.set.profiles[pi].name, profile: pi, Signals: make([]SignalState, 0, 3)}
+		d = &Device{Name: r.Device, profile: pi, Signals: make([]SignalState, 0, 3)}
 		e.devices[r.Device] = d
+		e.newDevices++
 	}
 	e.touch(d)
+	prevTopic := d.Topic
 	if r.Topic != "" && r.Topic != d.Topic {
 		d.Topic = r.Topic
 	}
 	p := e.set.profiles[d.profile]
+	var fields uint32 // the fields the reading carries, for traffic.schema
 	if r.Status != pipeline.NoStatus {
+		fields |= statusField
 		v := statusVerdict(r.Status)
 		if tr := d.Status.Step(v, r.Time, p.status.Rule, p.params.Hysteresis); tr != 0 {
 			out = append(out, e.alert(d, "status", "", &p.status, &d.Status, v, tr, r, float64(r.Status), nil))
@@ -345,7 +376,11 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 	}
 	for i := range r.Values {
 		val := &r.Values[i]
-		s := d.signal(val)
+		k := d.signal(val)
+		if k < 31 {
+			fields |= 1 << k
+		}
+		s := &d.Signals[k]
 		det := p.detectors[s.Kind]
 		checks := det.Checks()
 		vs := e.vs[:len(checks)]
@@ -375,6 +410,9 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			s.endWarmup()
 		}
 	}
+	if p.traffic.cfg.Enabled {
+		out = e.judgeTraffic(d, &p.traffic, r, fields, prevTopic, isNew, out)
+	}
 	return out
 }
 
@@ -386,15 +424,16 @@ func (s *SignalState) endWarmup() {
 	s.ShortMean, s.ShortVar = s.Base.Mean, s.Base.Var
 }
 
-// signal returns the state of a reading's signal, adding it on first sight.
-func (d *Device) signal(v *pipeline.Value) *SignalState {
+// signal returns the index of a reading's signal in d.Signals, adding it on
+// first sight.
+func (d *Device) signal(v *pipeline.Value) int {
 	for i := range d.Signals {
 		if d.Signals[i].Name == v.Name {
-			return &d.Signals[i]
+			return i
 		}
 	}
 	d.Signals = append(d.Signals, SignalState{Name: v.Name, Kind: v.Kind})
-	return &d.Signals[len(d.Signals)-1]
+	return len(d.Signals) - 1
 }
 
 // alert builds the alert of a transition; base is the signal's baseline (nil

@@ -310,8 +310,8 @@ func TestClasses(t *testing.T) {
 		if len(got) == 0 || got[0].Detector != "overpressure.limit" || got[0].Threshold != tc.limit {
 			t.Errorf("%s: pressure 5, 7, 10, 13 bar: got %s; want overpressure.limit with threshold %v first", tc.device, fmtAlerts(got), tc.limit)
 		}
-		if d := eng.Device(tc.device); d == nil || d.Class != tc.class {
-			t.Errorf("Device(%q).Class: got %+v; want %q", tc.device, d, tc.class)
+		if got := eng.Class(tc.device); got != tc.class {
+			t.Errorf("Class(%q): got %q; want %q", tc.device, got, tc.class)
 		}
 	}
 	if got, want := eng.Devices(), 7; got != want {
@@ -655,7 +655,7 @@ func TestClassByTopic(t *testing.T) {
 		r := pipeline.Reading{Device: tc.dev, Topic: tc.topic, Time: 1e18, Status: pipeline.NoStatus,
 			Values: []pipeline.Value{{Name: "pressure", Kind: pipeline.Pressure, V: 4}}}
 		out := e.Process(&r, nil)
-		if got := e.Device(tc.dev).Class; got != tc.class {
+		if got := e.Class(tc.dev); got != tc.class {
 			t.Errorf("device %s on %q: class %q; want %q", tc.dev, tc.topic, got, tc.class)
 		}
 		if fired := len(out) > 0 && out[0].Detector == "overpressure.limit"; fired != (tc.class == "hydraulics") {

@@ -41,3 +41,14 @@ func BenchmarkDecodeParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPayloadHash is the cost Decode pays for Reading.Hash.
+func BenchmarkPayloadHash(b *testing.B) {
+	payload := []byte(canonical)
+	b.SetBytes(int64(len(payload)))
+	var h uint64
+	for b.Loop() {
+		h += PayloadHash(payload)
+	}
+	_ = h
+}

@@ -1036,3 +1036,29 @@ func TestDecodeLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestPayloadHash checks PayloadHash against published XXH64 test vectors
+// (seed 0), and that Decode stores it in the reading.
+func TestPayloadHash(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+	}{
+		{"", 0xef46db3751d8e999},
+		{"a", 0xd24ec4f1a98c6e5b},
+		{"abc", 0x44bc2cf5ad770999},
+		{"Nobody inspects the spammish repetition", 0xfbcea83c8a378bf1},
+	} {
+		if got := PayloadHash([]byte(tc.in)); got != tc.want {
+			t.Errorf("PayloadHash(%q) = %#x; want %#x", tc.in, got, tc.want)
+		}
+	}
+	d := NewDecoder(DecoderConfig{})
+	var r Reading
+	if err := d.Decode([]byte(canonical), "", 0, &r); err != nil {
+		t.Fatal(err)
+	}
+	if want := PayloadHash([]byte(canonical)); r.Hash != want {
+		t.Errorf("Reading.Hash = %#x; want PayloadHash of the payload, %#x", r.Hash, want)
+	}
+}

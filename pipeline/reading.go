@@ -71,6 +71,10 @@ type Reading struct {
 	Label int8
 	// Size is the payload size in bytes.
 	Size int32
+	// Hash is a 64-bit hash of the payload bytes (XXH64, seed 0), set by the
+	// decoder: the same payload always has the same hash, in every run, so
+	// traffic detectors can recognise a re-sent message deterministically.
+	Hash uint64
 	// Values holds the numeric signals in payload order.
 	Values []Value
 	// Shard is the worker shard the device routes to, set by the decode stage.

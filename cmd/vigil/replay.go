@@ -167,7 +167,9 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		return nil, err
 	}
 	fopt.MaxLine = dc.MaxPayload
-	set, err := detectors.New(cfg.DetectorConfig())
+	dcfg := cfg.DetectorConfig()
+	dcfg.Fleet = cfg.Fleet
+	set, err := detectors.New(dcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -256,6 +258,9 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 			recMu.Unlock()
 			p = rec.Wrap(p)
 		}
+		if p != pipeline.Processor(eng) {
+			p = engineHooks{Processor: p, eng: eng}
+		}
 		return p
 	}
 
@@ -275,6 +280,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		BatchSize:    cfg.Pipeline.BatchSize,
 		Decoder:      dc,
 		NewProcessor: newProc,
+		Fleet:        set.FleetFunc(), // no Tick: replay ticks on the stream's own clock
 		DeadLetter:   dead,
 		Logger:       e.log,
 	})
@@ -305,6 +311,26 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	}
 	return res, nil
 }
+
+// engineHooks gives a wrapped engine back its other pipeline hooks: the
+// wrappers (evaluation collector, report recorder) intercept readings only,
+// and the traffic detectors also need ticks, rejections and the count of new
+// devices, and the pipeline the evictions.
+type engineHooks struct {
+	pipeline.Processor
+	eng *detectors.Engine
+}
+
+func (h engineHooks) Tick(start, clock int64, out []pipeline.Alert) []pipeline.Alert {
+	return h.eng.Tick(start, clock, out)
+}
+
+func (h engineHooks) Reject(r *pipeline.Reading, reason pipeline.Reason, out []pipeline.Alert) []pipeline.Alert {
+	return h.eng.Reject(r, reason, out)
+}
+
+func (h engineHooks) NewDevices() int   { return h.eng.NewDevices() }
+func (h engineHooks) Evictions() uint64 { return h.eng.Evictions() }
 
 func printSummary(w io.Writer, mode string, r *replayResult) error {
 	switch mode {

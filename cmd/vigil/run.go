@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -56,7 +57,9 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	if err != nil {
 		return err
 	}
-	set, err := detectors.New(cfg.DetectorConfig())
+	dcfg := cfg.DetectorConfig()
+	dcfg.Fleet = cfg.Fleet
+	set, err := detectors.New(dcfg)
 	if err != nil {
 		return err
 	}
@@ -119,6 +122,10 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 			e.SetMaxDevices(cfg.Pipeline.EngineCap(cmp.Or(cfg.Pipeline.Workers, runtime.GOMAXPROCS(0))))
 			return e
 		},
+		// Ticks let the traffic detectors notice silence although no
+		// message arrives; Fleet judges the fleet as a whole (spraying).
+		Tick:         time.Second,
+		Fleet:        set.FleetFunc(),
 		DrainTimeout: cfg.Pipeline.DrainTimeout,
 		Logger:       log,
 		Metrics:      ms,

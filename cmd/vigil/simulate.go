@@ -20,7 +20,7 @@ import (
 func runSimulate(ctx context.Context, e *env, args []string) error {
 	var err error
 	cfg := sim.DefaultConfig()
-	var out, labels, start, brokerURL, cfgPath string
+	var out, labels, start, brokerURL, cfgPath, traffic string
 	var speed float64
 	var qos uint
 	fs := newFlags(e, "simulate", "--out FILE [flags]  |  --broker URL [--config FILE] [flags]")
@@ -42,6 +42,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&cfg.Faults, "faults", cfg.Faults, "inject a device status fault")
 	fs.BoolVar(&cfg.Topics, "topics", cfg.Topics, "write \"topic payload\" lines as mosquitto_sub -v prints them")
 	fs.StringVar(&start, "start", cfg.Start.Format(time.RFC3339), "event time of the first message (RFC 3339)")
+	fs.StringVar(&traffic, "traffic", "", "inject traffic scenarios after the lead-in, each once on its own device: a comma-separated `list` of flood, silence, replay, spoof, rogue, or all")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,6 +51,9 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if cfg.Traffic, err = sim.ParseTraffic(traffic); err != nil {
+		return fmt.Errorf("%w: --traffic: %v", errUsage, err)
 	}
 	if brokerURL != "" {
 		if qos > 1 || speed <= 0 {

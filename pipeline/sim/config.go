@@ -50,6 +50,10 @@ type Config struct {
 
 	// Topics makes WriteLog write "topic payload" lines instead of payloads.
 	Topics bool
+
+	// Traffic selects traffic scenarios (flood, silence, replay, spoof,
+	// rogue), all off by default.
+	Traffic Traffic
 }
 
 // DefaultConfig returns a 30-minute run of 12 devices, 8 of them anomalous,

@@ -95,6 +95,13 @@ type device struct {
 	hasFault    bool      // the device reports a status fault
 	faultCycle  int64     // its cycle
 	faultPos    float64   // its position within the cycle, 0..1
+
+	// Extra streams of traffic scenarios (phantom != phNone) publish at
+	// base + k·interval/den, with their timestamps off by skew, until until.
+	phantom    uint8
+	den        int64
+	base, skew int64
+	until      int64
 }
 
 // initDevice draws device i's fixed properties. The draws do not depend on the
@@ -158,7 +165,14 @@ func (g *Generator) drawJitter(d *device) int64 {
 // advance schedules d's next sample.
 func (g *Generator) advance(d *device) {
 	d.k++
-	d.next = d.phase + d.k*g.interval + g.drawJitter(d)
+	switch d.phantom {
+	case phNone:
+		d.next = d.phase + d.k*g.interval + g.drawJitter(d)
+	case phFlood:
+		d.next = d.base + d.k*g.interval/d.den // no jitter: the burst stays in order
+	default:
+		d.next = d.base + d.k*g.interval/d.den + g.drawJitter(d)
+	}
 }
 
 // sample returns d's values at time t.

@@ -67,6 +67,18 @@
 // while its values stay normal (kind status, detail fault). Status is 0 in
 // every other message.
 //
+// With Config.Traffic, traffic scenarios change how devices talk instead of
+// what they measure, each once, after the lead-in, on its own device (chosen
+// among those without value anomalies when there are enough): a flood (20×
+// the rate for 20 s), a silence (60 s), a replay (20 s of the device's own
+// messages from a minute before, byte for byte), a spoof (a second stream
+// under the device's node_id for 60 s, half an interval out of phase, its
+// clock 3.7 s behind, on the next line's topic) and a rogue device (the next
+// node_id, from then on). They are labelled with kind "traffic" and the
+// reason of the traffic alert that should catch them (flood, silence,
+// replay, identity, rogue). Replayed and spoofed messages carry their own
+// timestamps, so Next is then not in timestamp order for those devices.
+//
 // Injections never overlap on a device; more than 4 s separate them. A
 // Label covers an injection from the first to the last sample it changed; the
 // samples outside labels are exactly those the device would publish were it

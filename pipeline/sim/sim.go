@@ -47,6 +47,15 @@ type Generator struct {
 	date []byte // "2006-01-02T" of day
 
 	labels []Label // finished injections, not yet drained
+
+	// Traffic scenarios (see traffic.go).
+	trafficOn    bool
+	scen         [numScenarios]scenario
+	nextClose    int64    // the earliest end of a scenario not yet labelled
+	replayBuf    [][]byte // the replay victim's payloads to re-send
+	replayAt     []int64  // and their timestamps (ms after Start)
+	replayNext   int
+	recordReplay bool
 }
 
 // New returns a Generator for cfg, or the error of cfg.Validate.
@@ -62,7 +71,6 @@ func New(cfg Config) (*Generator, error) {
 		leadIn:   cfg.LeadIn.Milliseconds(),
 		prob:     cfg.InjectProb,
 		devs:     make([]device, cfg.Devices),
-		heap:     make([]int32, cfg.Devices),
 		buf:      make([]byte, 0, 256),
 		day:      math.MinInt64,
 		date:     make([]byte, 0, 16),
@@ -95,6 +103,10 @@ func New(cfg Config) (*Generator, error) {
 		}
 	}
 
+	if cfg.Traffic.Any() {
+		g.setupTraffic(cfg, width)
+	}
+	g.heap = make([]int32, len(g.devs))
 	for i := range g.heap {
 		g.heap[i] = int32(i)
 	}
@@ -121,17 +133,51 @@ func (g *Generator) Next() (m Message, ok bool) {
 	if g.done {
 		return Message{}, false
 	}
-	i := g.heap[0]
-	d := &g.devs[i]
-	t := d.next
-	if t >= g.end {
-		g.finish()
-		return Message{}, false
+	for {
+		i := g.heap[0]
+		d := &g.devs[i]
+		t := d.next
+		if t >= g.end {
+			g.finish()
+			return Message{}, false
+		}
+		if d.phantom != phNone && t >= d.until {
+			d.next = math.MaxInt64 // an extra stream that has ended
+			g.down(0)
+			continue
+		}
+		var (
+			skip     bool
+			replay   []byte
+			replayAt int64
+		)
+		if g.trafficOn {
+			skip, replay, replayAt = g.trafficNext(i, d, t)
+		}
+		// Draw the sample even when it is not sent, so the device's series
+		// stays the same outside the scenario.
+		p, tc, v, status := g.sample(d, t)
+		g.advance(d)
+		g.down(0)
+		switch {
+		case skip:
+			continue
+		case replay != nil:
+			g.buf = append(g.buf[:0], replay...)
+			return Message{Time: time.UnixMilli(g.start + replayAt).UTC(), Device: d.name, Topic: d.topic, Payload: g.buf}, true
+		}
+		m = g.message(d, t+d.skew, p, tc, v, status)
+		if g.recordReplay {
+			g.recordReplay = false
+			g.replayBuf = append(g.replayBuf, append([]byte(nil), m.Payload...))
+			g.replayAt = append(g.replayAt, t+d.skew)
+		}
+		return m, true
 	}
-	p, tc, v, status := g.sample(d, t)
-	g.advance(d)
-	g.down(0)
+}
 
+// message formats d's message stamped t (ms after Start).
+func (g *Generator) message(d *device, t int64, p, tc, v float64, status int) Message {
 	at := g.start + t
 	b := append(g.buf[:0], `{"timestamp":"`...)
 	b = g.appendTime(b, at)
@@ -146,7 +192,7 @@ func (g *Generator) Next() (m Message, ok bool) {
 	b = append(b, `},"status":`...)
 	b = append(b, byte('0'+status), '}')
 	g.buf = b
-	return Message{Time: time.UnixMilli(at).UTC(), Device: d.name, Topic: d.topic, Payload: b}, true
+	return Message{Time: time.UnixMilli(at).UTC(), Device: d.name, Topic: d.topic, Payload: b}
 }
 
 // Labels returns the labels of the injections finished so far (and not taken
@@ -176,6 +222,11 @@ func (g *Generator) finish() {
 	g.done = true
 	for i := range g.devs {
 		g.closeEvent(&g.devs[i])
+	}
+	for k := range g.scen {
+		if s := &g.scen[k]; s.on && !s.closed {
+			g.closeScenario(k)
+		}
 	}
 }
 

@@ -39,7 +39,7 @@ type Pipeline struct {
 	BatchSize int `yaml:"batch_size"`
 	// DrainTimeout bounds the drain on shutdown (default 10s).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
-	// MaxDevices caps the devices tracked (default 1,000,000, about 1 GiB);
+	// MaxDevices caps the devices tracked (default 1,000,000, about 1.1 GiB);
 	// at the cap the device seen least recently is forgotten. 0: no cap.
 	MaxDevices int `yaml:"max_devices"`
 }
@@ -93,7 +93,10 @@ type File struct {
 	Pipeline  Pipeline           `yaml:"pipeline"`
 	Detectors detectors.Params   `yaml:"detectors"`
 	Classes   []Class            `yaml:"classes"`
-	resolved  []detectors.Class  `yaml:"-"`
+	// Fleet judges the fleet as a whole (identity spraying); global, not
+	// per class.
+	Fleet    detectors.FleetConfig `yaml:"fleet"`
+	resolved []detectors.Class     `yaml:"-"`
 }
 
 // Default returns the configuration used when there is no file.
@@ -105,6 +108,7 @@ func Default() *File {
 		Decoder:   Decoder{MaxPayload: 64 << 10, MaxSignals: 32, Signals: map[string]Signal{}},
 		Pipeline:  Pipeline{DrainTimeout: 10 * time.Second, MaxDevices: 1_000_000},
 		Detectors: detectors.DefaultParams(),
+		Fleet:     detectors.DefaultFleet(),
 	}
 	for field, s := range pipeline.DefaultSignals() {
 		f.Decoder.Signals[field] = Signal{Name: s.Name, Kind: s.Kind.String()}
@@ -201,6 +205,9 @@ func (f *File) Validate() error {
 	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 || f.Pipeline.DrainTimeout < 0 || f.Pipeline.MaxDevices < 0 {
 		errs = append(errs, fmt.Errorf("pipeline: workers, decoders, batch_size, drain_timeout and max_devices must not be negative"))
 	}
+	if err := f.Fleet.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("fleet: %w", err))
+	}
 	dcfg := f.DetectorConfig()
 	if err := dcfg.Params.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("detectors: %w", err))
@@ -242,6 +249,8 @@ func (f *File) DecoderConfig() (pipeline.DecoderConfig, error) {
 }
 
 // DetectorConfig returns the detection configuration with classes resolved.
+// The fleet section is separate (File.Fleet): set Config.Fleet from it where
+// the pipeline's fleet judge is wired.
 func (f *File) DetectorConfig() detectors.Config {
 	return detectors.Config{Params: f.Detectors, Classes: f.resolved}
 }

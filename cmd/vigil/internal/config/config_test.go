@@ -83,6 +83,22 @@ func TestSignalsReplaceDefaults(t *testing.T) {
 	}
 }
 
+// TestTrafficAndFleetSections: the traffic section is per class, the fleet
+// section global, both with their defaults.
+func TestTrafficAndFleetSections(t *testing.T) {
+	f, err := Parse([]byte("detectors:\n  traffic: {silence: {intervals: 8}}\nfleet: {max_new: 5}\nclasses:\n  - name: slow\n    devices: [\"meter-*\"]\n    detectors: {traffic: {enabled: false}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Detectors.Traffic.Silence.Intervals != 8 || f.Detectors.Traffic.Flood.Factor != 5 || f.Fleet.MaxNew != 5 || !f.Fleet.Enabled {
+		t.Errorf("traffic %+v, fleet %+v; want silence.intervals 8 over the defaults, fleet max_new 5", f.Detectors.Traffic, f.Fleet)
+	}
+	cl := f.DetectorConfig().Classes[0].Params.Traffic
+	if cl.Enabled || cl.Silence.Intervals != 8 {
+		t.Errorf("class traffic %+v; want disabled, with the top-level silence.intervals 8", cl)
+	}
+}
+
 func TestErrorsNameTheKey(t *testing.T) {
 	for _, tc := range []struct{ text, want string }{
 		{"decoder: {max_payload: -5}", "max_payload"},
@@ -95,6 +111,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"classes:\n  - name: a\n    devices: [x]\n  - name: a\n    devices: [y]\n", "duplicate class name"},
 		{"classes:\n  - name: a\n    devices: [x]\n    detectors: {overpressure: {spike: {zz: 1}}}\n", "field zz not found"},
 		{"nonsense: true", "field nonsense not found"},
+		{"detectors:\n  traffic: {flood: {factor: 1}}\n", "detectors: traffic: flood: need factor > 1"},
+		{"detectors:\n  traffic: {identity: {topic_pattern: \"plant/+/x\"}}\n", "detectors: traffic: identity: topic_pattern"},
+		{"classes:\n  - name: a\n    devices: [x]\n    detectors: {traffic: {silence: {intervals: 1}}}\n", "a: detectors: traffic: silence"},
+		{"fleet: {max_new: 0}", "fleet: need"},
 	} {
 		_, err := Parse([]byte(tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -54,7 +54,9 @@ type Dataset struct {
 	dev    []int32
 	time   []int64
 	status []int8
-	label  []int8 // the message's label field (pipeline.NoLabel when none)
+	label  []int8   // the message's label field (pipeline.NoLabel when none)
+	size   []int32  // payload size, for the traffic checks
+	hash   []uint64 // payload hash, for the traffic checks (duplicates)
 	topic  []int32
 	voff   []uint32 // values of reading i are voff[i]:voff[i+1]; len(voff) = readings+1
 
@@ -267,6 +269,8 @@ func (l *loader) reserve(frames, bytes int) {
 	ds.time = slices.Grow(ds.time, n-len(ds.time))
 	ds.status = slices.Grow(ds.status, n-len(ds.status))
 	ds.label = slices.Grow(ds.label, n-len(ds.label))
+	ds.size = slices.Grow(ds.size, n-len(ds.size))
+	ds.hash = slices.Grow(ds.hash, n-len(ds.hash))
 	ds.topic = slices.Grow(ds.topic, n-len(ds.topic))
 	ds.voff = slices.Grow(ds.voff, n+1-len(ds.voff))
 	ds.vsig = slices.Grow(ds.vsig, vals-len(ds.vsig))
@@ -306,6 +310,8 @@ func (l *loader) add(r *pipeline.Reading) error {
 	ds.time = append(ds.time, r.Time)
 	ds.status = append(ds.status, r.Status)
 	ds.label = append(ds.label, r.Label)
+	ds.size = append(ds.size, r.Size)
+	ds.hash = append(ds.hash, r.Hash)
 	ds.topic = append(ds.topic, top)
 	ds.voff = append(ds.voff, uint32(len(ds.vval)))
 	l.times[d] = append(l.times[d], r.Time)
@@ -401,7 +407,7 @@ func (ds *Dataset) Span() (first, last int64) {
 
 // Bytes estimates the memory the dataset holds, in bytes.
 func (ds *Dataset) Bytes() int {
-	n := cap(ds.dev)*4 + cap(ds.time)*8 + cap(ds.status) + cap(ds.label) + cap(ds.topic)*4 + cap(ds.voff)*4 +
+	n := cap(ds.dev)*4 + cap(ds.time)*8 + cap(ds.status) + cap(ds.label) + cap(ds.size)*4 + cap(ds.hash)*8 + cap(ds.topic)*4 + cap(ds.voff)*4 +
 		cap(ds.vsig)*4 + cap(ds.vval)*8
 	for _, ts := range ds.data.Times {
 		n += cap(ts) * 8
@@ -410,8 +416,8 @@ func (ds *Dataset) Bytes() int {
 }
 
 // Reading fills r with reading i (0 ≤ i < Len) as the decoder made it,
-// reusing r.Values, except for what detection does not read: Seq is i,
-// Arrival and Size are 0. Device, topic and signal names are shared strings.
+// reusing r.Values, except that Seq is i and Arrival is 0 (Replay sets the
+// stream clock). Device, topic and signal names are shared strings.
 func (ds *Dataset) Reading(i int, r *pipeline.Reading) {
 	vals := r.Values[:0]
 	*r = pipeline.Reading{
@@ -421,6 +427,8 @@ func (ds *Dataset) Reading(i int, r *pipeline.Reading) {
 		Topic:  ds.topics[ds.topic[i]],
 		Status: ds.status[i],
 		Label:  ds.label[i],
+		Size:   ds.size[i],
+		Hash:   ds.hash[i],
 	}
 	for j := ds.voff[i]; j < ds.voff[i+1]; j++ {
 		s := &ds.signals[ds.vsig[j]]
