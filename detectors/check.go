@@ -79,17 +79,7 @@ type SignalDetector interface {
 }
 
 // unitOf returns the display unit of a signal kind.
-func unitOf(k pipeline.SignalKind) string {
-	switch k {
-	case pipeline.Pressure:
-		return "bar"
-	case pipeline.Temperature:
-		return "°C"
-	case pipeline.Vibration:
-		return "mm/s"
-	}
-	return ""
-}
+func unitOf(k pipeline.SignalKind) string { return k.Unit() }
 
 // num formats a number for messages: four significant digits.
 func num(f float64) string {

@@ -345,14 +345,7 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 		err := p.readBatch(ctx, src, b)
 		if b.tick {
 			b.seq, b.clock = seq, time.Now().UnixNano()
-			select {
-			case p.decodeQ <- b:
-			case <-hard.Done():
-				return nil
-			}
-			select {
-			case p.orderQ <- b:
-			case <-hard.Done():
+			if !p.handOff(hard, b) {
 				return nil
 			}
 			continue
@@ -362,14 +355,7 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 			seq += uint64(n)
 			p.framesIn.AddInt64(int64(n))
 			p.bytesIn.AddInt64(int64(b.frames.Bytes()))
-			select {
-			case p.decodeQ <- b:
-			case <-hard.Done():
-				return nil
-			}
-			select {
-			case p.orderQ <- b:
-			case <-hard.Done():
+			if !p.handOff(hard, b) {
 				return nil
 			}
 		} else {
@@ -385,6 +371,22 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 			return fmt.Errorf("pipeline: source: %w", err)
 		}
 	}
+}
+
+// handOff gives a read batch to the decoders and, in order, to the
+// dispatcher. It reports false when hard was cancelled first.
+func (p *Pipeline) handOff(hard context.Context, b *batch) bool {
+	select {
+	case p.decodeQ <- b:
+	case <-hard.Done():
+		return false
+	}
+	select {
+	case p.orderQ <- b:
+	case <-hard.Done():
+		return false
+	}
+	return true
 }
 
 // readBatch reads one batch from src. With a tick configured, a read that

@@ -24,6 +24,20 @@ func (k SignalKind) String() string {
 	return fmt.Sprintf("SignalKind(%d)", k)
 }
 
+// Unit is the display unit of the kind's signals: bar, °C, mm/s, or "" for
+// generic signals.
+func (k SignalKind) Unit() string {
+	switch k {
+	case Pressure:
+		return "bar"
+	case Temperature:
+		return "°C"
+	case Vibration:
+		return "mm/s"
+	}
+	return ""
+}
+
 // ParseSignalKind parses the names printed by SignalKind.String.
 func ParseSignalKind(s string) (SignalKind, error) {
 	for i, n := range kindNames {

@@ -401,17 +401,7 @@ func evaluation(r *eval.Report) (*evalView, error) {
 	return ev, nil
 }
 
-func kindUnit(k pipeline.SignalKind) string {
-	switch k {
-	case pipeline.Pressure:
-		return "bar"
-	case pipeline.Temperature:
-		return "°C"
-	case pipeline.Vibration:
-		return "mm/s"
-	}
-	return ""
-}
+func kindUnit(k pipeline.SignalKind) string { return k.Unit() }
 
 // group formats n with thin spaces between groups of three digits.
 func group(n uint64) string {
