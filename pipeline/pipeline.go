@@ -707,6 +707,27 @@ type Stats struct {
 	Elapsed   time.Duration
 }
 
+// AlertsByKind splits Alerts into firing and resolved counts per kind, with
+// the kinds sorted by name.
+func (s Stats) AlertsByKind() (kinds []string, firing, resolved map[string]uint64) {
+	firing, resolved = map[string]uint64{}, map[string]uint64{}
+	seen := map[string]bool{}
+	for k, n := range s.Alerts {
+		kind, state, _ := strings.Cut(k, "/")
+		if state == Resolved.String() {
+			resolved[kind] += n
+		} else {
+			firing[kind] += n
+		}
+		if !seen[kind] {
+			seen[kind] = true
+			kinds = append(kinds, kind)
+		}
+	}
+	slices.Sort(kinds)
+	return kinds, firing, resolved
+}
+
 // Stats returns the counters so far; after Run returns they are final.
 func (p *Pipeline) Stats() Stats {
 	s := Stats{

@@ -682,3 +682,14 @@ func TestFleetSeesNewDevicesWhateverTheSharding(t *testing.T) {
 		}
 	}
 }
+
+func TestStatsAlertsByKind(t *testing.T) {
+	st := pipeline.Stats{Alerts: map[string]uint64{"thermal/firing": 3, "thermal/resolved": 2, "overpressure/resolved": 1, "traffic.flood/firing": 4}}
+	kinds, firing, resolved := st.AlertsByKind()
+	if fmt.Sprint(kinds) != "[overpressure thermal traffic.flood]" {
+		t.Errorf("kinds %v; want them sorted, each once", kinds)
+	}
+	if firing["thermal"] != 3 || resolved["thermal"] != 2 || firing["overpressure"] != 0 || resolved["overpressure"] != 1 || firing["traffic.flood"] != 4 {
+		t.Errorf("firing %v, resolved %v", firing, resolved)
+	}
+}

@@ -364,21 +364,7 @@ func printSummary(w io.Writer, mode string, r *replayResult) error {
 	} else {
 		fmt.Fprintf(w, "  devices   %d\n", s.Devices)
 	}
-	firing, resolved := map[string]uint64{}, map[string]uint64{}
-	for k, n := range s.Alerts {
-		kind, state, _ := strings.Cut(k, "/")
-		if state == "resolved" {
-			resolved[kind] += n
-		} else {
-			firing[kind] += n
-		}
-	}
-	kinds := sortedKeys(firing)
-	for _, k := range sortedKeys(resolved) {
-		if _, ok := firing[k]; !ok {
-			kinds = append(kinds, k)
-		}
-	}
+	kinds, firing, resolved := s.AlertsByKind()
 	if len(kinds) == 0 {
 		fmt.Fprintf(w, "  alerts    none\n")
 	}

@@ -184,22 +184,7 @@ func build(in *Input) (*page, error) {
 	for _, k := range sortedKeys(s.Rejected) {
 		pg.Rejections = append(pg.Rejections, kv{k, group(s.Rejected[k])})
 	}
-	firing, resolved := map[string]uint64{}, map[string]uint64{}
-	for k, n := range s.Alerts {
-		kind, state, _ := strings.Cut(k, "/")
-		if state == pipeline.Resolved.String() {
-			resolved[kind] += n
-		} else {
-			firing[kind] += n
-		}
-	}
-	kinds := sortedKeys(firing)
-	for _, k := range sortedKeys(resolved) {
-		if _, ok := firing[k]; !ok {
-			kinds = append(kinds, k)
-		}
-	}
-	slices.Sort(kinds)
+	kinds, firing, resolved := s.AlertsByKind()
 	for _, k := range kinds {
 		pg.Alerts = append(pg.Alerts, alertRow{k, group(firing[k]), group(resolved[k])})
 	}
