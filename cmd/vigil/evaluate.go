@@ -69,14 +69,6 @@ func (c *collector) Process(r *pipeline.Reading, out []pipeline.Alert) []pipelin
 
 func (c *collector) Devices() int { return c.inner.Devices() }
 
-// Evictions passes on the wrapped processor's evictions, if it has any.
-func (c *collector) Evictions() uint64 {
-	if ev, ok := c.inner.(pipeline.Evictor); ok {
-		return ev.Evictions()
-	}
-	return 0
-}
-
 // collectors gathers the collectors made for a run's shards.
 type collectors struct {
 	mu   sync.Mutex
