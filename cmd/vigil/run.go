@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
+	natsink "github.com/vigil-iot/vigil/pipeline/nats"
 )
 
 // runLive is "vigil run": the pipeline as a sidecar to an MQTT broker.
@@ -90,6 +91,13 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		}
 		sinks = append(sinks, pub)
 	}
+	if cfg.Alerts.NATS.URL != "" {
+		np, err := natsink.NewPublisher(cfg.Alerts.NATS, log, ms)
+		if err != nil {
+			return err
+		}
+		sinks = append(sinks, np)
+	}
 	if cfg.Alerts.File != "" {
 		f, err := os.OpenFile(cfg.Alerts.File, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 		if err != nil {
@@ -104,7 +112,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		sinks = append(sinks, hooks.extraSink)
 	}
 	if len(sinks) == 0 {
-		return errors.New("no alert destination: enable alerts.mqtt, alerts.file or alerts.stdout")
+		return errors.New("no alert destination: enable alerts.mqtt, alerts.nats, alerts.file or alerts.stdout")
 	}
 	defer func() {
 		if err := sinks.Close(); err != nil {

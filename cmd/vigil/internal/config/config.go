@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
+	natsink "github.com/vigil-iot/vigil/pipeline/nats"
 )
 
 // Signal maps a field under "data" to a signal name and kind.
@@ -57,6 +58,8 @@ type Alerts struct {
 	// MQTT republishes alerts to the broker (on by default when a broker is
 	// configured).
 	MQTT AlertsMQTT `yaml:"mqtt"`
+	// NATS republishes alerts to NATS (core or JetStream) when its url is set.
+	NATS natsink.Config `yaml:"nats"`
 	// File appends alerts as JSON lines to a file.
 	File string `yaml:"file"`
 	// Stdout writes alerts as JSON lines to standard output.
@@ -200,6 +203,11 @@ func (f *File) Validate() error {
 	if f.MQTT.Broker != "" {
 		if err := f.MQTT.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("mqtt: %w", err))
+		}
+	}
+	if f.Alerts.NATS.URL != "" {
+		if err := f.Alerts.NATS.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("alerts.nats.%w", err))
 		}
 	}
 	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 || f.Pipeline.DrainTimeout < 0 || f.Pipeline.MaxDevices < 0 {

@@ -111,6 +111,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"classes:\n  - name: a\n    devices: [x]\n  - name: a\n    devices: [y]\n", "duplicate class name"},
 		{"classes:\n  - name: a\n    devices: [x]\n    detectors: {overpressure: {spike: {zz: 1}}}\n", "field zz not found"},
 		{"nonsense: true", "field nonsense not found"},
+		{"alerts:\n  nats: {url: \"nats://10.0.0.5:4222\"}\n", "alerts.nats.url: plaintext nats:// to 10.0.0.5 is refused"},
 		{"detectors:\n  traffic: {flood: {factor: 1}}\n", "detectors: traffic: flood: need factor > 1"},
 		{"detectors:\n  traffic: {identity: {topic_pattern: \"plant/+/x\"}}\n", "detectors: traffic: identity: topic_pattern"},
 		{"classes:\n  - name: a\n    devices: [x]\n    detectors: {traffic: {silence: {intervals: 1}}}\n", "a: detectors: traffic: silence"},
