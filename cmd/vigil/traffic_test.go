@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -189,21 +188,6 @@ func (s *simSource) ReadBatch(_ context.Context, b *pipeline.FrameBatch, max int
 
 func (s *simSource) Close() error { return nil }
 
-// collectSink keeps the alerts it is given.
-type collectSink struct {
-	mu     sync.Mutex
-	alerts []pipeline.Alert
-}
-
-func (c *collectSink) Write(_ context.Context, batch []pipeline.Alert) error {
-	c.mu.Lock()
-	c.alerts = append(c.alerts, batch...)
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *collectSink) Close() error { return nil }
-
 // TestTrafficFloodInLargeFleet: among 10,000 devices, the one that floods is
 // the only one with a traffic alert.
 func TestTrafficFloodInLargeFleet(t *testing.T) {
@@ -222,7 +206,7 @@ func TestTrafficFloodInLargeFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &collectSink{}
+	sink := &alertLog{}
 	pl, err := pipeline.New(pipeline.Config{
 		Workers:      2,
 		NewProcessor: func(int) pipeline.Processor { return set.NewEngine() },
@@ -302,7 +286,7 @@ func TestTrafficSilenceLive(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		sink := &collectSink{}
+		sink := &alertLog{}
 		pl, err := pipeline.New(pipeline.Config{
 			Workers: 2, Decoders: 2, Tick: time.Second,
 			NewProcessor: func(int) pipeline.Processor { return set.NewEngine() },

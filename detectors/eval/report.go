@@ -220,7 +220,7 @@ func (r *Report) WriteTableDevices(w io.Writer, maxDevices int) error {
 	ev := func(name string, e Events) {
 		p.printf("%s %8d %8d %7s %8d %6d %6d %9s %6s %9s %9s %9s\n", cell(name, nw),
 			e.Windows, e.Detected, ratioCell(e.Recall), e.Episodes, e.TruePositives, e.FalsePositives,
-			ratioCell(e.Precision), ratioCell(e.F1), delayCell(e.DelayMedian), delayCell(e.DelayP90),
+			ratioCell(e.Precision), ratioCell(e.F1), e.DelayMedian.Delay(), e.DelayP90.Delay(),
 			rateCell(e.FalseAlarmsPerHour))
 	}
 	ev("all", r.Overall.Events)
@@ -293,7 +293,7 @@ func (r *Report) WriteTableDevices(w io.Writer, maxDevices int) error {
 		}
 		p.printf("%s %9d %8d %8d %7s %8d %6d %9s %9s %9s %6s %*s\n", cell(d.Device, dw),
 			d.Readings, e.Windows, e.Detected, ratioCell(e.Recall), e.Episodes, e.FalsePositives,
-			ratioCell(e.Precision), delayCell(e.DelayMedian), rateCell(e.FalseAlarmsPerHour),
+			ratioCell(e.Precision), e.DelayMedian.Delay(), rateCell(e.FalseAlarmsPerHour),
 			ratioCell(d.Points.F1), len(nabName), nabScore)
 	}
 	return p.err
@@ -362,8 +362,10 @@ func scoreCell(n Number) string {
 	return strconv.FormatFloat(float64(n), 'f', 1, 64)
 }
 
-// delayCell formats seconds as a duration rounded to the millisecond.
-func delayCell(n Number) string {
+// Delay formats a number of seconds (a detection delay) as a duration,
+// rounded to the millisecond, or to the second from a minute up; "-" when
+// undefined.
+func (n Number) Delay() string {
 	if !n.Defined() {
 		return "-"
 	}

@@ -160,10 +160,24 @@ func TestCell(t *testing.T) {
 			t.Errorf("cell(%q, %d) = %q; want %q", tc.in, tc.width, got, tc.want)
 		}
 	}
-	if got := delayCell(Number(-5)); got != "-5s" {
-		t.Errorf("delayCell(-5) = %q; want -5s", got)
+	if got := Number(-5).Delay(); got != "-5s" {
+		t.Errorf("Number(-5).Delay() = %q; want -5s", got)
 	}
-	if got := delayCell(Number(3725.4)); got != "1h2m5s" {
-		t.Errorf("delayCell(3725.4) = %q; want 1h2m5s", got)
+	if got := Number(3725.4).Delay(); got != "1h2m5s" {
+		t.Errorf("Number(3725.4).Delay() = %q; want 1h2m5s", got)
+	}
+}
+
+func TestNumberDelay(t *testing.T) {
+	for _, tc := range []struct {
+		n    Number
+		want string
+	}{
+		{Number(1.0004), "1s"}, {Number(0.25), "250ms"}, {Number(3.0184), "3.018s"},
+		{Number(90.4), "1m30s"}, {Number(-2), "-2s"}, {Number(math.NaN()), "-"},
+	} {
+		if got := tc.n.Delay(); got != tc.want {
+			t.Errorf("Number(%v).Delay() = %q; want %q", float64(tc.n), got, tc.want)
+		}
 	}
 }

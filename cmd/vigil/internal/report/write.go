@@ -297,7 +297,7 @@ func deviceSection(in *Input, d *DeviceSeries, i int, z float64, maxEp int, eps 
 		e := ds.Events
 		row.Recall, row.Precision, row.FP = ratio(e.Recall), ratio(e.Precision), strconv.Itoa(e.FalsePositives)
 		dv.Eval = fmt.Sprintf("windows %d, detected %d, missed %d; episodes %d, false alarms %d; recall %s, precision %s, delay p50 %s",
-			e.Windows, e.Detected, e.Missed, e.Episodes, e.FalsePositives, ratio(e.Recall), ratio(e.Precision), delay(e.DelayMedian))
+			e.Windows, e.Detected, e.Missed, e.Episodes, e.FalsePositives, ratio(e.Recall), ratio(e.Precision), e.DelayMedian.Delay())
 	}
 	shown := eps
 	if maxEp >= 0 && len(shown) > maxEp {
@@ -336,7 +336,7 @@ func evaluation(r *eval.Report) (*evalView, error) {
 			Missed: strconv.Itoa(e.Missed), Episodes: strconv.Itoa(e.Episodes),
 			TP: strconv.Itoa(e.TruePositives), FP: strconv.Itoa(e.FalsePositives),
 			Recall: ratio(e.Recall), Precision: ratio(e.Precision), F1: ratio(e.F1),
-			DelayP50: delay(e.DelayMedian), DelayP90: delay(e.DelayP90),
+			DelayP50: e.DelayMedian.Delay(), DelayP90: e.DelayP90.Delay(),
 			FARate: rate(e.FalseAlarmsPerHour),
 		}
 	}
@@ -431,17 +431,6 @@ func rate(n eval.Number) string {
 		return "-"
 	}
 	return strconv.FormatFloat(float64(n), 'f', 2, 64)
-}
-
-func delay(n eval.Number) string {
-	if !n.Defined() {
-		return "-"
-	}
-	d := time.Duration(math.Round(float64(n)*1e3)) * time.Millisecond
-	if d >= time.Minute || d <= -time.Minute {
-		d = d.Round(time.Second)
-	}
-	return d.String()
 }
 
 func sample(xs []string, n int) string {
