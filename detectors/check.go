@@ -17,12 +17,23 @@ const maxChecks = 4
 type SignalState struct {
 	Name string
 	Kind pipeline.SignalKind
+	// Record is 1 + the index of the signal's record memory in
+	// Device.Records, 0 when it has none.
+	Record uint8
+	// Daily is 1 + the index of the signal's daily profile in
+	// Device.Dailies, 0 when it has none.
+	Daily uint8
+	// Lead is 1 + the index of the check whose episode leads the signal's
+	// alert when checks fold (Params.Fold), 0 when none is firing.
+	Lead uint8
 	Base baselines.Stats
 	// CUSUM sums of standardised deviations above and below the baseline, the
-	// peaks of their current excursions, and the learned envelope: the largest
-	// excursion that ended (returned to 0) without crossing the threshold.
+	// peaks of their current excursions (float32, rounded up: only compared
+	// with thresholds, and small enough to leave room for Record), and the
+	// learned envelope: the largest excursion that ended (returned to 0)
+	// without crossing the threshold.
 	CusumHi, CusumLo float64
-	ExcHi, ExcLo     float64
+	ExcHi, ExcLo     float32
 	CusumPeak        float64
 	// Short-window EW mean and variance, for fluctuation.
 	ShortMean, ShortVar float64
@@ -41,6 +52,11 @@ type Check struct {
 	Warm bool
 	// Stat says what the statistic measures, and so its unit.
 	Stat StatKind
+	// GateOnCross says the check keeps a sample from teaching the baseline
+	// only once it crosses its threshold, not from Params.LearnBelow: checks
+	// whose statistic approaches the threshold in normal operation (a CUSUM
+	// building up, a value near its record).
+	GateOnCross bool
 	// describe renders the alert's message.
 	describe func(a *pipeline.Alert, unit string) string
 }
@@ -76,6 +92,26 @@ func (k StatKind) Unit(unit string) string {
 type SignalDetector interface {
 	Checks() []Check
 	Judge(x float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict)
+}
+
+// Memory is the extra memory of a signal whose checks need more than
+// SignalState holds: the record check's and the daily profile's. It lives in
+// Device (Records, Dailies) rather than in SignalState, which stays small and
+// pointer-free for the signals that do not need it. A nil field is memory the
+// detector did not ask for.
+type Memory struct {
+	Record *RecordState
+	Daily  *DailyState
+}
+
+// Extended is implemented by signal detectors with checks that need Memory.
+// The engine finds the memory and calls JudgeExtended after Judge.
+type Extended interface {
+	// Needs reports which memories the configured checks use.
+	Needs() (record, daily bool)
+	// JudgeExtended writes the verdicts of those checks into v (the
+	// verdicts of Judge) and teaches them x.
+	JudgeExtended(x float64, t int64, s *SignalState, m Memory, v []Verdict)
 }
 
 // unitOf returns the display unit of a signal kind.
@@ -131,24 +167,42 @@ func (c CUSUM) threshold(peak float64) float64 { return max(c.H, c.Margin*peak) 
 // least four samples to fire; spikes have their own check. The sum is capped
 // at twice the decision level so that it comes back down soon after the shift
 // ends.
-func (c CUSUM) step(sum, exc *float64, peak, z float64, sev pipeline.Severity) Verdict {
+func (c CUSUM) step(sum *float64, exc *float32, peak, z float64, sev pipeline.Severity) Verdict {
 	thr := c.threshold(peak)
 	z = min(z, c.K+c.H/4)
 	*sum = min(max(0, *sum+z-c.K), 2*thr)
-	*exc = max(*exc, *sum)
+	*exc = max(*exc, up32(*sum))
 	return Verdict{Score: *sum / thr, Severity: sev, Stat: *sum, Threshold: thr}
 }
 
 // settle learns a finished excursion: when the sum is back at 0 and its
 // excursion stayed below the decision level (or the baseline is still warming
 // up, when everything teaches), the envelope takes it.
-func (c CUSUM) settle(sum, exc, peak *float64, warm bool) {
+func (c CUSUM) settle(sum *float64, exc *float32, peak *float64, warm bool) {
 	if *sum == 0 && *exc > 0 {
-		if !warm || *exc < c.threshold(*peak) {
-			*peak = max(*peak, *exc)
+		if e := float64(*exc); !warm || e < c.threshold(*peak) {
+			*peak = max(*peak, e)
 		}
 		*exc = 0
 	}
+}
+
+// up32 rounds x to a float32 no smaller than x (MaxFloat32 at most).
+func up32(x float64) float32 {
+	f := float32(min(x, math.MaxFloat32))
+	if float64(f) < x {
+		f = math.Nextafter32(f, float32(math.Inf(1)))
+	}
+	return f
+}
+
+// down32 rounds x to a float32 no larger than x (−MaxFloat32 at least).
+func down32(x float64) float32 {
+	f := float32(max(x, -math.MaxFloat32))
+	if float64(f) > x {
+		f = math.Nextafter32(f, float32(math.Inf(-1)))
+	}
+	return f
 }
 
 // cusumReady reports whether the CUSUM should run, and decays the envelope.

@@ -86,3 +86,24 @@ func abs(f float64) float64 {
 	}
 	return f
 }
+
+func describeRecord(c Record) func(a *pipeline.Alert, unit string) string {
+	return func(a *pipeline.Alert, unit string) string {
+		side, ext := "above", "highest"
+		if a.Observed < a.Threshold {
+			side, ext = "below", "lowest"
+		}
+		return fmt.Sprintf("%s %s is a new record: %s %s, the %s of the last %d readings %s a margin of %s%% of their range.",
+			a.Signal, withUnit(a.Observed, unit), side, withUnit(a.Threshold, unit), ext, c.Samples,
+			map[string]string{"above": "plus", "below": "minus"}[side], num(100*c.Margin))
+	}
+}
+
+func describeDaily(a *pipeline.Alert, unit string) string {
+	dir := "above"
+	if a.Value < 0 {
+		dir = "below"
+	}
+	return fmt.Sprintf("%s has stayed %s its usual level for this time of day: now %s; the cumulative deviation from the daily profile reached %s spreads, limit %s.",
+		a.Signal, dir, withUnit(a.Observed, unit), num(abs(a.Value)), num(a.Threshold))
+}

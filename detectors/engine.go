@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"path"
 	"strconv"
 	"strings"
@@ -29,6 +30,12 @@ type Params struct {
 	// LearnBelow: a sample teaches the baseline only if every check on its
 	// signal scores below this (the poisoning guard).
 	LearnBelow float64 `yaml:"learn_below"`
+	// Fold makes the checks on one signal raise one alert per episode: the
+	// first check to fire leads, checks that fire while it is firing join it
+	// (an escalation of severity is reported under the same alert ID), and the
+	// alert resolves when none of them is firing any more. Off, every check
+	// raises its own alerts.
+	Fold bool `yaml:"fold"`
 }
 
 // DefaultParams returns the documented defaults.
@@ -138,6 +145,8 @@ type profile struct {
 	params    Params
 	learner   *baselines.Learner
 	detectors [4]SignalDetector // indexed by pipeline.SignalKind
+	extended  [4]Extended       // the detectors that need Memory, or nil
+	needs     [4][2]bool        // what they need: record, daily
 	status    Check
 	traffic   trafficProfile
 }
@@ -152,6 +161,13 @@ func compile(name string, p Params) (*profile, error) {
 	pr.detectors[pipeline.Pressure] = NewOverpressure(p.Overpressure)
 	pr.detectors[pipeline.Temperature] = NewThermal(p.Thermal)
 	pr.detectors[pipeline.Vibration] = NewVibration(p.Vibration)
+	for k, d := range pr.detectors {
+		if ext, ok := d.(Extended); ok {
+			if rec, day := ext.Needs(); rec || day {
+				pr.extended[k], pr.needs[k] = ext, [2]bool{rec, day}
+			}
+		}
+	}
 	pr.status = Check{Detector: "status", Kind: "status", Rule: p.Status, describe: describeStatus}
 	pr.traffic = compileTraffic(&p)
 	return pr, nil
@@ -249,6 +265,9 @@ type Device struct {
 	Topic   string // the last topic seen, "" if none
 	Status  Episode
 	Signals []SignalState
+	// Extra is the memory of checks that need more than SignalState holds;
+	// nil for devices whose signals run none.
+	Extra   *DeviceExtra
 	Traffic TrafficState
 
 	profile    int
@@ -386,22 +405,38 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		vs := e.vs[:len(checks)]
 		clear(vs)
 		det.Judge(val.V, r.Time, s, p.learner, vs)
+		if ext := p.extended[s.Kind]; ext != nil {
+			ext.JudgeExtended(val.V, r.Time, s, d.memory(s, p.needs[s.Kind]), vs)
+		}
 		learn := true
 		for c := range checks {
+			if checks[c].Rule.Off {
+				continue
+			}
 			v := vs[c]
 			// The poisoning guard. A CUSUM builds up over many samples by
 			// design, so it keeps samples out only once it crosses; gating its
 			// build-up would bias the mean of any signal with set points.
 			gate := p.params.LearnBelow
-			if checks[c].Stat == StatSigma {
+			if checks[c].GateOnCross {
 				gate = 1
 			}
 			if v.Score >= gate {
 				learn = false
 			}
 			ep := &s.Episodes[c]
-			if tr := ep.Step(v, r.Time, checks[c].Rule, p.params.Hysteresis); tr != 0 {
+			tr := ep.Step(v, r.Time, checks[c].Rule, p.params.Hysteresis)
+			if tr == 0 {
+				continue
+			}
+			if !p.params.Fold {
 				out = append(out, e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base))
+				continue
+			}
+			if c, ep, tr := s.fold(c, tr); tr != 0 {
+				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, vs[c], tr, r, val.V, &s.Base)
+				a.ID = episodeID(d.Name, checks[c].Kind, s.Name, ep.Started)
+				out = append(out, a)
 			}
 		}
 		wasWarm := s.Base.Warm
@@ -414,6 +449,48 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		out = e.judgeTraffic(d, &p.traffic, r, fields, prevTopic, isNew, out)
 	}
 	return out
+}
+
+// fold folds the transition tr of check c into the signal's one alert (see
+// Params.Fold). It returns the check and episode the alert reports, and the
+// transition to report (0: none). An episode that joins the alert takes its
+// start, which with the kind identifies the alert, so that it can lead when
+// the leader resolves first.
+func (s *SignalState) fold(c int, tr pipeline.AlertState) (int, *Episode, pipeline.AlertState) {
+	ep := &s.Episodes[c]
+	if s.Lead == 0 {
+		if tr != pipeline.Firing {
+			return c, ep, 0 // cannot happen: a resolution without an alert
+		}
+		s.Lead = uint8(c + 1)
+		return c, ep, tr
+	}
+	lead := int(s.Lead - 1)
+	le := &s.Episodes[lead]
+	switch {
+	case tr == pipeline.Firing && c == lead:
+		return c, ep, tr // the leader escalates
+	case tr == pipeline.Firing:
+		if ep.Severity > le.Severity { // a joining check escalates the alert
+			ep.Started = le.Started
+			le.Severity = ep.Severity
+			return c, ep, tr
+		}
+		ep.Started = le.Started
+		return c, ep, 0
+	case c != lead:
+		return c, ep, 0 // a joined check resolves
+	}
+	// The leader resolves: another firing check takes over, or the alert ends.
+	for o := range s.Episodes {
+		if o != c && s.Episodes[o].State == FiringState {
+			s.Lead = uint8(o + 1)
+			s.Episodes[o].Severity = max(s.Episodes[o].Severity, ep.Severity)
+			return c, ep, 0
+		}
+	}
+	s.Lead = 0
+	return c, ep, tr
 }
 
 // endWarmup clears the detectors' running sums when the baseline becomes warm:
@@ -434,6 +511,44 @@ func (d *Device) signal(v *pipeline.Value) int {
 	}
 	d.Signals = append(d.Signals, SignalState{Name: v.Name, Kind: v.Kind})
 	return len(d.Signals) - 1
+}
+
+// DeviceExtra is the memory of a device's signals that do not fit in
+// SignalState: record memories and daily profiles, indexed from
+// SignalState.Record and SignalState.Daily.
+type DeviceExtra struct {
+	Records []RecordState
+	Dailies []DailyState
+}
+
+// memory returns the extra memory of signal s, adding what is needed on
+// first use. Past the 255th signal of a device with such memory, signals go
+// without (their record and daily checks do not run).
+func (d *Device) memory(s *SignalState, needs [2]bool) Memory {
+	var m Memory
+	if d.Extra == nil {
+		d.Extra = &DeviceExtra{}
+	}
+	x := d.Extra
+	if needs[0] {
+		if s.Record == 0 && len(x.Records) < math.MaxUint8 {
+			x.Records = append(x.Records, *newRecordState())
+			s.Record = uint8(len(x.Records))
+		}
+		if s.Record != 0 {
+			m.Record = &x.Records[s.Record-1]
+		}
+	}
+	if needs[1] {
+		if s.Daily == 0 && len(x.Dailies) < math.MaxUint8 {
+			x.Dailies = append(x.Dailies, DailyState{})
+			s.Daily = uint8(len(x.Dailies))
+		}
+		if s.Daily != 0 {
+			m.Daily = &x.Dailies[s.Daily-1]
+		}
+	}
+	return m
 }
 
 // alert builds the alert of a transition; base is the signal's baseline (nil

@@ -26,6 +26,9 @@ func (v Verdict) Anomalous() bool { return v.Score >= 1 }
 type Rule struct {
 	Hold  int `yaml:"hold"`
 	Clear int `yaml:"clear"`
+	// Off turns the check off: it neither alerts nor keeps samples from
+	// teaching the baseline.
+	Off bool `yaml:"off"`
 }
 
 // Validate checks the rule.

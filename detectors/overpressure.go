@@ -63,7 +63,7 @@ func NewOverpressure(cfg OverpressureConfig) *Overpressure {
 	return &Overpressure{cfg: cfg, checks: []Check{
 		{Detector: "overpressure.limit", Kind: "overpressure", Rule: cfg.LimitRule, describe: describeUpperLimit},
 		{Detector: "overpressure.spike", Kind: "overpressure", Rule: cfg.Spike.Rule, Warm: true, describe: describeSpike},
-		{Detector: "overpressure.rise", Kind: "overpressure", Rule: cfg.Rise.Rule, Warm: true, Stat: StatSigma, describe: describeCUSUM("sustained rise")},
+		{Detector: "overpressure.rise", Kind: "overpressure", Rule: cfg.Rise.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, describe: describeCUSUM("sustained rise")},
 		{Detector: "overpressure.rate", Kind: "overpressure", Rule: cfg.Rate.Rule, Warm: true, Stat: StatRate, describe: describeRate("rises", cfg.Rate.Factor)},
 	}}
 }

@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"errors"
+	"time"
 
 	"github.com/vigil-iot/vigil/baselines"
 )
@@ -13,20 +14,28 @@ type SignalConfig struct {
 	Spike Spike `yaml:"spike"`
 	// Drift is a two-sided CUSUM for drift away from the baseline mean.
 	Drift CUSUM `yaml:"drift"`
+	// Record flags values beyond the range of the last readings (off when
+	// samples is 0).
+	Record Record `yaml:"record"`
+	// Daily flags a signal that stays off its usual level for the time of
+	// day (off unless enabled).
+	Daily Daily `yaml:"daily"`
 }
 
 // DefaultSignal returns the defaults: spike at 6 robust sigmas held 2 samples,
 // drift CUSUM k=1.5 h=12.
 func DefaultSignal() SignalConfig {
 	return SignalConfig{
-		Spike: Spike{Z: 6, Rule: Rule{Hold: 2, Clear: 3}},
-		Drift: CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3}},
+		Spike:  Spike{Z: 6, Rule: Rule{Hold: 2, Clear: 3}},
+		Drift:  CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3}},
+		Record: Record{Margin: 0.1, Rule: Rule{Hold: 1, Clear: 10}},
+		Daily:  Daily{K: 1.5, H: 50, Rate: 0.2, Warmup: 48 * time.Hour, Rule: Rule{Hold: 1, Clear: 10}},
 	}
 }
 
 // Validate checks the configuration.
 func (c *SignalConfig) Validate() error {
-	return errors.Join(c.Spike.validate("spike"), c.Drift.validate("drift"))
+	return errors.Join(c.Spike.validate("spike"), c.Drift.validate("drift"), c.Record.validate("record"), c.Daily.validate("daily"))
 }
 
 // Signal detects spikes and drift on any signal.
@@ -39,12 +48,34 @@ type Signal struct {
 func NewSignal(cfg SignalConfig) *Signal {
 	return &Signal{cfg: cfg, checks: []Check{
 		{Detector: "signal.spike", Kind: "signal", Rule: cfg.Spike.Rule, Warm: true, describe: describeSpike},
-		{Detector: "signal.drift", Kind: "signal", Rule: cfg.Drift.Rule, Warm: true, Stat: StatSigma, describe: describeCUSUM("drift")},
+		{Detector: "signal.drift", Kind: "signal", Rule: cfg.Drift.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, describe: describeCUSUM("drift")},
+		{Detector: "signal.record", Kind: "signal", Rule: cfg.Record.Rule, Warm: true, GateOnCross: true, describe: describeRecord(cfg.Record)},
+		{Detector: "signal.daily", Kind: "signal", Rule: cfg.Daily.Rule, Warm: true, GateOnCross: true, Stat: StatSigma, describe: describeDaily},
 	}}
 }
 
 // Checks implements SignalDetector.
 func (sd *Signal) Checks() []Check { return sd.checks }
+
+// Needs implements Extended.
+func (sd *Signal) Needs() (record, daily bool) {
+	return sd.cfg.Record.Samples > 0, sd.cfg.Daily.Enabled
+}
+
+// JudgeExtended implements Extended: the record and daily checks are the
+// third and fourth. Both learn from every reading, warm or not, and speak once
+// the baseline is warm.
+func (sd *Signal) JudgeExtended(x float64, t int64, s *SignalState, m Memory, v []Verdict) {
+	if m.Record != nil {
+		v[2] = sd.cfg.Record.judge(x, m.Record)
+	}
+	if m.Daily != nil {
+		v[3] = sd.cfg.Daily.judge(x, t, m.Daily)
+	}
+	if !s.Base.Warm {
+		v[2], v[3] = Verdict{}, Verdict{}
+	}
+}
 
 // Judge implements SignalDetector.
 func (sd *Signal) Judge(x float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {

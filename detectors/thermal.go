@@ -78,7 +78,7 @@ type Thermal struct {
 func NewThermal(cfg ThermalConfig) *Thermal {
 	return &Thermal{cfg: cfg, alpha: 1 - math.Exp2(-1/cfg.Fluctuation.Window), checks: []Check{
 		{Detector: "thermal.limit", Kind: "thermal", Rule: cfg.LimitRule, describe: describeLimits},
-		{Detector: "thermal.drift", Kind: "thermal", Rule: cfg.Drift.Rule, Warm: true, Stat: StatSigma, describe: describeCUSUM("drift")},
+		{Detector: "thermal.drift", Kind: "thermal", Rule: cfg.Drift.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, describe: describeCUSUM("drift")},
 		{Detector: "thermal.fluctuation", Kind: "thermal", Rule: cfg.Fluctuation.Rule, Warm: true, describe: describeFluctuation},
 		{Detector: "thermal.rate", Kind: "thermal", Rule: cfg.Rate.Rule, Warm: true, Stat: StatRate, describe: describeRate("changes", cfg.Rate.Factor)},
 	}}

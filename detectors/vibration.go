@@ -79,7 +79,7 @@ func NewVibration(cfg VibrationConfig) *Vibration {
 	return &Vibration{cfg: cfg, checks: []Check{
 		{Detector: "vibration.zone", Kind: "vibration", Rule: cfg.ZoneRule, describe: describeZone(cfg.Zones)},
 		{Detector: "vibration.jump", Kind: "vibration", Rule: cfg.Jump.Rule, Warm: true, describe: describeSpike},
-		{Detector: "vibration.elevation", Kind: "vibration", Rule: cfg.Elevation.Rule, Warm: true, Stat: StatSigma, describe: describeCUSUM("sustained elevation")},
+		{Detector: "vibration.elevation", Kind: "vibration", Rule: cfg.Elevation.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, describe: describeCUSUM("sustained elevation")},
 	}}
 }
 

@@ -39,7 +39,7 @@ parameters:
 	//   overpressure.spike.z: 4..9, log false
 	//   overpressure.spike.hold: 3 values
 	//   baseline.half_life: 300..3000, log true
-	// tune: spec: parameters.overpressure.spike.zz: unknown key "zz" in overpressure.spike (keys: z, hold, clear)
+	// tune: spec: parameters.overpressure.spike.zz: unknown key "zz" in overpressure.spike (keys: z, hold, clear, off)
 }
 
 func ExampleWriteConfig() {

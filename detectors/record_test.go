@@ -1,0 +1,225 @@
+package detectors_test
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// A daily cycle: 50 ± 10 over 288 samples (a day of 5-minute readings) with
+// noise of 1. Its range over the record horizon is about 26.
+const cycleAmp, cyclePeriod = 10.0, 288
+
+func cycle(nz noise, i int) float64 {
+	return f0 + cycleAmp*math.Sin(2*math.Pi*float64(i)/cyclePeriod) + nz.gauss(0, fSigma)
+}
+
+// withRecord turns the record check on: 1000 readings, a margin of 10% of
+// their range, resolving after 10 readings back inside.
+func withRecord(p *detectors.Params) {
+	p.Signal.Record = detectors.Record{Samples: 1000, Margin: 0.1, Rule: detectors.Rule{Hold: 1, Clear: 10}}
+}
+
+var cycleTable = table{
+	value: flow,
+	op:    f0,
+	sigma: 7.5, // the cycle's standard deviation, about 7.1
+	clean: cycle,
+	checks: map[string]stat{
+		"signal.spike":  {"", statValue},
+		"signal.drift":  {"sigma", statSigma},
+		"signal.record": {"", statValue},
+	},
+}
+
+func TestRecord(t *testing.T) {
+	at := func(v float64) func(int, float64) float64 { return func(int, float64) float64 { return v } }
+	cycleTable.run(t, []injection{
+		{
+			// 66 is 6 above the cycle's peak (about 63): past the margin of
+			// 2.6 and new, yet only about 2 std above the mean, far inside
+			// the spike band.
+			name: "a new high inside the band", edit: withRecord,
+			before: 1200, n: 2, inject: at(66), after: 40,
+			want: []want{{detector: "signal.record", severity: pipeline.Warning, from: 0, by: 1, resolves: true,
+				msg: []string{"new record", "highest of the last 1000 readings"}}},
+			forbid: []string{"signal.spike"},
+		},
+		{
+			name: "a new low", edit: withRecord,
+			before: 1200, n: 1, inject: at(33), after: 40,
+			want: []want{{detector: "signal.record", severity: pipeline.Warning, from: 0, by: 1, below: true, resolves: true,
+				msg: []string{"lowest of the last 1000 readings"}}},
+		},
+		{
+			// Beyond the range by more than its own width.
+			name: "far beyond the range is critical", edit: withRecord,
+			before: 1200, n: 1, inject: at(100), after: 40,
+			want: []want{{detector: "signal.record", severity: pipeline.Critical, from: 0, by: 1, resolves: true}},
+		},
+		{
+			name: "the cycle itself, 20 days", edit: withRecord,
+			before: -1, n: 20 * cyclePeriod,
+			forbid: []string{"*"},
+		},
+		{
+			// The horizon slides: a high older than the horizon no longer
+			// counts, so a smaller one later is a record again.
+			name: "an old record expires", edit: withRecord,
+			before: 1200, n: 1, inject: at(90), after: 1100,
+			check: func(t *testing.T, g *rig, start int) {
+				if _, _, ok := g.first("signal.record", pipeline.Firing, start); !ok {
+					t.Fatalf("the first high did not fire: %s", fmtAlerts(g.alerts))
+				}
+				second := g.n
+				g.feed(flow(75))
+				a, at, ok := g.first("signal.record", pipeline.Firing, second)
+				if !ok || at != second || a.Threshold >= 75 {
+					t.Errorf("75, 1100 readings after a 90: got %s; want a record (the 90 has left the horizon)", fmtAlerts(g.since(second)))
+				}
+			},
+		},
+	})
+}
+
+func TestRecordOffByDefault(t *testing.T) {
+	g := newRig(t, newSet(t, nil))
+	nz := newNoise(3)
+	for range 1500 {
+		g.feed(flow(cycle(nz, g.n)))
+	}
+	g.feed(flow(66))
+	if d := g.eng.Device(g.device); d.Extra != nil || g.signal("flow").Record != 0 {
+		t.Errorf("default configuration: got extra memory %+v; want none", d.Extra)
+	}
+	for _, a := range g.alerts {
+		if a.Detector == "signal.record" {
+			t.Errorf("record check off: got %s", fmtAlerts(g.alerts))
+		}
+	}
+}
+
+// TestRecordWarmup: the check speaks only once the baseline is warm and the
+// first of its eight blocks is complete; a flat signal has no range to break.
+func TestRecordWarmup(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		samples int
+		clean   func(noise, int) float64
+	}{
+		{"first block not yet complete", 4000, cycle}, // warm at 300, the first block complete at 500
+		{"flat signal", 100, func(noise, int) float64 { return 42 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newRig(t, newSet(t, func(c *detectors.Config) {
+				withRecord(&c.Params)
+				c.Params.Signal.Record.Samples = tc.samples
+				c.Params.Signal.Spike.Z = 1e6 // leave the record check alone
+				c.Params.Signal.Drift.H = 1e6
+			}))
+			nz := newNoise(5)
+			for range 400 {
+				g.feed(flow(tc.clean(nz, g.n)))
+			}
+			g.feed(flow(80))
+			if len(g.alerts) != 0 {
+				t.Errorf("got %s; want nothing", fmtAlerts(g.alerts))
+			}
+		})
+	}
+}
+
+func TestRecordValidate(t *testing.T) {
+	for _, tc := range []struct {
+		r    detectors.Record
+		want string
+	}{
+		{detectors.Record{Samples: 4, Margin: 0.1, Rule: detectors.Rule{Hold: 1, Clear: 1}}, "samples must be 0 (off) or between 8"},
+		{detectors.Record{Samples: 100, Margin: -1, Rule: detectors.Rule{Hold: 1, Clear: 1}}, "margin must be"},
+		{detectors.Record{Samples: 100, Margin: math.NaN(), Rule: detectors.Rule{Hold: 1, Clear: 1}}, "margin must be"},
+		{detectors.Record{Samples: 100, Margin: 0.1}, "hold and clear"},
+	} {
+		cfg := detectors.DefaultConfig()
+		cfg.Params.Signal.Record = tc.r
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "signal: record: "+tc.want) {
+			t.Errorf("%+v: got %v; want an error naming signal: record: %q", tc.r, err, tc.want)
+		}
+	}
+	cfg := detectors.DefaultConfig()
+	cfg.Params.Signal.Record = detectors.Record{} // off: nothing else is checked
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("record off: got %v", err)
+	}
+}
+
+// TestFold: with Fold, the checks on one signal raise one alert per episode.
+// A step that the spike, drift and record checks all see gives one ID, one
+// resolution, after the last check clears; without Fold each check alerts.
+func TestFold(t *testing.T) {
+	run := func(fold bool) *rig {
+		g := newRig(t, newSet(t, func(c *detectors.Config) {
+			withRecord(&c.Params)
+			c.Params.Fold = fold
+			c.Params.Signal.Drift.Clear = 30 // drift outlasts the others
+		}))
+		nz := newNoise(9)
+		for range 1200 {
+			g.feed(flow(cycle(nz, g.n)))
+		}
+		for range 40 {
+			g.feed(flow(cycle(nz, g.n) + 60))
+		}
+		for range 400 {
+			g.feed(flow(cycle(nz, g.n)))
+		}
+		return g
+	}
+	apart, folded := run(false), run(true)
+
+	ids := map[string]bool{}
+	for _, a := range apart.alerts {
+		ids[a.Detector] = true
+	}
+	if len(ids) < 3 {
+		t.Fatalf("without fold: got %s; want spike, drift and record alerts", fmtAlerts(apart.alerts))
+	}
+
+	as := folded.alerts
+	if len(as) < 2 {
+		t.Fatalf("with fold: got %s; want one alert firing and resolving", fmtAlerts(as))
+	}
+	first, last := as[0], as[len(as)-1]
+	for i, a := range as {
+		if a.ID != first.ID || a.Started != first.Started {
+			t.Errorf("alert %d: got ID %s started %d; want all %s, %d: %s", i, a.ID, a.Started, first.ID, first.Started, fmtAlerts(as))
+		}
+		if a.State == pipeline.Resolved && i != len(as)-1 {
+			t.Errorf("alert %d resolves before the end: %s", i, fmtAlerts(as))
+		}
+	}
+	if first.State != pipeline.Firing || last.State != pipeline.Resolved {
+		t.Fatalf("with fold: got %s; want firing first and resolved last", fmtAlerts(as))
+	}
+	// It fires with the first check that fired apart and resolves with the
+	// last one that resolved.
+	if first.Time != apart.alerts[0].Time || first.Detector != apart.alerts[0].Detector {
+		t.Errorf("folded alert fires at +%ds by %s; apart the first fired at +%ds by %s",
+			(first.Time-t0)/sec, first.Detector, (apart.alerts[0].Time-t0)/sec, apart.alerts[0].Detector)
+	}
+	lastApart := apart.alerts[len(apart.alerts)-1]
+	if last.Time != lastApart.Time || lastApart.State != pipeline.Resolved {
+		t.Errorf("folded alert resolves at +%ds; apart the last resolution is at +%ds (%s)", (last.Time-t0)/sec, (lastApart.Time-t0)/sec, fmtAlerts(apart.alerts))
+	}
+	// Severity: the folded alert reaches the highest any check reached.
+	var want pipeline.Severity
+	for _, a := range apart.alerts {
+		want = max(want, a.Severity)
+	}
+	if got := lastSeverity(as, first.ID); got != want || last.Severity != want {
+		t.Errorf("folded severity: got %v (resolved %v); want %v", got, last.Severity, want)
+	}
+}
