@@ -88,14 +88,20 @@ func abs(f float64) float64 {
 }
 
 func describeRecord(c Record) func(a *pipeline.Alert, unit string) string {
+	margin := fmt.Sprintf("%s%% of their range", num(100*c.Margin))
+	switch {
+	case c.LongMargin > 0 && c.Margin > 0:
+		margin = fmt.Sprintf("the larger of %s%% of their range and %s%% of the range of the last %d", num(100*c.Margin), num(100*c.LongMargin), recordLong*c.Samples/recordShort)
+	case c.LongMargin > 0:
+		margin = fmt.Sprintf("%s%% of the range of the last %d", num(100*c.LongMargin), recordLong*c.Samples/recordShort)
+	}
 	return func(a *pipeline.Alert, unit string) string {
-		side, ext := "above", "highest"
+		side, ext, sign := "above", "highest", "plus"
 		if a.Observed < a.Threshold {
-			side, ext = "below", "lowest"
+			side, ext, sign = "below", "lowest", "minus"
 		}
-		return fmt.Sprintf("%s %s is a new record: %s %s, the %s of the last %d readings %s a margin of %s%% of their range.",
-			a.Signal, withUnit(a.Observed, unit), side, withUnit(a.Threshold, unit), ext, c.Samples,
-			map[string]string{"above": "plus", "below": "minus"}[side], num(100*c.Margin))
+		return fmt.Sprintf("%s %s is a new record: %s %s, the %s of the last %d readings %s a margin of %s.",
+			a.Signal, withUnit(a.Observed, unit), side, withUnit(a.Threshold, unit), ext, c.Samples, sign, margin)
 	}
 }
 

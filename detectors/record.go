@@ -7,31 +7,43 @@ import (
 	"github.com/vigil-iot/vigil/pipeline"
 )
 
-// recordBlocks is the number of blocks the record check's horizon is kept in.
-// The horizon thus slides in steps of Samples/recordBlocks readings: the range
-// judged covers between 7/8 and all of the last Samples readings.
-const recordBlocks = 8
+// The record check's memory is a ring of blocks of Samples/recordShort
+// readings: the block being filled and the recordLong completed before it.
+// The horizon judged is the current block and the last recordShort completed
+// ones (between Samples and 5/4 Samples readings); the long range, for
+// LongMargin, spans all of them (4 to 4 1/4 horizons).
+const (
+	recordShort = 4
+	recordLong  = 16
+	recordSlots = recordLong + 1
+)
 
 // Record flags a new record: a value above the highest (or below the lowest)
-// of the signal's last Samples readings by more than Margin times their
-// range. It catches what a band around the mean misses on signals whose
-// normal is wide or skewed (daily cycles, bursty counts): the value has simply
-// never been this high, lately. Samples 0 turns the check off.
+// of the signal's last Samples readings by more than a margin: Margin times
+// their range, or LongMargin times the range of the last four horizons,
+// whichever is larger. It catches what a band around the mean misses on
+// signals whose normal is wide or skewed (daily cycles, bursty counts): the
+// value has simply not been this high lately. Measuring the margin against
+// the long range keeps a quiet few days from making every small excursion a
+// record. Samples 0 turns the check off.
 type Record struct {
-	Samples int     `yaml:"samples"`
-	Margin  float64 `yaml:"margin"`
-	Rule    `yaml:",inline"`
+	Samples    int     `yaml:"samples"`
+	Margin     float64 `yaml:"margin"`
+	LongMargin float64 `yaml:"long_margin"`
+	Rule       `yaml:",inline"`
 }
 
 func (r Record) validate(name string) error {
 	if r.Samples == 0 {
 		return nil
 	}
-	if r.Samples < recordBlocks || r.Samples > 1<<30 {
-		return fmt.Errorf("%s: samples must be 0 (off) or between %d and %d, got %d", name, recordBlocks, 1<<30, r.Samples)
+	if r.Samples < recordShort || r.Samples > 1<<30 {
+		return fmt.Errorf("%s: samples must be 0 (off) or between %d and %d, got %d", name, recordShort, 1<<30, r.Samples)
 	}
-	if !(r.Margin >= 0) || math.IsInf(r.Margin, 1) {
-		return fmt.Errorf("%s: margin must be a finite fraction of the range, at least 0, got %v", name, r.Margin)
+	for _, m := range []float64{r.Margin, r.LongMargin} {
+		if !(m >= 0) || math.IsInf(m, 1) {
+			return fmt.Errorf("%s: margin and long_margin must be finite fractions of a range, at least 0, got %v and %v", name, r.Margin, r.LongMargin)
+		}
 	}
 	if err := r.Rule.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -39,14 +51,14 @@ func (r Record) validate(name string) error {
 	return nil
 }
 
-// RecordState is the record check's memory: the extremes of the last readings
-// in recordBlocks blocks, Cur being filled. Extremes are float32 rounded
-// outwards, so a value equal to a past record is never a new one. Plain data:
-// 72 bytes.
+// RecordState is the record check's memory: the extremes of the readings in
+// a ring of blocks, Cur being filled. Extremes are float32 rounded outwards,
+// so a value equal to a past record is never a new one. Plain data: 144
+// bytes.
 type RecordState struct {
-	Hi, Lo [recordBlocks]float32
+	Hi, Lo [recordSlots]float32
 	// N counts the readings in block Cur; Filled the blocks completed (at
-	// most recordBlocks).
+	// most recordLong).
 	N      uint32
 	Cur    uint8
 	Filled uint8
@@ -61,22 +73,30 @@ func newRecordState() *RecordState {
 	return r
 }
 
-// Range returns the lowest and highest of the readings remembered.
-func (r *RecordState) Range() (lo, hi float64) {
+// ranges returns the lowest and highest readings of the horizon (the
+// current block and the last recordShort completed) and of all blocks.
+func (r *RecordState) ranges() (lo, hi, longLo, longHi float64) {
 	l, h := float32(math.Inf(1)), float32(math.Inf(-1))
-	for i := range r.Hi {
+	i := int(r.Cur)
+	for k := 0; k <= recordShort; k++ {
 		l, h = min(l, r.Lo[i]), max(h, r.Hi[i])
+		i = (i + recordSlots - 1) % recordSlots
 	}
-	return float64(l), float64(h)
+	ll, lh := l, h
+	for k := recordShort + 1; k < recordSlots; k++ {
+		ll, lh = min(ll, r.Lo[i]), max(lh, r.Hi[i])
+		i = (i + recordSlots - 1) % recordSlots
+	}
+	return float64(l), float64(h), float64(ll), float64(lh)
 }
 
 // add remembers x, starting a new block after every blockLen readings.
 func (r *RecordState) add(x float64, blockLen uint32) {
 	if r.N >= blockLen {
-		r.Cur = (r.Cur + 1) % recordBlocks
+		r.Cur = (r.Cur + 1) % recordSlots
 		r.Hi[r.Cur], r.Lo[r.Cur] = float32(math.Inf(-1)), float32(math.Inf(1))
 		r.N = 0
-		r.Filled = min(r.Filled+1, recordBlocks)
+		r.Filled = min(r.Filled+1, recordLong)
 	}
 	r.Hi[r.Cur] = max(r.Hi[r.Cur], up32(x))
 	r.Lo[r.Cur] = min(r.Lo[r.Cur], down32(x))
@@ -85,20 +105,20 @@ func (r *RecordState) add(x float64, blockLen uint32) {
 
 // blockLen is the number of readings per block.
 func (c Record) blockLen() uint32 {
-	return uint32((c.Samples + recordBlocks - 1) / recordBlocks)
+	return uint32((c.Samples + recordShort - 1) / recordShort)
 }
 
 // judge compares x with the remembered range and then remembers it. The check
-// speaks once a block (an eighth of the horizon) is complete and the range is
+// speaks once a block (a quarter of the horizon) is complete and the range is
 // not empty; a
 // flat signal has no range to be a margin of (the spike check covers it).
 // Stat is x, Threshold the value it had to exceed (below the range: to fall
 // under). Beyond the range by more than its width is critical.
 func (c Record) judge(x float64, r *RecordState) Verdict {
 	var v Verdict
-	lo, hi := r.Range()
-	if width := hi - lo; r.Filled >= 1 && width > 0 && !math.IsInf(width, 0) {
-		m := c.Margin * width
+	lo, hi, llo, lhi := r.ranges()
+	if width := hi - lo; r.Filled >= 1 && width > 0 && !math.IsInf(lhi-llo, 0) {
+		m := max(c.Margin*width, c.LongMargin*(lhi-llo))
 		scale := max(m, width*1e-3) // the score's unit: the margin, or 0.1% of the range
 		switch {
 		case x > hi:
@@ -108,7 +128,7 @@ func (c Record) judge(x float64, r *RecordState) Verdict {
 		default:
 			v = Verdict{Stat: x, Threshold: hi + m}
 		}
-		if c.Margin == 0 && v.Score > 0 {
+		if m == 0 && v.Score > 0 {
 			v.Score = max(v.Score, 1) // any new record is one
 		}
 		v.Severity = pipeline.Warning

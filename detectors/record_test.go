@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/pipeline"
@@ -69,7 +70,7 @@ func TestRecord(t *testing.T) {
 			// The horizon slides: a high older than the horizon no longer
 			// counts, so a smaller one later is a record again.
 			name: "an old record expires", edit: withRecord,
-			before: 1200, n: 1, inject: at(90), after: 1100,
+			before: 1200, n: 1, inject: at(90), after: 1300,
 			check: func(t *testing.T, g *rig, start int) {
 				if _, _, ok := g.first("signal.record", pipeline.Firing, start); !ok {
 					t.Fatalf("the first high did not fire: %s", fmtAlerts(g.alerts))
@@ -78,7 +79,7 @@ func TestRecord(t *testing.T) {
 				g.feed(flow(75))
 				a, at, ok := g.first("signal.record", pipeline.Firing, second)
 				if !ok || at != second || a.Threshold >= 75 {
-					t.Errorf("75, 1100 readings after a 90: got %s; want a record (the 90 has left the horizon)", fmtAlerts(g.since(second)))
+					t.Errorf("75, 1300 readings after a 90: got %s; want a record (the 90 has left the horizon)", fmtAlerts(g.since(second)))
 				}
 			},
 		},
@@ -110,7 +111,7 @@ func TestRecordWarmup(t *testing.T) {
 		samples int
 		clean   func(noise, int) float64
 	}{
-		{"first block not yet complete", 4000, cycle}, // warm at 300, the first block complete at 500
+		{"first block not yet complete", 2000, cycle}, // warm at 300, the first block complete at 500
 		{"flat signal", 100, func(noise, int) float64 { return 42 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,9 +138,9 @@ func TestRecordValidate(t *testing.T) {
 		r    detectors.Record
 		want string
 	}{
-		{detectors.Record{Samples: 4, Margin: 0.1, Rule: detectors.Rule{Hold: 1, Clear: 1}}, "samples must be 0 (off) or between 8"},
-		{detectors.Record{Samples: 100, Margin: -1, Rule: detectors.Rule{Hold: 1, Clear: 1}}, "margin must be"},
-		{detectors.Record{Samples: 100, Margin: math.NaN(), Rule: detectors.Rule{Hold: 1, Clear: 1}}, "margin must be"},
+		{detectors.Record{Samples: 3, Margin: 0.1, Rule: detectors.Rule{Hold: 1, Clear: 1}}, "samples must be 0 (off) or between 4"},
+		{detectors.Record{Samples: 100, Margin: -1, Rule: detectors.Rule{Hold: 1, Clear: 1}}, "margin and long_margin must be"},
+		{detectors.Record{Samples: 100, Margin: math.NaN(), Rule: detectors.Rule{Hold: 1, Clear: 1}}, "margin and long_margin must be"},
 		{detectors.Record{Samples: 100, Margin: 0.1}, "hold and clear"},
 	} {
 		cfg := detectors.DefaultConfig()
@@ -222,4 +223,100 @@ func TestFold(t *testing.T) {
 	if got := lastSeverity(as, first.ID); got != want || last.Severity != want {
 		t.Errorf("folded severity: got %v (resolved %v); want %v", got, last.Severity, want)
 	}
+}
+
+// TestRecordLongMargin: measured against the range of the last four
+// horizons, a small excursion after a quiet spell is no record; measured
+// against the quiet spell's own range, it is.
+func TestRecordLongMargin(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		margin float64
+		long   float64
+		fires  bool
+	}{
+		{"margin of the horizon's range", 0.1, 0, true},
+		{"margin of the long range", 0, 0.05, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newRig(t, newSet(t, func(c *detectors.Config) {
+				c.Params.Signal.Record = detectors.Record{Samples: 500, Margin: tc.margin, LongMargin: tc.long, Rule: detectors.Rule{Hold: 1, Clear: 10}}
+				c.Params.Signal.Spike.Off, c.Params.Signal.Drift.Off = true, true
+			}))
+			nz := newNoise(11)
+			for range 1000 { // a busy spell: 50 ± 40
+				g.feed(flow(f0 + 40*math.Sin(float64(g.n)/20) + nz.gauss(0, fSigma)))
+			}
+			for range 700 { // a quiet one: 50 ± 1, longer than the horizon
+				g.feed(flow(nz.gauss(f0, fSigma)))
+			}
+			quiet := len(g.alerts)
+			g.feed(flow(f0 + 6*fSigma)) // above the quiet spell's range (about ±3.5) by 2.5
+			fired := len(g.alerts) > quiet && g.alerts[len(g.alerts)-1].Detector == "signal.record"
+			if fired != tc.fires {
+				t.Errorf("got %s after the quiet spell; want a record %v", fmtAlerts(g.alerts[quiet:]), tc.fires)
+			}
+		})
+	}
+}
+
+// The daily check's table: a daily cycle sampled every 5 minutes, with the
+// record check off and the daily check on (it speaks after two days).
+func withDaily(p *detectors.Params) {
+	p.Signal.Daily.Enabled = true
+	p.Signal.Spike.Off, p.Signal.Drift.Off = true, true
+}
+
+var dailyTable = table{
+	value: flow,
+	op:    f0,
+	sigma: 7.5,
+	clean: cycle,
+	checks: map[string]stat{
+		"signal.daily": {"sigma", statSigma},
+	},
+}
+
+func TestDaily(t *testing.T) {
+	const fiveMin = 5 * time.Minute
+	days := func(d int) int { return d * cyclePeriod }
+	flat := func(int, float64) float64 { return f0 }
+	dailyTable.run(t, []injection{
+		{
+			// The cycle stops: the signal stays at its mean, well inside the
+			// range, where the spike and record checks see nothing wrong.
+			name: "the cycle flattens", edit: withDaily, step: fiveMin,
+			before: days(4), n: 100, inject: flat,
+			// It starts as the cycle rises: the flat signal is below it.
+			want: []want{{detector: "signal.daily", severity: pipeline.Warning, from: 5, by: 100, below: true,
+				msg: []string{"usual level for this time of day"}}},
+		},
+		{
+			// Shifted by 8: below the peak, so no record, but off the
+			// pattern everywhere.
+			name: "a shift within the range", edit: withDaily, step: fiveMin,
+			before: days(4), n: 60, inject: func(_ int, x float64) float64 { return x - 8 },
+			want: []want{{detector: "signal.daily", severity: pipeline.Warning, from: 5, by: 30, below: true}},
+		},
+		{
+			name: "a lone spike", edit: withDaily, step: fiveMin,
+			before: days(4), n: 1, inject: func(int, float64) float64 { return 500 }, after: 50,
+			forbid: []string{"*"},
+		},
+		{
+			name: "the cycle itself, 30 days", edit: withDaily, step: fiveMin,
+			before: -1, n: days(30),
+			forbid: []string{"*"},
+		},
+		{
+			name: "silent for the first two days", edit: withDaily, step: fiveMin,
+			before: -1, clean: func(_ noise, i int) float64 {
+				if i > 350 {
+					return f0 + 30 // a jump on day two: the profile is not ready
+				}
+				return f0
+			},
+			n: days(2) - 350, forbid: []string{"*"},
+		},
+	})
 }

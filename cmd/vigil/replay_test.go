@@ -535,3 +535,76 @@ func TestTuneCLI(t *testing.T) {
 		t.Errorf("tune without labels: exit %d, %q; want a usage error", code, errs)
 	}
 }
+
+// TestQualityNABTuned replays all of NAB with the tuned configuration in
+// docs/ (record and daily checks, folded) and holds it to the score recorded
+// in docs/QUALITY.md, with no alert on the five series without anomalies.
+func TestQualityNABTuned(t *testing.T) {
+	dir := sharedDir(t, "data")
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*.csv"))
+	if err != nil || len(files) != 58 {
+		t.Fatalf("want the 58 NAB files, got %d (%v)", len(files), err)
+	}
+	for _, cfg := range []struct {
+		file string
+		min  float64 // NAB standard
+	}{
+		{"../../docs/nab-base.yaml", 65},
+		{"../../docs/nab-tuned.yaml", 69},
+	} {
+		t.Run(filepath.Base(cfg.file), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "eval.json")
+			args := append([]string{"replay", "--config", cfg.file, "--summary", "none", "--alerts", os.DevNull,
+				"--labels", filepath.Join(sharedNAB, "labels/combined_windows.json"), "--eval-json", out}, files...)
+			if code, _, errs := runCLI(t, args...); code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep struct {
+				Overall struct {
+					NAB struct {
+						Detected int `json:"detected"`
+						Scores   []struct {
+							Profile string  `json:"profile"`
+							Score   float64 `json:"score"`
+						} `json:"scores"`
+					} `json:"nab"`
+				} `json:"overall"`
+				PerDevice []struct {
+					Device string `json:"device"`
+					Events struct {
+						Episodes int `json:"episodes"`
+					} `json:"events"`
+				} `json:"per_device"`
+			}
+			if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatal(err)
+			}
+			nab := rep.Overall.NAB
+			if len(nab.Scores) == 0 || nab.Scores[0].Profile != "standard" {
+				t.Fatalf("no standard NAB score in %s", b[:min(len(b), 300)])
+			}
+			t.Logf("NAB standard %.1f, %d windows detected", nab.Scores[0].Score, nab.Detected)
+			if nab.Scores[0].Score < cfg.min {
+				t.Errorf("NAB standard %.1f; want at least %.0f", nab.Scores[0].Score, cfg.min)
+			}
+			quiet := map[string]bool{"art_daily_no_noise": true, "art_daily_perfect_square_wave": true,
+				"art_daily_small_noise": true, "art_flatline": true, "art_noisy": true}
+			seen := 0
+			for _, d := range rep.PerDevice {
+				if quiet[d.Device] {
+					seen++
+					if d.Events.Episodes != 0 {
+						t.Errorf("%s (no anomaly): %d alert episodes; want none", d.Device, d.Events.Episodes)
+					}
+				}
+			}
+			if seen != len(quiet) {
+				t.Errorf("found %d of the %d no-anomaly series in the report", seen, len(quiet))
+			}
+		})
+	}
+}
