@@ -18,20 +18,20 @@ type SignalState struct {
 	Name string
 	Kind pipeline.SignalKind
 	// Record is 1 + the index of the signal's record memory in
-	// Device.Records, 0 when it has none.
+	// Device.Extra.Records, 0 when it has none.
 	Record uint8
 	// Daily is 1 + the index of the signal's daily profile in
-	// Device.Dailies, 0 when it has none.
+	// Device.Extra.Dailies, 0 when it has none.
 	Daily uint8
 	// Lead is 1 + the index of the check whose episode leads the signal's
 	// alert when checks fold (Params.Fold), 0 when none is firing.
 	Lead uint8
 	Base baselines.Stats
 	// CUSUM sums of standardised deviations above and below the baseline, the
-	// peaks of their current excursions (float32, rounded up: only compared
-	// with thresholds, and small enough to leave room for Record), and the
-	// learned envelope: the largest excursion that ended (returned to 0)
-	// without crossing the threshold.
+	// peaks of their current excursions (float32, rounded up: they are only
+	// compared with thresholds, and the bytes saved keep the struct within
+	// budget), and the learned envelope: the largest excursion that ended
+	// (returned to 0) without crossing the threshold.
 	CusumHi, CusumLo float64
 	ExcHi, ExcLo     float32
 	CusumPeak        float64
@@ -96,8 +96,8 @@ type SignalDetector interface {
 
 // Memory is the extra memory of a signal whose checks need more than
 // SignalState holds: the record check's and the daily profile's. It lives in
-// Device (Records, Dailies) rather than in SignalState, which stays small and
-// pointer-free for the signals that do not need it. A nil field is memory the
+// Device.Extra rather than in SignalState, which stays small and pointer-free
+// for the signals that do not need it. A nil field is memory the
 // detector did not ask for.
 type Memory struct {
 	Record *RecordState

@@ -110,8 +110,8 @@ func (c Record) blockLen() uint32 {
 
 // judge compares x with the remembered range and then remembers it. The check
 // speaks once a block (a quarter of the horizon) is complete and the range is
-// not empty; a
-// flat signal has no range to be a margin of (the spike check covers it).
+// not empty; a flat signal has no range to be a margin of (the spike check
+// covers it).
 // Stat is x, Threshold the value it had to exceed (below the range: to fall
 // under). Beyond the range by more than its width is critical.
 func (c Record) judge(x float64, r *RecordState) Verdict {

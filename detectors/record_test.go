@@ -320,3 +320,27 @@ func TestDaily(t *testing.T) {
 		},
 	})
 }
+
+// TestCheckOff: a check switched off raises nothing and, for the record
+// check, keeps no memory, although it is configured.
+func TestCheckOff(t *testing.T) {
+	g := newRig(t, newSet(t, func(c *detectors.Config) {
+		withRecord(&c.Params)
+		c.Params.Signal.Record.Off = true
+		c.Params.Signal.Spike.Off = true
+	}))
+	nz := newNoise(3)
+	for range 1500 {
+		g.feed(flow(cycle(nz, g.n)))
+	}
+	g.feed(flow(500)) // far past the band and the range
+	if d := g.eng.Device(g.device); d.Extra != nil || g.signal("flow").Record != 0 {
+		t.Errorf("record check off: got extra memory %+v; want none", d.Extra)
+	}
+	for _, a := range g.alerts {
+		if a.Detector == "signal.record" || a.Detector == "signal.spike" {
+			t.Errorf("checks off: got %s", fmtAlerts(g.alerts))
+			break
+		}
+	}
+}

@@ -57,9 +57,9 @@ func NewSignal(cfg SignalConfig) *Signal {
 // Checks implements SignalDetector.
 func (sd *Signal) Checks() []Check { return sd.checks }
 
-// Needs implements Extended.
+// Needs implements Extended: a check switched off needs no memory.
 func (sd *Signal) Needs() (record, daily bool) {
-	return sd.cfg.Record.Samples > 0, sd.cfg.Daily.Enabled
+	return sd.cfg.Record.Samples > 0 && !sd.cfg.Record.Off, sd.cfg.Daily.Enabled && !sd.cfg.Daily.Off
 }
 
 // JudgeExtended implements Extended: the record and daily checks are the
