@@ -80,6 +80,9 @@ type Alert struct {
 	Mean, Std float64 // the learned baseline of the signal at that time
 	Score     float64 // how far past the threshold: statistic / threshold
 	Message   string  // one human sentence
+	// Escalation marks a Firing transition that raises the severity of an
+	// episode already reported as firing (an update, not a new alert).
+	Escalation bool
 
 	tick bool // raised by a Ticker, not by a reading: ordered after the reading's alerts
 }
@@ -127,7 +130,31 @@ func (a *Alert) AppendJSON(b []byte) []byte {
 	b = appendString(b, a.Message)
 	b = append(b, `,"started":`...)
 	b = appendTime(b, a.Started)
+	if a.Escalation {
+		b = append(b, `,"escalation":true`...)
+	}
 	return append(b, '}')
+}
+
+// EventID identifies this transition of the episode: the episode ID, the
+// state, the event time and the severity. Destinations that deduplicate
+// (JetStream's Nats-Msg-Id, an index's document _id, a webhook's idempotency
+// key) use it, so a redelivered transition is stored once while the
+// transitions of one episode stay distinct.
+func (a *Alert) EventID() string {
+	b := make([]byte, 0, len(a.ID)+40)
+	return string(a.AppendEventID(b))
+}
+
+// AppendEventID appends EventID to b.
+func (a *Alert) AppendEventID(b []byte) []byte {
+	b = append(b, a.ID...)
+	b = append(b, '-')
+	b = append(b, a.State.String()...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, a.Time, 10)
+	b = append(b, '-')
+	return append(b, a.Severity.String()...)
 }
 
 // MarshalJSON implements json.Marshaler with AppendJSON.
@@ -153,9 +180,10 @@ type alertJSON struct {
 		Mean *float64 `json:"mean"`
 		Std  *float64 `json:"std"`
 	} `json:"baseline"`
-	Score   *float64  `json:"score"`
-	Message string    `json:"message"`
-	Started time.Time `json:"started"`
+	Score      *float64  `json:"score"`
+	Message    string    `json:"message"`
+	Started    time.Time `json:"started"`
+	Escalation bool      `json:"escalation"`
 }
 
 // UnmarshalJSON parses the form written by AppendJSON (null numbers become NaN).
@@ -176,7 +204,7 @@ func (a *Alert) UnmarshalJSON(data []byte) error {
 		Signal: j.Signal, Value: num(j.Value), Threshold: num(j.Thresh),
 		Unit: j.Unit, Observed: num(j.Observed),
 		Mean: num(j.Baseline.Mean), Std: num(j.Baseline.Std), Score: num(j.Score),
-		Message: j.Message,
+		Message: j.Message, Escalation: j.Escalation,
 	}
 	switch j.Severity {
 	case "warning":

@@ -248,7 +248,7 @@ func (p *Publisher) message(a *pipeline.Alert) *natsclient.Msg {
 	m.Header.Set("Vigil-Kind", a.Kind)
 	m.Header.Set("Vigil-State", a.State.String())
 	// One ID per transition: JetStream drops a retried copy.
-	m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s-%s-%d-%s", a.ID, a.State, a.Time, a.Severity))
+	m.Header.Set(jetstream.MsgIDHeader, a.EventID())
 	return m
 }
 
