@@ -389,8 +389,10 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 	if r.Status != pipeline.NoStatus {
 		fields |= statusField
 		v := statusVerdict(r.Status)
-		if tr := d.Status.Step(v, r.Time, p.status.Rule, p.params.Hysteresis); tr != 0 {
-			out = append(out, e.alert(d, "status", "", &p.status, &d.Status, v, tr, r, float64(r.Status), nil))
+		if tr, esc := d.Status.stepEsc(v, r.Time, p.status.Rule, p.params.Hysteresis); tr != 0 {
+			a := e.alert(d, "status", "", &p.status, &d.Status, v, tr, r, float64(r.Status), nil)
+			a.Escalation = esc
+			out = append(out, a)
 		}
 	}
 	for i := range r.Values {
@@ -425,17 +427,20 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 				learn = false
 			}
 			ep := &s.Episodes[c]
-			tr := ep.Step(v, r.Time, checks[c].Rule, p.params.Hysteresis)
+			tr, esc := ep.stepEsc(v, r.Time, checks[c].Rule, p.params.Hysteresis)
 			if tr == 0 {
 				continue
 			}
 			if !p.params.Fold {
-				out = append(out, e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base))
+				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base)
+				a.Escalation = esc
+				out = append(out, a)
 				continue
 			}
-			if c, ep, tr := s.fold(c, tr); tr != 0 {
+			if c, ep, tr, esc := s.fold(c, tr); tr != 0 {
 				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, vs[c], tr, r, val.V, &s.Base)
 				a.ID = episodeID(d.Name, checks[c].Kind, s.Name, ep.Started)
+				a.Escalation = esc
 				out = append(out, a)
 			}
 		}
@@ -456,41 +461,41 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 // transition to report (0: none). An episode that joins the alert takes its
 // start, which with the kind identifies the alert, so that it can lead when
 // the leader resolves first.
-func (s *SignalState) fold(c int, tr pipeline.AlertState) (int, *Episode, pipeline.AlertState) {
+func (s *SignalState) fold(c int, tr pipeline.AlertState) (int, *Episode, pipeline.AlertState, bool) {
 	ep := &s.Episodes[c]
 	if s.Lead == 0 {
 		if tr != pipeline.Firing {
-			return c, ep, 0 // cannot happen: a resolution without an alert
+			return c, ep, 0, false // cannot happen: a resolution without an alert
 		}
 		s.Lead = uint8(c + 1)
-		return c, ep, tr
+		return c, ep, tr, false
 	}
 	lead := int(s.Lead - 1)
 	le := &s.Episodes[lead]
 	switch {
 	case tr == pipeline.Firing && c == lead:
-		return c, ep, tr // the leader escalates
+		return c, ep, tr, true // the leader escalates
 	case tr == pipeline.Firing:
 		if ep.Severity > le.Severity { // a joining check escalates the alert
 			ep.Started = le.Started
 			le.Severity = ep.Severity
-			return c, ep, tr
+			return c, ep, tr, true
 		}
 		ep.Started = le.Started
-		return c, ep, 0
+		return c, ep, 0, false
 	case c != lead:
-		return c, ep, 0 // a joined check resolves
+		return c, ep, 0, false // a joined check resolves
 	}
 	// The leader resolves: another firing check takes over, or the alert ends.
 	for o := range s.Episodes {
 		if o != c && s.Episodes[o].State == FiringState {
 			s.Lead = uint8(o + 1)
 			s.Episodes[o].Severity = max(s.Episodes[o].Severity, ep.Severity)
-			return c, ep, 0
+			return c, ep, 0, false
 		}
 	}
 	s.Lead = 0
-	return c, ep, tr
+	return c, ep, tr, false
 }
 
 // endWarmup clears the detectors' running sums when the baseline becomes warm:

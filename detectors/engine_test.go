@@ -47,6 +47,7 @@ func TestStatus(t *testing.T) {
 		{status: 0, tr: pipeline.Resolved, sev: pipeline.Critical},
 	}
 	var ids []string
+	var all []pipeline.Alert
 	for i, s := range steps {
 		got := g.feedStatus(s.status, pressure(p0))
 		if s.tr == 0 {
@@ -71,8 +72,12 @@ func TestStatus(t *testing.T) {
 			t.Errorf("step %d: got message %q; want %q", i, a.Message, s.msg)
 		}
 		ids = append(ids, a.ID)
+		all = append(all, a)
 	}
 	// Episodes: [firing, escalation, resolved], [firing, resolved].
+	if esc := []bool{all[0].Escalation, all[1].Escalation, all[2].Escalation, all[3].Escalation, all[4].Escalation}; !slices.Equal(esc, []bool{false, true, false, false, false}) {
+		t.Errorf("got escalation flags %v; want only the second transition (warning → critical) marked", esc)
+	}
 	if !(ids[0] == ids[1] && ids[1] == ids[2] && ids[3] == ids[4] && ids[0] != ids[3]) {
 		t.Errorf("got IDs %v; want the first three equal, the last two equal, and the two episodes different", ids)
 	}

@@ -107,7 +107,7 @@ func (f *Fleet) Judge(clock int64, newDevices int, out []pipeline.Alert) []pipel
 	if !f.episode.Active() && !v.Anomalous() {
 		return out
 	}
-	tr := f.episode.Step(v, clock, f.cfg.Rule, f.hyst)
+	tr, esc := f.episode.stepEsc(v, clock, f.cfg.Rule, f.hyst)
 	if tr == 0 {
 		return out
 	}
@@ -125,6 +125,8 @@ func (f *Fleet) Judge(clock int64, newDevices int, out []pipeline.Alert) []pipel
 		Unit:      "devices",
 		Observed:  v.Stat,
 		Score:     v.Score,
+
+		Escalation: esc,
 	}
 	if tr == pipeline.Firing {
 		a.Message = fmt.Sprintf("%d device IDs never seen before appeared in the last %s; at most %d are expected after the learning period (identity spraying?).",

@@ -117,5 +117,13 @@ func (e *Episode) Step(v Verdict, t int64, rule Rule, hysteresis float64) pipeli
 	return 0
 }
 
+// stepEsc is Step that also reports whether a Firing transition escalates
+// an episode already reported as firing (Alert.Escalation).
+func (e *Episode) stepEsc(v Verdict, t int64, rule Rule, hysteresis float64) (pipeline.AlertState, bool) {
+	was := e.State == FiringState
+	tr := e.Step(v, t, rule, hysteresis)
+	return tr, tr == pipeline.Firing && was
+}
+
 // Active reports whether the episode is pending or firing.
 func (e *Episode) Active() bool { return e.State != Inactive }

@@ -737,11 +737,13 @@ func (e *Engine) judgeTraffic(d *Device, tp *trafficProfile, r *pipeline.Reading
 		// Traffic is about when messages arrive: episodes are stepped by
 		// arrival time (the stream clock in replay), which a replayed or
 		// spoofed timestamp cannot move.
-		if tr := ep.Step(vs[k], arr, tp.checks[k].Rule, tp.hysteresis); tr != 0 {
+		if tr, esc := ep.stepEsc(vs[k], arr, tp.checks[k].Rule, tp.hysteresis); tr != 0 {
 			if k == trRogue {
 				why[k].x = float64(ep.Started - e.start)
 			}
-			out = append(out, e.trafficAlert(d, tp, k, vs[k], why[k], tr, arr, r.Seq, r.Topic))
+			a := e.trafficAlert(d, tp, k, vs[k], why[k], tr, arr, r.Seq, r.Topic)
+			a.Escalation = esc
+			out = append(out, a)
 		}
 	}
 	if relearn {
@@ -805,9 +807,11 @@ func (e *Engine) Reject(r *pipeline.Reading, reason pipeline.Reason, out []pipel
 	if !ep.Active() && !v.Anomalous() {
 		return out
 	}
-	if tr := ep.Step(v, t, tp.checks[trSchema].Rule, tp.hysteresis); tr != 0 {
+	if tr, esc := ep.stepEsc(v, t, tp.checks[trSchema].Rule, tp.hysteresis); tr != 0 {
 		why := trafficWhy{code: whyMalformed, x: float64(reason)}
-		out = append(out, e.trafficAlert(d, tp, trSchema, v, why, tr, t, r.Seq, d.Topic))
+		a := e.trafficAlert(d, tp, trSchema, v, why, tr, t, r.Seq, d.Topic)
+		a.Escalation = esc
+		out = append(out, a)
 	}
 	return out
 }
@@ -891,8 +895,10 @@ func (e *Engine) Tick(start, clock int64, out []pipeline.Alert) []pipeline.Alert
 			v.Severity = pipeline.Critical
 		}
 		ep := &ts.Episodes[trSilence]
-		if tr := ep.Step(v, clock, tp.checks[trSilence].Rule, tp.hysteresis); tr != 0 {
-			out = append(out, e.trafficAlert(d, tp, trSilence, v, trafficWhy{}, tr, clock, 0, d.Topic))
+		if tr, esc := ep.stepEsc(v, clock, tp.checks[trSilence].Rule, tp.hysteresis); tr != 0 {
+			a := e.trafficAlert(d, tp, trSilence, v, trafficWhy{}, tr, clock, 0, d.Topic)
+			a.Escalation = esc
+			out = append(out, a)
 		}
 		if ep.State != FiringState || ep.Severity < pipeline.Critical {
 			// Look again while the device is silent, for the hold and to

@@ -457,6 +457,9 @@ func TestTrafficResolves(t *testing.T) {
 		if got[i].Kind != w.kind || got[i].State != w.state {
 			t.Errorf("alert %d: got %s %v; want %s %v", i, got[i].Kind, got[i].State, w.kind, w.state)
 		}
+		if wantEsc := i == 1; got[i].Escalation != wantEsc {
+			t.Errorf("alert %d: got escalation %v; want %v", i, got[i].Escalation, wantEsc)
+		}
 	}
 	if m := got[4].Message; m != "traffic.silence resolved: sensor-node-03 is sending again." {
 		t.Errorf("silence resolved: message %q", m)
