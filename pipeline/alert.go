@@ -246,6 +246,10 @@ func appendFloat(b []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendJSONString appends s as a JSON string, escaping what RFC 8259
+// requires and replacing invalid UTF-8 with U+FFFD.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendString writes s as a JSON string, escaping what RFC 8259 requires and
 // replacing invalid UTF-8 with U+FFFD.
 func appendString(b []byte, s string) []byte {
