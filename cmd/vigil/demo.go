@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -77,6 +78,13 @@ func demo(ctx context.Context, e *env, o demoOptions) error {
 	cfg.MQTT.Subscriptions = []mqtt.Subscription{{Filter: "plant/#", QoS: 1}}
 	cfg.Metrics.Listen = o.metrics
 	cfg.Pipeline.DrainTimeout = 3 * time.Second
+	cfg.Alerts.DrainTimeout = time.Second
+	jdir, err := os.MkdirTemp("", "vigil-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(jdir)
+	cfg.Alerts.Journal.Dir = filepath.Join(jdir, "journal")
 
 	view := newLiveView()
 	var (

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -18,7 +16,7 @@ import (
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
-	natsink "github.com/vigil-iot/vigil/pipeline/nats"
+	"github.com/vigil-iot/vigil/pipeline/output"
 )
 
 // runLive is "vigil run": the pipeline as a sidecar to an MQTT broker.
@@ -77,46 +75,19 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		return err
 	}
 
-	var sinks pipeline.Tee
-	var pub *mqtt.Publisher
-	if cfg.Alerts.MQTT.On() {
-		opts := cfg.Alerts.MQTT.PublisherOptions
-		opts.Logger, opts.Metrics = log.With("component", "mqtt-alerts"), ms
-		if pub, err = mqtt.NewPublisher(cfg.MQTT, opts); err != nil {
-			return err
-		}
-		if err := pub.Start(ctx); err != nil {
-			pub.Close()
-			return err
-		}
-		sinks = append(sinks, pub)
-	}
-	if cfg.Alerts.NATS.URL != "" {
-		np, err := natsink.NewPublisher(cfg.Alerts.NATS, log, ms)
-		if err != nil {
-			return err
-		}
-		sinks = append(sinks, np)
-	}
-	if cfg.Alerts.File != "" {
-		f, err := os.OpenFile(cfg.Alerts.File, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-		if err != nil {
-			return fmt.Errorf("alerts.file: %w", err)
-		}
-		sinks = append(sinks, &flushingSink{JSONLines: pipeline.NewJSONLines(f)})
-	}
-	if cfg.Alerts.Stdout {
-		sinks = append(sinks, &flushingSink{JSONLines: pipeline.NewJSONLines(nopCloser{e.stdout})})
-	}
+	var extra []extraOutput
 	if hooks != nil && hooks.extraSink != nil {
-		sinks = append(sinks, hooks.extraSink)
+		extra = append(extra, extraOutput{name: "view", sink: hooks.extraSink})
 	}
-	if len(sinks) == 0 {
-		return errors.New("no alert destination: enable alerts.mqtt, alerts.nats, alerts.file or alerts.stdout")
+	outs, deadLetters, err := buildOutputs(e, cfg, extra, log, ms)
+	if err != nil {
+		return err
 	}
+	defer deadLetters.Close()
+	outs.Start(ctx)
 	defer func() {
-		if err := sinks.Close(); err != nil {
-			log.Error("closing alert sinks", "err", err)
+		if err := outs.Close(); err != nil {
+			log.Error("closing alert outputs", "err", err)
 		}
 	}()
 
@@ -153,14 +124,12 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 			if !src.Connected() {
 				return errors.New("not connected to the broker")
 			}
-			if pub != nil && !pub.Connected() {
-				return errors.New("alert publisher not connected to the broker")
-			}
-			return nil
+			return outs.Healthy()
 		}, log, ms)
 		if err != nil {
 			return err
 		}
+		srv.SetNotes(func() []string { return outputNotes(outs.Statuses()) })
 		wg.Go(func() {
 			if err := srv.Serve(adminCtx); err != nil {
 				log.Error("metrics listener", "err", err)
@@ -171,27 +140,27 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		hooks.started(pl, src)
 	}
 	log.Info("running", "workers", cfg.Pipeline.Workers, "subscriptions", len(cfg.MQTT.Subscriptions), "metrics", cfg.Metrics.Listen)
-	err = pl.Run(ctx, src, sinks)
+	err = pl.Run(ctx, src, outs)
 	st := pl.Stats()
 	log.Info("stopped", "messages", st.Frames, "decoded", st.Decoded, "devices", st.Devices, "alerts", sumValues(st.Alerts))
 	return err
 }
 
-// flushingSink flushes after every batch: live alerts must reach the file
-// now, not when a buffer fills.
-type flushingSink struct{ *pipeline.JSONLines }
-
-func (s *flushingSink) Write(ctx context.Context, batch []pipeline.Alert) error {
-	if err := s.JSONLines.Write(ctx, batch); err != nil {
-		return err
+// outputNotes describes the outputs that are failing or behind, for /readyz:
+// detection goes on meanwhile, so readiness does not change.
+func outputNotes(st []output.Status) []string {
+	var notes []string
+	for _, s := range st {
+		switch {
+		case s.LastError != "":
+			notes = append(notes, fmt.Sprintf("output %s degraded: failing for %s, %d alerts waiting (oldest %s): %s",
+				s.Name, s.FailingFor.Round(time.Second), s.Lag, s.LagTime.Round(time.Second), s.LastError))
+		case s.Lag > 0 && s.LagTime > 10*time.Second:
+			notes = append(notes, fmt.Sprintf("output %s behind: %d alerts waiting (oldest %s)", s.Name, s.Lag, s.LagTime.Round(time.Second)))
+		}
 	}
-	return s.Flush()
+	return notes
 }
-
-// nopCloser keeps Close from closing stdout.
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }
 
 func sumValues(m map[string]uint64) uint64 {
 	var n uint64

@@ -26,10 +26,16 @@ type ReadyFunc func() error
 
 // Server serves /metrics, /healthz and /readyz.
 type Server struct {
-	srv *http.Server
-	ln  net.Listener
-	log *slog.Logger
+	srv   *http.Server
+	ln    net.Listener
+	log   *slog.Logger
+	notes func() []string
 }
+
+// SetNotes adds lines to a ready /readyz answer: conditions worth knowing
+// that do not stop detection, such as an alert output that is failing.
+// Call it before Serve.
+func (s *Server) SetNotes(fn func() []string) { s.notes = fn }
 
 // New listens on cfg.Listen. Metrics come from sets (each written in order)
 // plus the Go process metrics.
@@ -38,6 +44,7 @@ func New(cfg Config, ready ReadyFunc, log *slog.Logger, sets ...*metrics.Set) (*
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
+	s := &Server{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -57,8 +64,13 @@ func New(cfg Config, ready ReadyFunc, log *slog.Logger, sets ...*metrics.Set) (*
 			}
 		}
 		fmt.Fprintln(w, "ready")
+		if s.notes != nil {
+			for _, n := range s.notes() {
+				fmt.Fprintln(w, n)
+			}
+		}
 	})
-	s := &Server{
+	*s = Server{
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
 		ln:  ln,
 		log: log.With("component", "admin"),

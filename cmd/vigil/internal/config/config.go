@@ -53,10 +53,25 @@ func (p Pipeline) EngineCap(workers int) int {
 	return (p.MaxDevices + workers - 1) / workers
 }
 
-// Alerts says where alerts go.
+// Alerts says where alerts go. Every alert is written once to the journal;
+// each output then delivers it from there on its own (see package output).
 type Alerts struct {
+	// Journal is where alerts wait until every output has them.
+	Journal Journal `yaml:"journal"`
+	// DeadLetter is the file of alerts an output refused for good, with the
+	// reason (default: dead-letters.jsonl beside the journal directory).
+	DeadLetter string `yaml:"dead_letter"`
+	// DrainTimeout is how long outputs may catch up at shutdown before
+	// what is left waits in the journal for the next start (default 5s).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// Outputs are the destinations.
+	Outputs []Output `yaml:"outputs"`
+
+	// The keys below predate alerts.outputs and keep working: each becomes
+	// an output named after it.
+
 	// MQTT republishes alerts to the broker (on by default when a broker is
-	// configured).
+	// configured and no output of type mqtt is listed).
 	MQTT AlertsMQTT `yaml:"mqtt"`
 	// NATS republishes alerts to NATS (core or JetStream) when its url is set.
 	NATS natsink.Config `yaml:"nats"`
@@ -110,6 +125,7 @@ func Default() *File {
 		Metrics:   admin.Config{Listen: "127.0.0.1:9464"},
 		Decoder:   Decoder{MaxPayload: 64 << 10, MaxSignals: 32, Signals: map[string]Signal{}},
 		Pipeline:  Pipeline{DrainTimeout: 10 * time.Second, MaxDevices: 1_000_000},
+		Alerts:    Alerts{Journal: Journal{Dir: "vigil-data/journal"}},
 		Detectors: detectors.DefaultParams(),
 		Fleet:     detectors.DefaultFleet(),
 	}
@@ -205,10 +221,8 @@ func (f *File) Validate() error {
 			errs = append(errs, fmt.Errorf("mqtt: %w", err))
 		}
 	}
-	if f.Alerts.NATS.URL != "" {
-		if err := f.Alerts.NATS.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("alerts.nats.%w", err))
-		}
+	if err := f.validateOutputs(); err != nil {
+		errs = append(errs, err)
 	}
 	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 || f.Pipeline.DrainTimeout < 0 || f.Pipeline.MaxDevices < 0 {
 		errs = append(errs, fmt.Errorf("pipeline: workers, decoders, batch_size, drain_timeout and max_devices must not be negative"))
