@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
 	natsink "github.com/vigil-iot/vigil/pipeline/nats"
 	"github.com/vigil-iot/vigil/pipeline/output"
+	"github.com/vigil-iot/vigil/pipeline/output/format"
 )
 
 // extraOutput is an in-process consumer of alerts (the demo's view).
@@ -74,7 +75,7 @@ func buildOutputs(e *env, cfg *config.File, extra []extraOutput, log *slog.Logge
 
 // makeOutput makes one configured output.
 func makeOutput(e *env, cfg *config.File, o config.Output, meta output.Meta, log *slog.Logger, ms *metrics.Set) (output.Output, error) {
-	f, err := formatter(config.FormatOf(o), meta)
+	f, err := format.New(format.Config{Format: config.FormatOf(o), LEEFDelimiter: o.LEEFDelimiter}, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -97,15 +98,6 @@ func makeOutput(e *env, cfg *config.File, o config.Output, meta output.Meta, log
 		return &natsOutput{cfg: *s, log: log.With("output", o.Name), ms: ms}, nil
 	}
 	return nil, fmt.Errorf("BUG: no output for type %q", o.Type)
-}
-
-// formatter returns the named event format.
-func formatter(name string, meta output.Meta) (output.Formatter, error) {
-	switch name {
-	case "", "json":
-		return output.FormatterFunc(func(b []byte, a *pipeline.Alert) []byte { return a.AppendJSON(b) }), nil
-	}
-	return nil, fmt.Errorf("format %q is not known", name)
 }
 
 // vigilMeta describes this binary for the SIEM formats.

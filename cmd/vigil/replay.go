@@ -402,16 +402,32 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func runConfig(ctx context.Context, e *env, args []string) error {
-	if len(args) != 2 || args[0] != "check" {
+	usage := "vigil config check [--files=false] FILE"
+	if len(args) == 0 || args[0] != "check" {
 		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(e.stderr, "Usage: vigil config check FILE")
+			fmt.Fprintln(e.stderr, "Usage: "+usage)
 			return nil
 		}
-		return fmt.Errorf("%w: vigil config check FILE", errUsage)
+		return fmt.Errorf("%w: %s", errUsage, usage)
 	}
-	if _, err := config.Load(args[1]); err != nil {
+	fs := newFlags(e, "config check", "[--files=false] FILE")
+	files := fs.Bool("files", true, "also check that every file the configuration names (TLS material, credentials) can be read")
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s: ok\n", args[1])
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: %s", errUsage, usage)
+	}
+	path := fs.Arg(0)
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if *files {
+		if err := cfg.CheckFiles(); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	fmt.Fprintf(e.stdout, "%s: ok\n", path)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
 	natsink "github.com/vigil-iot/vigil/pipeline/nats"
 	"github.com/vigil-iot/vigil/pipeline/output"
+	"github.com/vigil-iot/vigil/pipeline/output/format"
 )
 
 // Journal is the alerts.journal section: where alerts wait until every
@@ -91,9 +92,12 @@ type OutputCommon struct {
 	Type string `yaml:"type"`
 	// Format is the event format: json (Vigil's own), cef, leef, ecs or
 	// ocsf, where the type allows a choice.
-	Format string          `yaml:"format"`
-	Batch  output.Batching `yaml:"batch"`
-	Retry  output.Retry    `yaml:"retry"`
+	Format string `yaml:"format"`
+	// LEEFDelimiter is the attribute delimiter of format leef: one
+	// character or its code as 0x09 / x5E (default ^).
+	LEEFDelimiter string          `yaml:"leef_delimiter"`
+	Batch         output.Batching `yaml:"batch"`
+	Retry         output.Retry    `yaml:"retry"`
 }
 
 // Output is one entry of alerts.outputs: the common keys and the type's
@@ -201,6 +205,8 @@ func (f *File) validateOutputs() error {
 		}
 		if err := validateFormat(o); err != nil {
 			errs = append(errs, fmt.Errorf("%s.format: %w", key, err))
+		} else if err := (format.Config{Format: FormatOf(o), LEEFDelimiter: o.LEEFDelimiter}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		}
 		if err := f.validateSettings(o); err != nil {
 			errs = append(errs, fmt.Errorf("%s.%w", key, err))
