@@ -138,7 +138,7 @@ type Journal struct {
 	wg   sync.WaitGroup
 
 	appended, fsyncs, corrupt, torn, fullWaits *metrics.Counter
-	appendSecs                                *metrics.Histogram
+	appendSecs                                 *metrics.Histogram
 }
 
 // Open opens (or creates) the journal in cfg.Dir for the named outputs. An
