@@ -18,6 +18,7 @@ import (
 	natsink "github.com/vigil-iot/vigil/pipeline/nats"
 	"github.com/vigil-iot/vigil/pipeline/output"
 	"github.com/vigil-iot/vigil/pipeline/output/format"
+	"github.com/vigil-iot/vigil/pipeline/output/httpout"
 )
 
 // extraOutput is an in-process consumer of alerts (the demo's view).
@@ -96,6 +97,12 @@ func makeOutput(e *env, cfg *config.File, o config.Output, meta output.Meta, log
 		return &mqttOutput{p: p}, nil
 	case *natsink.Config:
 		return &natsOutput{cfg: *s, log: log.With("output", o.Name), ms: ms}, nil
+	case *httpout.HECConfig:
+		return httpout.NewHEC(*s, f, log.With("output", o.Name))
+	case *httpout.BulkConfig:
+		return httpout.NewBulk(*s, f, log.With("output", o.Name))
+	case *httpout.WebhookConfig:
+		return httpout.NewWebhook(*s, f, log.With("output", o.Name))
 	}
 	return nil, fmt.Errorf("BUG: no output for type %q", o.Type)
 }

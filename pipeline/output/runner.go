@@ -70,6 +70,13 @@ type retryAfter struct {
 func (r *retryAfter) Error() string { return r.err.Error() }
 func (r *retryAfter) Unwrap() error { return r.err }
 
+// RetryAfter reports the delay the destination asked for.
+func (r *retryAfter) RetryAfter() time.Duration { return r.d }
+
+// delayer is implemented by errors that carry the delay a destination asked
+// for (RetryAfter here, httpout.RetryAfterError).
+type delayer interface{ RetryAfter() time.Duration }
+
 // RetryAfter marks a retryable err with the delay the destination asked
 // for (an HTTP Retry-After); the runner waits at least that long.
 func RetryAfter(err error, d time.Duration) error {
@@ -289,9 +296,9 @@ func (r *runner) backoff(n int, err error) time.Duration {
 		d = min(r.spec.Retry.Max, r.spec.Retry.Initial<<(n-1))
 	}
 	d = d/2 + rand.N(d/2+1)
-	var ra *retryAfter
-	if errors.As(err, &ra) && ra.d > d {
-		d = ra.d
+	var ra delayer
+	if errors.As(err, &ra) && ra.RetryAfter() > d {
+		d = ra.RetryAfter()
 	}
 	return d
 }

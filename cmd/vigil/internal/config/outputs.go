@@ -17,6 +17,7 @@ import (
 	natsink "github.com/vigil-iot/vigil/pipeline/nats"
 	"github.com/vigil-iot/vigil/pipeline/output"
 	"github.com/vigil-iot/vigil/pipeline/output/format"
+	"github.com/vigil-iot/vigil/pipeline/output/httpout"
 )
 
 // Journal is the alerts.journal section: where alerts wait until every
@@ -82,6 +83,9 @@ const (
 	TypeStdout = "stdout"
 	TypeMQTT   = "mqtt"
 	TypeNATS   = "nats"
+	TypeHEC    = "hec"
+	TypeBulk   = "elasticsearch"
+	TypeHook   = "webhook"
 )
 
 // OutputCommon holds the keys every output has.
@@ -127,6 +131,9 @@ var outputTypes = map[string]func() any{
 	TypeStdout: func() any { return &struct{}{} },
 	TypeMQTT:   func() any { return &MQTTOutput{} },
 	TypeNATS:   func() any { return &natsink.Config{} },
+	TypeHEC:    func() any { return &httpout.HECConfig{} },
+	TypeBulk:   func() any { return &httpout.BulkConfig{} },
+	TypeHook:   func() any { return &httpout.WebhookConfig{} },
 }
 
 // UnmarshalYAML decodes an output strictly: the keys of its type and the
@@ -351,6 +358,9 @@ var formats = map[string][]string{
 	TypeStdout: {"json", "cef", "leef", "ecs", "ocsf"},
 	TypeMQTT:   {"json"},
 	TypeNATS:   {"json"},
+	TypeHEC:    {"json", "ecs", "ocsf", "cef", "leef"},
+	TypeBulk:   {"ecs", "json", "ocsf"},
+	TypeHook:   {"json", "ecs", "ocsf"},
 }
 
 func validateFormat(o Output) error {

@@ -59,6 +59,9 @@ func TestOutputsConfigErrors(t *testing.T) {
 		{"alerts:\n  journal: {segment_size: 1GiB, max_size: 1GiB}", "two segments"},
 		{"alerts:\n  journal: {when_full: panic}", "when_full"},
 		{"alerts:\n  nats: {url: \"nats://10.0.0.5:4222\"}", "alerts.nats.url: plaintext"},
+		{"alerts:\n  outputs: [{type: hec, url: \"https://splunk:8088\"}]", "token"},
+		{"alerts:\n  outputs: [{type: elasticsearch, url: \"http://10.1.1.1:9200\"}]", "plaintext"},
+		{"alerts:\n  outputs: [{type: webhook, url: \"https://hooks\", per_alert: maybe}]", "webhook output: yaml: unmarshal errors"},
 	} {
 		_, err := Parse([]byte(tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
