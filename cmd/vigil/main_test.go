@@ -29,7 +29,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"replay", "--config", "/nonexistent.yaml", "f.log"}, 1, "nonexistent.yaml"},
 		{[]string{"simulate"}, 2, "--out is required"},
 		{[]string{"simulate", "--out", "x", "--devices", "0"}, 1, "Devices"},
-		{[]string{"config"}, 2, "config check FILE"},
+		{[]string{"config"}, 2, "config check [--files=false] FILE"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, _, errs := runCLI(t, tc.args...)
