@@ -5,6 +5,7 @@
 //	vigil replay [flags] FILE...    replay plant logs through the detection pipeline
 //	vigil simulate [flags]          generate a labelled plant log, or publish to a broker
 //	vigil config check FILE         validate a configuration file
+//	vigil journal check|inspect DIR check, repair or print the alert journal
 //
 // Run "vigil help COMMAND" for the flags of a command.
 package main
@@ -43,6 +44,7 @@ func commands() []command {
 		{"tune", "search detector parameters over labelled logs and write the best as a config", runTune},
 		{"simulate", "generate a labelled plant log, or publish a simulated fleet to a broker", runSimulate},
 		{"config", "check a configuration file (config check FILE)", runConfig},
+		{"journal", "check, repair or inspect the alert journal (journal check|inspect DIR)", runJournal},
 	}
 }
 

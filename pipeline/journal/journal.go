@@ -134,8 +134,9 @@ type Journal struct {
 	enc     []byte
 	syncErr error
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	unlock func()
 
 	appended, fsyncs, corrupt, torn, fullWaits *metrics.Counter
 	appendSecs                                 *metrics.Histogram
@@ -181,22 +182,29 @@ func Open(cfg Config, outputs []string) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "cursors"), 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	if err := j.recover(); err != nil {
+	unlock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	j.unlock = unlock
+	fail := func(err error) (*Journal, error) {
 		if j.head != nil {
 			j.head.Close()
 		}
+		unlock()
 		return nil, err
+	}
+	if err := j.recover(); err != nil {
+		return fail(err)
 	}
 	if err := j.loadCursors(outputs); err != nil {
-		j.head.Close()
-		return nil, err
+		return fail(err)
 	}
 	j.mu.Lock()
-	err := j.collect()
+	err = j.collect()
 	j.mu.Unlock()
 	if err != nil {
-		j.head.Close()
-		return nil, err
+		return fail(err)
 	}
 	if cfg.SyncEvery > 0 {
 		j.wg.Go(j.syncLoop)
@@ -587,6 +595,7 @@ func (j *Journal) Close() error {
 	}
 	j.mu.Unlock()
 	j.wg.Wait()
+	j.unlock()
 	if err != nil {
 		return fmt.Errorf("journal: close: %w", err)
 	}
