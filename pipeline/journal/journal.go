@@ -110,8 +110,15 @@ type segment struct {
 type cursor struct {
 	name    string
 	next    uint64 // committed: the next offset the output has not delivered
+	saved   uint64 // the value on disk
+	savedAt time.Time
 	dropped *metrics.Counter
 }
+
+// cursorEvery is how often a moving cursor is written to disk. A crash
+// re-delivers at most what the outputs delivered in that time (duplicates,
+// not loss); writing on every batch cost more than the delivery itself.
+const cursorEvery = 100 * time.Millisecond
 
 // Journal is a durable, append-only log of alerts with a cursor per output.
 // Append is called by one goroutine (the pipeline's merge stage); each
@@ -206,9 +213,7 @@ func Open(cfg Config, outputs []string) (*Journal, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if cfg.SyncEvery > 0 {
-		j.wg.Go(j.syncLoop)
-	}
+	j.wg.Go(j.syncLoop)
 	return j, nil
 }
 
@@ -338,7 +343,7 @@ func (j *Journal) loadCursors(outputs []string) error {
 			}
 			continue
 		}
-		c.next = next
+		c.next, c.saved = next, next
 		if next < oldest {
 			j.log.Warn("output's cursor is before the oldest alert kept; those alerts are gone", "output", name, "alerts", oldest-next)
 			c.dropped.Add(int(oldest - next))
@@ -364,6 +369,7 @@ func readCursor(path string) (uint64, error) {
 }
 
 // persist writes c's cursor atomically (fsynced with the per-append policy).
+// Call with mu held.
 func (j *Journal) persist(c *cursor) error {
 	var b [12]byte
 	binary.LittleEndian.PutUint64(b[:], c.next)
@@ -371,7 +377,21 @@ func (j *Journal) persist(c *cursor) error {
 	if err := writeAtomic(j.cursorPath(c.name), b[:], j.cfg.SyncEvery == 0); err != nil {
 		return fmt.Errorf("journal: save cursor of %s: %w", c.name, err)
 	}
+	c.saved, c.savedAt = c.next, time.Now()
 	return nil
+}
+
+// flushCursors writes the cursors that moved since they were saved and
+// removes the segments they have passed. Call with mu held.
+func (j *Journal) flushCursors() error {
+	var errs []error
+	for _, c := range j.cursors {
+		if c.next != c.saved {
+			errs = append(errs, j.persist(c))
+		}
+	}
+	errs = append(errs, j.collect())
+	return errors.Join(errs...)
 }
 
 // signal wakes everyone waiting for a change. Call with mu held.
@@ -520,7 +540,7 @@ func (j *Journal) removeOldest() error {
 func (j *Journal) collect() error {
 	min := j.next
 	for _, c := range j.cursors {
-		min = minU(min, c.next)
+		min = minU(min, c.saved)
 	}
 	removed := false
 	for len(j.segs) > 1 && j.segs[1].base <= min {
@@ -542,16 +562,26 @@ func minU(a, b uint64) uint64 {
 	return b
 }
 
+// syncLoop fsyncs appends (with SyncEvery) and saves moved cursors.
 func (j *Journal) syncLoop() {
-	t := time.NewTicker(j.cfg.SyncEvery)
+	every := cursorEvery
+	if j.cfg.SyncEvery > 0 {
+		every = min(every, j.cfg.SyncEvery)
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
+	lastSync := time.Now()
 	for {
 		select {
 		case <-j.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			j.mu.Lock()
-			if j.dirty && j.head != nil {
+			if err := j.flushCursors(); err != nil {
+				j.log.Error("saving output cursors", "err", err)
+			}
+			if j.dirty && j.head != nil && now.Sub(lastSync) >= j.cfg.SyncEvery {
+				lastSync = now
 				if err := j.head.Sync(); err != nil {
 					if j.syncErr == nil {
 						j.log.Error("journal fsync failed", "err", err)
@@ -585,12 +615,9 @@ func (j *Journal) Close() error {
 	j.closed = true
 	close(j.stop)
 	j.signal()
-	var err error
+	err := j.flushCursors()
 	if j.head != nil {
-		err = j.head.Sync()
-		if cerr := j.head.Close(); err == nil {
-			err = cerr
-		}
+		err = errors.Join(err, j.head.Sync(), j.head.Close())
 		j.head = nil
 	}
 	j.mu.Unlock()

@@ -225,8 +225,9 @@ func (r *Reader) lose(from, n uint64, why string) {
 }
 
 // Commit records that the output has delivered every alert before offset
-// next: the cursor is written to disk, and segments every output has passed
-// are removed.
+// next. The cursor is written to disk at most every 100 ms (and at Close),
+// so a crash re-delivers at most that much; segments every saved cursor has
+// passed are removed.
 func (r *Reader) Commit(next uint64) error {
 	j := r.j
 	j.mu.Lock()
@@ -235,6 +236,9 @@ func (r *Reader) Commit(next uint64) error {
 		return nil
 	}
 	r.c.next = next
+	if time.Since(r.c.savedAt) < cursorEvery {
+		return nil
+	}
 	if err := j.persist(r.c); err != nil {
 		return err
 	}
