@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-iot/vigil/pipeline/output"
 	"github.com/vigil-iot/vigil/pipeline/output/format"
 	"github.com/vigil-iot/vigil/pipeline/output/httpout"
+	"github.com/vigil-iot/vigil/pipeline/output/syslog"
 )
 
 // extraOutput is an in-process consumer of alerts (the demo's view).
@@ -97,6 +98,8 @@ func makeOutput(e *env, cfg *config.File, o config.Output, meta output.Meta, log
 		return &mqttOutput{p: p}, nil
 	case *natsink.Config:
 		return &natsOutput{cfg: *s, log: log.With("output", o.Name), ms: ms}, nil
+	case *syslog.Config:
+		return syslog.New(*s, f, meta)
 	case *httpout.HECConfig:
 		return httpout.NewHEC(*s, f, log.With("output", o.Name))
 	case *httpout.BulkConfig:

@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-iot/vigil/pipeline/output"
 	"github.com/vigil-iot/vigil/pipeline/output/format"
 	"github.com/vigil-iot/vigil/pipeline/output/httpout"
+	"github.com/vigil-iot/vigil/pipeline/output/syslog"
 )
 
 // Journal is the alerts.journal section: where alerts wait until every
@@ -86,6 +87,7 @@ const (
 	TypeHEC    = "hec"
 	TypeBulk   = "elasticsearch"
 	TypeHook   = "webhook"
+	TypeSyslog = "syslog"
 )
 
 // OutputCommon holds the keys every output has.
@@ -134,6 +136,7 @@ var outputTypes = map[string]func() any{
 	TypeHEC:    func() any { return &httpout.HECConfig{} },
 	TypeBulk:   func() any { return &httpout.BulkConfig{} },
 	TypeHook:   func() any { return &httpout.WebhookConfig{} },
+	TypeSyslog: func() any { return &syslog.Config{} },
 }
 
 // UnmarshalYAML decodes an output strictly: the keys of its type and the
@@ -361,6 +364,7 @@ var formats = map[string][]string{
 	TypeHEC:    {"json", "ecs", "ocsf", "cef", "leef"},
 	TypeBulk:   {"ecs", "json", "ocsf"},
 	TypeHook:   {"json", "ecs", "ocsf"},
+	TypeSyslog: {"cef", "leef", "json", "ecs", "ocsf"},
 }
 
 func validateFormat(o Output) error {

@@ -16,6 +16,7 @@ alerts:
   outputs:
     - {type: file, name: cef-file, format: cef, path: /tmp/cef.log, batch: {count: 50, period: 200ms}, retry: {initial: 1s, max: 1m}}
     - {type: stdout, format: leef, leef_delimiter: "0x09"}
+    - {type: syslog, name: qradar, format: leef, address: "siem.plant:6514", tls: {ca_file: /etc/vigil/ca.pem}}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ alerts:
 	for _, o := range outs {
 		names = append(names, o.Name+"/"+o.Type+"/"+FormatOf(o))
 	}
-	if got, want := strings.Join(names, " "), "cef-file/file/cef stdout/stdout/leef file/file/json"; got != want {
+	if got, want := strings.Join(names, " "), "cef-file/file/cef stdout/stdout/leef qradar/syslog/leef file/file/json"; got != want {
 		t.Errorf("got outputs %s; want %s", got, want)
 	}
 	fo := outs[0].Settings.(*FileOutput)
@@ -59,6 +60,8 @@ func TestOutputsConfigErrors(t *testing.T) {
 		{"alerts:\n  journal: {segment_size: 1GiB, max_size: 1GiB}", "two segments"},
 		{"alerts:\n  journal: {when_full: panic}", "when_full"},
 		{"alerts:\n  nats: {url: \"nats://10.0.0.5:4222\"}", "alerts.nats.url: plaintext"},
+		{"alerts:\n  outputs: [{type: syslog, address: \"10.0.0.9:514\", network: tcp}]", "plaintext"},
+		{"alerts:\n  outputs: [{type: syslog, address: \"siem:6514\", facility: kernel9}]", "facility"},
 		{"alerts:\n  outputs: [{type: hec, url: \"https://splunk:8088\"}]", "token"},
 		{"alerts:\n  outputs: [{type: elasticsearch, url: \"http://10.1.1.1:9200\"}]", "plaintext"},
 		{"alerts:\n  outputs: [{type: webhook, url: \"https://hooks\", per_alert: maybe}]", "webhook output: yaml: unmarshal errors"},
