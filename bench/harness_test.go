@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,6 +19,9 @@ import (
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/file"
+	"github.com/vigil-iot/vigil/pipeline/journal"
+	"github.com/vigil-iot/vigil/pipeline/output"
+	"github.com/vigil-iot/vigil/pipeline/output/format"
 	"github.com/vigil-iot/vigil/pipeline/sim"
 )
 
@@ -141,6 +145,48 @@ type replayOpts struct {
 	workers  int  // Workers and Decoders
 	detect   bool // detectors.Engine per shard, otherwise noop
 	alertsTo io.Writer
+	// outputs, when set, makes the sink the live one: the journal in a
+	// temporary directory and two SIEM outputs (CEF and ECS files); the
+	// replay ends when both have delivered every alert.
+	outputs *outputOpts
+}
+
+type outputOpts struct {
+	syncEvery time.Duration // the journal's fsync policy: 0 per batch
+}
+
+// outputSink is the journal and two SIEM outputs, as "vigil run" wires
+// them.
+func outputSink(o *outputOpts) (*output.Fanout, func() error, error) {
+	dir, err := os.MkdirTemp("", "vigil-bench-journal-")
+	if err != nil {
+		return nil, nil, err
+	}
+	meta := output.Meta{Vendor: "Vigil", Product: "Vigil", Version: "bench", Hostname: "bench"}
+	cef, _ := format.ByName("cef", meta)
+	ecs, _ := format.ByName("ecs", meta)
+	fo, err := output.New(output.Config{
+		Journal: journal.Config{Dir: filepath.Join(dir, "journal"), SyncEvery: o.syncEvery},
+		Outputs: []output.Spec{
+			{Name: "cef", Output: &output.File{Path: filepath.Join(dir, "alerts.cef"), Format: cef, Sync: true}},
+			{Name: "ecs", Output: &output.File{Path: filepath.Join(dir, "alerts.ecs.json"), Format: ecs, Sync: true}},
+		},
+		DrainTimeout: time.Minute,
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	fo.Start(context.Background())
+	return fo, func() error {
+		err := fo.Close()
+		for _, st := range fo.Statuses() {
+			if st.Lag != 0 && err == nil {
+				err = fmt.Errorf("output %s stopped %d alerts behind", st.Name, st.Lag)
+			}
+		}
+		return errors.Join(err, os.RemoveAll(dir))
+	}, nil
 }
 
 // replay runs the pipeline over path as "vigil replay" wires it (file source,
@@ -169,6 +215,14 @@ func replay(ctx context.Context, set *detectors.Set, path string, o replayOpts) 
 	})
 	if err != nil {
 		return pipeline.Stats{}, err
+	}
+	if o.outputs != nil {
+		fo, done, err := outputSink(o.outputs)
+		if err != nil {
+			return pipeline.Stats{}, err
+		}
+		runErr := pl.Run(ctx, src, fo)
+		return pl.Stats(), errors.Join(runErr, done())
 	}
 	w := o.alertsTo
 	if w == nil {

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/file"
@@ -22,6 +23,22 @@ func BenchmarkReplay(b *testing.B) {
 	for _, workers := range []int{1, 2} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			benchReplay(b, fleetLog(b), replayOpts{workers: workers, detect: true})
+		})
+	}
+}
+
+// BenchmarkReplayOutputs is BenchmarkReplay with the live sink: every
+// alert appended to the journal and delivered to two SIEM outputs (CEF and
+// ECS files, fsynced), with the journal fsynced per batch (as "vigil run"
+// does before acknowledging input) or every 100 ms. One op ends when both
+// outputs have every alert.
+func BenchmarkReplayOutputs(b *testing.B) {
+	for _, p := range []struct {
+		name string
+		sync time.Duration
+	}{{"fsync=batch", 0}, {"fsync=100ms", 100 * time.Millisecond}} {
+		b.Run(p.name+"/workers=2", func(b *testing.B) {
+			benchReplay(b, fleetLog(b), replayOpts{workers: 2, detect: true, outputs: &outputOpts{syncEvery: p.sync}})
 		})
 	}
 }
