@@ -133,7 +133,11 @@ type Journal struct {
 	next    uint64 // offset of the next record
 	size    int64  // bytes of all segments
 	cursors map[string]*cursor
-	changed chan struct{} // closed and replaced when records are added or space freed
+	// wake holds one channel (capacity 1) per waiter: each Reader, and the
+	// appender waiting for room. signal posts to each without blocking, so
+	// waking costs no allocation.
+	wake []chan struct{}
+	room chan struct{}
 	dirty   bool          // written since the last fsync
 	full    bool
 	closed  bool
@@ -166,7 +170,7 @@ func Open(cfg Config, outputs []string) (*Journal, error) {
 	}
 	j := &Journal{
 		cfg: cfg, log: cfg.Logger.With("component", "journal", "dir", cfg.Dir),
-		cursors: map[string]*cursor{}, changed: make(chan struct{}), stop: make(chan struct{}),
+		cursors: map[string]*cursor{}, room: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	ms := cfg.Metrics
 	j.appended = ms.GetOrCreateCounter(`vigil_journal_appended_total`)
@@ -303,6 +307,13 @@ func (j *Journal) startSegment(base uint64) error {
 	return nil
 }
 
+// waiter registers a wake-up channel. Call with mu held.
+func (j *Journal) waiter() chan struct{} {
+	w := make(chan struct{}, 1)
+	j.wake = append(j.wake, w)
+	return w
+}
+
 // loadCursors reads the cursors of outputs and removes the others.
 func (j *Journal) loadCursors(outputs []string) error {
 	want := map[string]bool{}
@@ -396,8 +407,16 @@ func (j *Journal) flushCursors() error {
 
 // signal wakes everyone waiting for a change. Call with mu held.
 func (j *Journal) signal() {
-	close(j.changed)
-	j.changed = make(chan struct{})
+	select {
+	case j.room <- struct{}{}:
+	default:
+	}
+	for _, w := range j.wake {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Append writes batch to the journal. It returns when the alerts are
@@ -476,10 +495,9 @@ func (j *Journal) makeRoom(ctx context.Context, need int64) error {
 			j.fullWaits.Inc()
 			j.log.Warn("journal full: holding the input until the slowest output catches up", "bytes", j.size, "max_size", j.cfg.MaxSize, "slowest", j.slowest())
 		}
-		ch := j.changed
 		j.mu.Unlock()
 		select {
-		case <-ch:
+		case <-j.room:
 		case <-ctx.Done():
 			j.mu.Lock()
 			return fmt.Errorf("journal: full (%d bytes) while waiting for the outputs: %w", j.size, ctx.Err())

@@ -22,6 +22,7 @@ type Entry struct {
 type Reader struct {
 	j    *Journal
 	c    *cursor
+	wake chan struct{}
 	pos  uint64 // next offset to read (ahead of the cursor by what is in flight)
 	f    *os.File
 	base uint64 // segment f holds
@@ -38,7 +39,7 @@ func (j *Journal) Reader(name string) (*Reader, error) {
 	if c == nil {
 		return nil, fmt.Errorf("journal: no output %q", name)
 	}
-	return &Reader{j: j, c: c, pos: c.next}, nil
+	return &Reader{j: j, c: c, pos: c.next, wake: j.waiter()}, nil
 }
 
 // Next returns up to count alerts (and about maxBytes of them, at least one)
@@ -57,7 +58,6 @@ func (r *Reader) Next(ctx context.Context, dst []Entry, count, maxBytes int, lin
 			return dst, ErrClosed
 		}
 		avail := j.next - min(r.pos, j.next)
-		ch := j.changed
 		j.mu.Unlock()
 		if avail >= uint64(count) || (avail > 0 && linger <= 0) {
 			break
@@ -68,7 +68,7 @@ func (r *Reader) Next(ctx context.Context, dst []Entry, count, maxBytes int, lin
 			deadline = t.C
 		}
 		select {
-		case <-ch:
+		case <-r.wake:
 			continue
 		case <-deadline:
 		case <-ctx.Done():
