@@ -99,7 +99,12 @@ func makeOutput(e *env, cfg *config.File, o config.Output, meta output.Meta, log
 	case *natsink.Config:
 		return &natsOutput{cfg: *s, log: log.With("output", o.Name), ms: ms}, nil
 	case *syslog.Config:
-		return syslog.New(*s, f, meta)
+		out, err := syslog.New(*s, f, meta)
+		if err != nil {
+			return nil, err
+		}
+		ms.GetOrCreateGauge(fmt.Sprintf(`vigil_output_truncated{output=%q}`, o.Name), func() float64 { return float64(out.Truncated()) })
+		return out, nil
 	case *httpout.HECConfig:
 		return httpout.NewHEC(*s, f, log.With("output", o.Name))
 	case *httpout.BulkConfig:
@@ -121,19 +126,50 @@ func vigilMeta() output.Meta {
 }
 
 // mqttOutput is the MQTT alert publisher as an output. The publisher
-// retries across reconnects inside Write; a refusal by the broker (an
-// ACL) is permanent.
-type mqttOutput struct{ p *mqtt.Publisher }
+// retries across reconnects inside Write. When the broker refuses a publish
+// (an ACL), the batch is sent again alert by alert to find which ones it
+// refuses: those go to the dead letters, the others are delivered (some
+// twice: at least once).
+type mqttOutput struct {
+	p interface {
+		Start(context.Context) error
+		Write(context.Context, []pipeline.Alert) error
+		Close() error
+	}
+}
 
 func (o *mqttOutput) Connect(ctx context.Context) error { return o.p.Start(ctx) }
 
 func (o *mqttOutput) Write(ctx context.Context, batch []pipeline.Alert) error {
 	err := o.p.Write(ctx, batch)
 	var pe *mqtt.PublishError
-	if errors.As(err, &pe) {
+	if !errors.As(err, &pe) {
+		return err
+	}
+	if len(batch) == 1 {
 		return output.Permanent(err)
 	}
-	return err
+	var be output.BatchError
+	for i := range batch {
+		err := o.p.Write(ctx, batch[i:i+1])
+		switch {
+		case err == nil:
+		case errors.As(err, &pe):
+			be.Failed = append(be.Failed, output.ItemError{Index: i, Err: output.Permanent(err)})
+		default:
+			be.Failed = append(be.Failed, output.ItemError{Index: i, Err: err})
+			if ctx.Err() != nil {
+				for k := i + 1; k < len(batch); k++ {
+					be.Failed = append(be.Failed, output.ItemError{Index: k, Err: err})
+				}
+				return &be
+			}
+		}
+	}
+	if len(be.Failed) == 0 {
+		return nil
+	}
+	return &be
 }
 
 func (o *mqttOutput) Close(context.Context) error { return o.p.Close() }
