@@ -254,6 +254,13 @@ func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
 // replacing invalid UTF-8 with U+FFFD.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = AppendJSONChars(b, s)
+	return append(b, '"')
+}
+
+// AppendJSONChars appends the inside of the JSON string s (no quotes),
+// escaping what RFC 8259 requires and replacing invalid UTF-8 with U+FFFD.
+func AppendJSONChars(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -289,8 +296,7 @@ func appendString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
 }
 
 // Sink delivers alerts. Write is called from one goroutine and must not retain

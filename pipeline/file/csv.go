@@ -9,7 +9,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/vigil-iot/vigil/pipeline"
 )
@@ -320,47 +319,6 @@ func isJSONNumber(s string) bool {
 	return i == len(s)
 }
 
-const hexDigits = "0123456789abcdef"
-
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // encoding/json does.
-func appendJSONString(p []byte, s string) []byte {
-	p = append(p, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			p = append(p, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				p = append(p, '\\', c)
-			case '\n':
-				p = append(p, '\\', 'n')
-			case '\r':
-				p = append(p, '\\', 'r')
-			case '\t':
-				p = append(p, '\\', 't')
-			default:
-				p = append(p, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			p = append(p, s[start:i]...)
-			p = append(p, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	p = append(p, s[start:]...)
-	return append(p, '"')
-}
+func appendJSONString(p []byte, s string) []byte { return pipeline.AppendJSONString(p, s) }

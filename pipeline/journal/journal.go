@@ -136,9 +136,9 @@ type Journal struct {
 	// wake holds one channel (capacity 1) per waiter: each Reader, and the
 	// appender waiting for room. signal posts to each without blocking, so
 	// waking costs no allocation.
-	wake []chan struct{}
-	room chan struct{}
-	dirty   bool          // written since the last fsync
+	wake    []chan struct{}
+	room    chan struct{}
+	dirty   bool // written since the last fsync
 	full    bool
 	closed  bool
 	buf     []byte

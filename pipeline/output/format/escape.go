@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/vigil-iot/vigil/pipeline"
 )
 
 // escaper writes text fields of the line formats (CEF, LEEF). Every ASCII
@@ -120,44 +122,7 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // appendJSONChars writes the inside of the JSON string s, without quotes.
-func appendJSONChars(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
-}
+func appendJSONChars(b []byte, s string) []byte { return pipeline.AppendJSONChars(b, s) }
 
 // jsonObject writes the members of a JSON object in order, inserting the
 // commas, so optional members need no bookkeeping at the call site.
