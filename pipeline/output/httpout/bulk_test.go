@@ -215,10 +215,10 @@ func TestBulkAuth(t *testing.T) {
 		{name: "basic", server: basic, mod: func(t *testing.T, c *BulkConfig) {
 			c.APIKeyFile, c.Username, c.PasswordFile = "", "elastic", secretFile(t, esPassword)
 		}, want: "ok"},
-		{name: "wrong api key, echoed by the server", server: basic, want: "permanent"},
+		{name: "wrong api key, echoed by the server", server: basic, want: "retry"},
 		{name: "wrong password, echoed by the server", server: "ApiKey " + apiKey, mod: func(t *testing.T, c *BulkConfig) {
 			c.APIKeyFile, c.Username, c.PasswordFile = "", "elastic", secretFile(t, esPassword)
-		}, want: "permanent"},
+		}, want: "retry"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

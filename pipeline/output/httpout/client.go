@@ -339,8 +339,18 @@ func (e *RetryAfterError) RetryAfter() time.Duration { return e.Delay }
 
 // retryable reports whether an HTTP status is worth retrying: 408, 429 and
 // every 5xx.
+//
+// 401, 403 and 404 are retried too: they say the credentials or the URL are
+// wrong, which an operator fixes, not that this alert is bad. Alerts then
+// wait in the journal (the output's status and log say why) instead of
+// filling the dead letters, which are for alerts a destination refuses.
 func retryable(status int) bool {
-	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests,
+		http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return true
+	}
+	return status >= 500
 }
 
 // classify maps a response to nil (2xx), a plain or *RetryAfterError
@@ -357,7 +367,7 @@ func (cl *client) classify(r *reply, detail string) error {
 	switch {
 	case r.status >= 300 && r.status < 400:
 		err.Body = "redirects are not followed; set url to the final address"
-		return output.Permanent(err)
+		return err // a configuration problem: the alerts wait in the journal
 	case retryable(r.status):
 		return withRetryAfter(err, r.header, time.Now())
 	}

@@ -109,8 +109,8 @@ func TestClassify(t *testing.T) {
 		want   string
 	}{
 		{200, "ok"}, {201, "ok"}, {204, "ok"},
-		{301, "permanent"}, {400, "permanent"}, {401, "permanent"}, {403, "permanent"},
-		{404, "permanent"}, {410, "permanent"}, {413, "permanent"}, {422, "permanent"},
+		{301, "retry"}, {400, "permanent"}, {401, "retry"}, {403, "retry"},
+		{404, "retry"}, {410, "permanent"}, {413, "permanent"}, {422, "permanent"},
 		{408, "retry"}, {429, "retry"}, {500, "retry"}, {502, "retry"}, {503, "retry"}, {504, "retry"},
 	}
 	for _, tc := range tests {

@@ -40,11 +40,14 @@
 //
 // Responses are classified alike: 2xx is success; 408, 429, 5xx and
 // transport errors are retryable (a *RetryAfterError when the server sent
-// Retry-After); redirects (which are never followed) and other 4xx are
-// wrapped with output.Permanent. HEC's JSON status codes refine this:
-// codes 1–4 and 16 (token), 7 (index), 10, 11, 14 (channel, ack) and 5, 6,
-// 12, 13, 15 (data) are permanent, 8, 9 and 18–20 (busy, unhealthy) are
-// retryable; when HEC names the refused event (invalid-event-number), only
+// Retry-After). So are 401, 403, 404 and redirects (never followed): they
+// say the credentials or the URL are wrong, which an operator fixes, so the
+// alerts wait in the journal instead of filling the dead letters. Other
+// 4xx are wrapped with output.Permanent. HEC's JSON status codes refine
+// this: codes 1–4 and 16 (token), 7 (index), 10, 11, 14 (channel, ack) are
+// configuration problems and retried, like 8, 9 and 18–20 (busy,
+// unhealthy); 5, 6, 12, 13, 15 (data) are permanent; when HEC names the
+// refused event (invalid-event-number), only
 // that alert is permanent and the others are retried. Error texts carry
 // the status and the start of the response body, with every configured
 // credential redacted; tokens, keys, passwords and secrets never appear in

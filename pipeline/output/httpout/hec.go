@@ -233,9 +233,13 @@ func (h *HEC) refusal(r *reply, rep hecReply, parsed bool, n int) error {
 	case 8, 9, 18, 19, 20:
 		return fmt.Errorf("hec: %w", withRetryAfter(err, r.header, time.Now()))
 	case 1, 2, 3, 4, 16:
-		return output.Permanent(fmt.Errorf("hec: token refused: %w", err))
+		// The token is wrong, disabled or not allowed: an operator fixes
+		// it; meanwhile the alerts wait in the journal.
+		return fmt.Errorf("hec: token refused: %w", err)
 	case 7, 10, 11, 14:
-		return output.Permanent(fmt.Errorf("hec: %w", err))
+		// The index, the channel or acknowledgements are set up wrong:
+		// a configuration problem too, not this alert's.
+		return fmt.Errorf("hec: %w", err)
 	case 5, 6, 12, 13, 15:
 		// invalid-event-number is the zero-based position of the event
 		// HEC refused. Events before it may be indexed and those after

@@ -144,16 +144,16 @@ func TestHECWrite(t *testing.T) {
 		{name: "429", script: []response{{status: 429, body: "slow down"}}, want: []string{"retry", "ok"}},
 		{name: "internal error code 8", script: []response{{status: 500, body: `{"text":"Internal server error","code":8}`}}, want: []string{"retry", "ok"}},
 		{name: "invalid data format code 6", script: []response{{status: 400, body: `{"text":"Invalid data format","code":6}`}}, want: []string{"permanent"}},
-		{name: "incorrect index code 7", script: []response{{status: 400, body: `{"text":"Incorrect index","code":7}`}}, want: []string{"permanent"}},
-		{name: "token disabled code 1", script: []response{{status: 403, body: `{"text":"Token disabled","code":1}`}}, want: []string{"permanent"}},
+		{name: "incorrect index code 7", script: []response{{status: 400, body: `{"text":"Incorrect index","code":7}`}}, want: []string{"retry"}},
+		{name: "token disabled code 1", script: []response{{status: 403, body: `{"text":"Token disabled","code":1}`}}, want: []string{"retry"}},
 		{name: "busy code in a 200", script: []response{{status: 200, body: busy}}, want: []string{"retry", "ok"}},
 		{
 			name:   "code 6 naming event 1",
 			script: []response{{status: 400, body: `{"text":"Invalid data format","code":6,"invalid-event-number":1}`}},
 			want:   []string{"batch"}, items: []string{"0:retry", "1:permanent", "2:retry"},
 		},
-		{name: "bad token", token: "wrong-" + hecToken, want: []string{"permanent"}},
-		{name: "redirect", script: []response{{status: 302, header: map[string]string{"Location": "https://elsewhere/"}}}, want: []string{"permanent"}},
+		{name: "bad token", token: "wrong-" + hecToken, want: []string{"retry"}},
+		{name: "redirect", script: []response{{status: 302, header: map[string]string{"Location": "https://elsewhere/"}}}, want: []string{"retry"}},
 		{name: "plain 400 without a code", script: []response{{status: 400, body: "<html>bad</html>"}}, want: []string{"permanent"}},
 	}
 	for _, tc := range tests {
@@ -203,8 +203,8 @@ func TestHECBadTokenNotInError(t *testing.T) {
 	f := &fakeHEC{}
 	h := newHEC(t, f, func(c *HECConfig) { c.TokenFile = secretFile(t, "not-"+hecToken) })
 	err := h.Write(context.Background(), testAlerts(1))
-	if !output.IsPermanent(err) {
-		t.Fatalf("got %v; want permanent", err)
+	if err == nil || output.IsPermanent(err) || !strings.Contains(err.Error(), "token refused") {
+		t.Fatalf("got %v; want a retryable token refusal (the alerts wait for the token to be fixed)", err)
 	}
 	if strings.Contains(err.Error(), "not-"+hecToken) || strings.Contains(err.Error(), hecToken) {
 		t.Errorf("error %q contains the token", err)
