@@ -111,7 +111,6 @@ func appendRFC3339(b []byte, ns int64) []byte {
 	return time.Unix(0, ns).UTC().AppendFormat(b, time.RFC3339Nano)
 }
 
-
 // appendJSONString writes s as a JSON string, escaping what RFC 8259
 // requires and replacing invalid UTF-8 with U+FFFD, as the native form does.
 func appendJSONString(b []byte, s string) []byte {
