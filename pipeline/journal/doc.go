@@ -36,4 +36,16 @@
 // removes the oldest segment and moves the cursors still in it past it
 // (WhenFull "drop_oldest"), counting and logging every alert an output
 // loses that way.
+//
+// Why not a library: the candidates were weighed. An append-only WAL such
+// as tidwall/wal keeps one read position, not one persisted cursor per
+// output, truncates only from the front by index, and on a corrupt entry
+// fails the read instead of skipping and counting it; bbolt (a B+tree with
+// copy-on-write pages) would store each alert as a key with page-level
+// write amplification and an fsync per transaction, and still need the
+// cursors and the size cap built on top. What Vigil needs, several
+// readers with their own cursors over one append-only log, a size cap with
+// a policy, and recovery that skips damage and counts what it lost, is
+// the few hundred lines here, tested against torn writes, corruption and a
+// full disk.
 package journal
