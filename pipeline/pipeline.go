@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"runtime"
@@ -160,9 +159,8 @@ type batch struct {
 
 // Pipeline is the staged detection pipeline. A Pipeline runs once.
 type Pipeline struct {
-	cfg  Config
-	seed maphash.Seed
-	log  *slog.Logger
+	cfg Config
+	log *slog.Logger
 
 	free    chan *batch
 	decodeQ chan *batch
@@ -219,7 +217,6 @@ func New(cfg Config) (*Pipeline, error) {
 	ms := cfg.Metrics
 	p := &Pipeline{
 		cfg:         cfg,
-		seed:        maphash.MakeSeed(),
 		log:         cfg.Logger,
 		free:        make(chan *batch, cfg.InFlight),
 		decodeQ:     make(chan *batch, cfg.InFlight),
@@ -447,7 +444,7 @@ func (p *Pipeline) decode() {
 			if err != nil && r.Device == "" {
 				continue
 			}
-			shard := maphash.String(p.seed, r.Device) % n
+			shard := uint64(Partition(r.Device, int(n)))
 			r.Shard = int32(shard)
 			if err != nil {
 				// Rejected, but the device is known: its shard hears of it.

@@ -1,0 +1,464 @@
+package detectors
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// StateVersion is the version of the device state encoding written by
+// AppendDevice. DecodeDevice reads every version up to it.
+const StateVersion = 1
+
+// A device's state is encoded by name, not by position: the class by its
+// name, each check's episode by the check's detector name, traffic episodes
+// by their kind. A snapshot taken under one configuration therefore restores
+// under another that adds, removes or reorders checks or classes: episodes
+// of checks that no longer exist are dropped (and counted), a class that no
+// longer exists is chosen again from the device's name and topic.
+
+// Snapshot calls fn with the state of every device the engine tracks, least
+// recently seen first, so that restoring them in that order rebuilds the
+// engine's recency (which device a cap evicts first). b is reused between
+// calls: fn must copy what it keeps.
+func (e *Engine) Snapshot(fn func(device string, state []byte) error) error {
+	due := make(map[*Device]int64, len(e.quiet))
+	for _, q := range e.quiet {
+		due[q.d] = q.due
+	}
+	var b []byte
+	for d := e.oldest; d != nil; d = d.prev {
+		b = e.appendDevice(b[:0], d, due[d])
+		if err := fn(d.Name, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EngineState is the engine-wide state beside the devices.
+type EngineState struct {
+	Start      int64 // the stream start the engine was ticked with
+	NewDevices int   // first sightings not yet collected by NewDevices
+	Evicted    uint64
+}
+
+// State returns the engine-wide state.
+func (e *Engine) State() EngineState {
+	return EngineState{Start: e.start, NewDevices: e.newDevices, Evicted: e.evicted}
+}
+
+// SetState restores the engine-wide state (before or after the devices).
+func (e *Engine) SetState(s EngineState) {
+	e.start, e.newDevices, e.evicted = s.Start, s.NewDevices, s.Evicted
+}
+
+// RestoreReport counts what a restore could not carry over.
+type RestoreReport struct {
+	Devices         int
+	DroppedEpisodes int // episodes of checks the configuration no longer has
+	Reclassed       int // devices whose class no longer exists
+}
+
+// Restore adds the device encoded in state (by Snapshot) to the engine as
+// its most recently seen device, replacing one of the same name.
+func (e *Engine) Restore(state []byte, rep *RestoreReport) error {
+	d, due, err := e.decodeDevice(state, rep)
+	if err != nil {
+		return err
+	}
+	if old := e.devices[d.Name]; old != nil {
+		e.unlink(old)
+		old.Traffic.Flags |= TrafficGone
+	}
+	e.devices[d.Name] = d
+	e.touch(d)
+	if due != 0 {
+		e.queue(d, due)
+	}
+	if rep != nil {
+		rep.Devices++
+	}
+	return nil
+}
+
+func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
+	w := stateWriter{b: b}
+	w.byte(StateVersion)
+	w.str(d.Name)
+	w.str(d.Topic)
+	w.str(e.set.profiles[d.profile].name)
+	w.episode(&d.Status)
+	e.appendTraffic(&w, &d.Traffic, due)
+	p := e.set.profiles[d.profile]
+	w.uvarint(uint64(len(d.Signals)))
+	for i := range d.Signals {
+		s := &d.Signals[i]
+		checks := p.detectors[s.Kind].Checks()
+		w.str(s.Name)
+		w.byte(byte(s.Kind))
+		lead := ""
+		if s.Lead > 0 && int(s.Lead) <= len(checks) {
+			lead = checks[s.Lead-1].Detector
+		}
+		w.str(lead)
+		b := &s.Base
+		w.uvarint(uint64(b.N))
+		w.uvarint(uint64(b.Gated))
+		w.bool(b.Warm)
+		w.varint(b.First)
+		w.varint(b.LastT)
+		w.floats(b.Mean, b.Var, b.Median, b.MAD, b.Last, b.RateMean, b.RateVar, b.RiseMax, b.FallMax,
+			s.CusumHi, s.CusumLo, float64(s.ExcHi), float64(s.ExcLo), s.CusumPeak, s.ShortMean, s.ShortVar)
+		n := 0
+		for c := range checks {
+			if s.Episodes[c].State != Inactive {
+				n++
+			}
+		}
+		w.uvarint(uint64(n))
+		for c := range checks {
+			if s.Episodes[c].State != Inactive {
+				w.str(checks[c].Detector)
+				w.episode(&s.Episodes[c])
+			}
+		}
+		var rec *RecordState
+		var day *DailyState
+		if s.Record > 0 && d.Extra != nil && int(s.Record) <= len(d.Extra.Records) {
+			rec = &d.Extra.Records[s.Record-1]
+		}
+		if s.Daily > 0 && d.Extra != nil && int(s.Daily) <= len(d.Extra.Dailies) {
+			day = &d.Extra.Dailies[s.Daily-1]
+		}
+		w.bool(rec != nil)
+		if rec != nil {
+			for i := range rec.Hi {
+				w.f32(rec.Hi[i])
+				w.f32(rec.Lo[i])
+			}
+			w.uvarint(uint64(rec.N))
+			w.byte(rec.Cur)
+			w.byte(rec.Filled)
+		}
+		w.bool(day != nil)
+		if day != nil {
+			for i := range day.Mean {
+				w.f32(day.Mean[i])
+				w.f32(day.Dev[i])
+				w.byte(day.Count[i])
+			}
+			w.floats(day.GMean, day.GDev, day.Hi, day.Lo)
+			w.varint(day.First)
+			w.bool(day.Started)
+		}
+	}
+	return w.b
+}
+
+func (e *Engine) appendTraffic(w *stateWriter, t *TrafficState, due int64) {
+	n := 0
+	for k := range t.Episodes {
+		if t.Episodes[k].State != Inactive {
+			n++
+		}
+	}
+	w.uvarint(uint64(n))
+	for k := range t.Episodes {
+		if t.Episodes[k].State != Inactive {
+			w.str(trafficKinds[k])
+			w.episode(&t.Episodes[k])
+		}
+	}
+	w.varint(t.LastArrival)
+	w.varint(t.MaxTime)
+	for _, h := range t.Hashes {
+		w.u32(h)
+	}
+	w.f32(t.Interval)
+	w.f32(t.Rate)
+	w.f32(t.Offset)
+	w.u32(t.FieldsAny)
+	w.u32(t.FieldsAll)
+	for _, v := range [...]uint16{t.SizeLo, t.SizeHi, t.Topics[0], t.Topics[1], t.N, t.Gated, t.Malformed, uint16(t.ClockRate), uint16(t.Flags &^ (TrafficQueued | TrafficGone))} {
+		w.uvarint(uint64(v))
+	}
+	w.byte(t.Order)
+	w.byte(t.Doubled)
+	w.varint(due)
+}
+
+func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, error) {
+	r := stateReader{b: b}
+	if v := r.byte(); r.err == nil && (v == 0 || v > StateVersion) {
+		return nil, 0, fmt.Errorf("detectors: device state version %d is not supported (this build reads 1 to %d)", v, StateVersion)
+	}
+	d := &Device{Name: r.str(), Topic: r.str()}
+	class := r.str()
+	d.profile = -1
+	for i, p := range e.set.profiles {
+		if p.name == class {
+			d.profile = i
+			break
+		}
+	}
+	if d.profile < 0 {
+		d.profile = e.set.profileFor(d.Name, d.Topic)
+		if rep != nil {
+			rep.Reclassed++
+		}
+	}
+	p := e.set.profiles[d.profile]
+	r.episode(&d.Status)
+	due := e.decodeTraffic(&r, &d.Traffic, rep)
+	ns := r.uvarint()
+	if ns > 1<<16 {
+		return nil, 0, errors.New("detectors: device state: too many signals")
+	}
+	d.Signals = make([]SignalState, int(ns))
+	for i := range d.Signals {
+		s := &d.Signals[i]
+		s.Name = r.str()
+		s.Kind = pipeline.SignalKind(r.byte())
+		if int(s.Kind) >= len(p.detectors) {
+			return nil, 0, fmt.Errorf("detectors: device state: signal %q has unknown kind %d", s.Name, s.Kind)
+		}
+		checks := p.detectors[s.Kind].Checks()
+		index := func(name string) int {
+			for c := range checks {
+				if checks[c].Detector == name {
+					return c
+				}
+			}
+			return -1
+		}
+		if c := index(r.str()); c >= 0 {
+			s.Lead = uint8(c + 1)
+		}
+		b := &s.Base
+		b.N = uint32(r.uvarint())
+		b.Gated = uint32(r.uvarint())
+		b.Warm = r.bool()
+		b.First = r.varint()
+		b.LastT = r.varint()
+		var exHi, exLo float64
+		r.floats(&b.Mean, &b.Var, &b.Median, &b.MAD, &b.Last, &b.RateMean, &b.RateVar, &b.RiseMax, &b.FallMax,
+			&s.CusumHi, &s.CusumLo, &exHi, &exLo, &s.CusumPeak, &s.ShortMean, &s.ShortVar)
+		s.ExcHi, s.ExcLo = float32(exHi), float32(exLo)
+		for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+			name := r.str()
+			var ep Episode
+			r.episode(&ep)
+			if c := index(name); c >= 0 && c < maxChecks {
+				s.Episodes[c] = ep
+			} else if rep != nil {
+				rep.DroppedEpisodes++
+			}
+		}
+		if s.Lead > 0 && s.Episodes[s.Lead-1].State != FiringState {
+			s.Lead = 0
+		}
+		if r.bool() {
+			rec := RecordState{}
+			for i := range rec.Hi {
+				rec.Hi[i] = r.f32()
+				rec.Lo[i] = r.f32()
+			}
+			rec.N = uint32(r.uvarint())
+			rec.Cur = r.byte()
+			rec.Filled = r.byte()
+			if p.needs[s.Kind][0] {
+				if d.Extra == nil {
+					d.Extra = &DeviceExtra{}
+				}
+				d.Extra.Records = append(d.Extra.Records, rec)
+				s.Record = uint8(len(d.Extra.Records))
+			}
+		}
+		if r.bool() {
+			day := DailyState{}
+			for i := range day.Mean {
+				day.Mean[i] = r.f32()
+				day.Dev[i] = r.f32()
+				day.Count[i] = r.byte()
+			}
+			r.floats(&day.GMean, &day.GDev, &day.Hi, &day.Lo)
+			day.First = r.varint()
+			day.Started = r.bool()
+			if p.needs[s.Kind][1] {
+				if d.Extra == nil {
+					d.Extra = &DeviceExtra{}
+				}
+				d.Extra.Dailies = append(d.Extra.Dailies, day)
+				s.Daily = uint8(len(d.Extra.Dailies))
+			}
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d unexpected bytes", len(r.b))
+	}
+	if r.err != nil {
+		return nil, 0, fmt.Errorf("detectors: device state of %q: %w", d.Name, r.err)
+	}
+	return d, due, nil
+}
+
+func (e *Engine) decodeTraffic(r *stateReader, t *TrafficState, rep *RestoreReport) (due int64) {
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		name := r.str()
+		var ep Episode
+		r.episode(&ep)
+		k := -1
+		for i, kind := range trafficKinds {
+			if kind == name {
+				k = i
+			}
+		}
+		if k >= 0 {
+			t.Episodes[k] = ep
+		} else if rep != nil {
+			rep.DroppedEpisodes++
+		}
+	}
+	t.LastArrival = r.varint()
+	t.MaxTime = r.varint()
+	for i := range t.Hashes {
+		t.Hashes[i] = r.u32()
+	}
+	t.Interval, t.Rate, t.Offset = r.f32(), r.f32(), r.f32()
+	t.FieldsAny, t.FieldsAll = r.u32(), r.u32()
+	var v [9]uint16
+	for i := range v {
+		v[i] = uint16(r.uvarint())
+	}
+	t.SizeLo, t.SizeHi, t.Topics[0], t.Topics[1], t.N, t.Gated, t.Malformed = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+	t.ClockRate, t.Flags = int16(v[7]), TrafficFlags(v[8])
+	t.Order = r.byte()
+	t.Doubled = r.byte()
+	return r.varint()
+}
+
+// stateWriter appends the fields of a device's state.
+type stateWriter struct{ b []byte }
+
+func (w *stateWriter) byte(c byte)      { w.b = append(w.b, c) }
+func (w *stateWriter) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *stateWriter) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
+func (w *stateWriter) u32(v uint32)     { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
+func (w *stateWriter) f32(f float32)    { w.u32(math.Float32bits(f)) }
+func (w *stateWriter) str(s string)     { w.uvarint(uint64(len(s))); w.b = append(w.b, s...) }
+func (w *stateWriter) bool(v bool) {
+	if v {
+		w.byte(1)
+	} else {
+		w.byte(0)
+	}
+}
+func (w *stateWriter) floats(fs ...float64) {
+	for _, f := range fs {
+		w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(f))
+	}
+}
+func (w *stateWriter) episode(e *Episode) {
+	w.byte(byte(e.State))
+	w.byte(byte(e.Severity))
+	w.uvarint(uint64(e.Count))
+	w.varint(e.Started)
+}
+
+// stateReader reads what stateWriter wrote; the first error sticks.
+type stateReader struct {
+	b   []byte
+	err error
+}
+
+var errShortState = errors.New("state record too short")
+
+func (r *stateReader) fail() {
+	if r.err == nil {
+		r.err = errShortState
+	}
+	r.b = nil
+}
+
+func (r *stateReader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *stateReader) bool() bool { return r.byte() != 0 }
+
+func (r *stateReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stateReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stateReader) u32() uint32 {
+	if len(r.b) < 4 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *stateReader) f32() float32 { return math.Float32frombits(r.u32()) }
+
+func (r *stateReader) floats(ps ...*float64) {
+	for _, p := range ps {
+		if len(r.b) < 8 {
+			r.fail()
+			return
+		}
+		*p = math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+		r.b = r.b[8:]
+	}
+}
+
+func (r *stateReader) str() string {
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *stateReader) episode(e *Episode) {
+	e.State = EpisodeState(r.byte())
+	e.Severity = pipeline.Severity(r.byte())
+	e.Count = uint16(r.uvarint())
+	e.Started = r.varint()
+	if e.State > FiringState {
+		r.err = fmt.Errorf("episode state %d", e.State)
+	}
+}
