@@ -462,3 +462,68 @@ func (r *stateReader) episode(e *Episode) {
 		r.err = fmt.Errorf("episode state %d", e.State)
 	}
 }
+
+// AppendState appends the fleet judge's state (its window of first
+// sightings and its episode).
+func (f *Fleet) AppendState(b []byte) []byte {
+	w := stateWriter{b: b}
+	w.byte(StateVersion)
+	w.varint(f.start)
+	w.varint(f.head)
+	w.varint(int64(f.sum))
+	w.uvarint(fleetBuckets)
+	for _, c := range f.counts {
+		w.varint(int64(c))
+	}
+	w.episode(&f.episode)
+	return w.b
+}
+
+// RestoreState restores what AppendState wrote. A window of another
+// number of buckets (another release) starts empty.
+func (f *Fleet) RestoreState(b []byte) error {
+	r := stateReader{b: b}
+	if v := r.byte(); r.err == nil && (v == 0 || v > StateVersion) {
+		return fmt.Errorf("detectors: fleet state version %d is not supported", v)
+	}
+	start, head, sum := r.varint(), r.varint(), int(r.varint())
+	n := r.uvarint()
+	counts := make([]int, 0, min(n, 1024))
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		counts = append(counts, int(r.varint()))
+	}
+	var ep Episode
+	r.episode(&ep)
+	if r.err != nil {
+		return fmt.Errorf("detectors: fleet state: %w", r.err)
+	}
+	f.start, f.head, f.episode = start, head, ep
+	if n == fleetBuckets {
+		copy(f.counts[:], counts)
+		f.sum = sum
+	}
+	return nil
+}
+
+// Append appends the engine-wide state.
+func (s EngineState) Append(b []byte) []byte {
+	w := stateWriter{b: b}
+	w.byte(StateVersion)
+	w.varint(s.Start)
+	w.varint(int64(s.NewDevices))
+	w.uvarint(s.Evicted)
+	return w.b
+}
+
+// DecodeEngineState decodes what EngineState.Append wrote.
+func DecodeEngineState(b []byte) (EngineState, error) {
+	r := stateReader{b: b}
+	if v := r.byte(); r.err == nil && (v == 0 || v > StateVersion) {
+		return EngineState{}, fmt.Errorf("detectors: engine state version %d is not supported", v)
+	}
+	s := EngineState{Start: r.varint(), NewDevices: int(r.varint()), Evicted: r.uvarint()}
+	if r.err != nil {
+		return EngineState{}, fmt.Errorf("detectors: engine state: %w", r.err)
+	}
+	return s, nil
+}

@@ -98,6 +98,9 @@ type Config struct {
 	Tick time.Duration
 	// DrainTimeout bounds the drain after ctx is cancelled (default 10 s).
 	DrainTimeout time.Duration
+	// Resume continues a stream from where a snapshot left it: its start,
+	// its clock and the number of its next frame (see Position).
+	Resume Position
 	// Logger receives stage logs (default: discard).
 	Logger *slog.Logger
 	// Metrics receives the pipeline's metrics (default: a private set).
@@ -184,7 +187,8 @@ type Pipeline struct {
 
 	started, finished time.Time
 	ran               atomic.Bool
-	clock, start      int64 // the stream clock and start; the dispatcher's only
+	clock, start      int64         // the stream clock and start; the dispatcher's only
+	next              atomic.Uint64 // the number of the next frame, once read has ended
 }
 
 type alertKey struct {
@@ -234,6 +238,9 @@ func New(cfg Config) (*Pipeline, error) {
 		alertCounts: map[alertKey]uint64{},
 
 		alertCounters: map[alertMetric]*metrics.Counter{},
+
+		clock: cfg.Resume.Clock,
+		start: cfg.Resume.Start,
 	}
 	for _, r := range Reasons() {
 		p.rejected[r] = ms.NewCounter(fmt.Sprintf(`vigil_frames_rejected_total{reason=%q}`, r.String()))
@@ -329,7 +336,8 @@ func (p *Pipeline) Run(ctx context.Context, src Source, sink Sink) error {
 func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 	defer close(p.decodeQ)
 	defer close(p.orderQ)
-	var seq uint64
+	seq := p.cfg.Resume.Seq
+	defer func() { p.next.Store(seq) }()
 	for {
 		var b *batch
 		select {
@@ -672,6 +680,22 @@ func (p *Pipeline) countAlerts(as []Alert) {
 		c.Inc()
 	}
 }
+
+// Position is where a stream is: its start and clock (Unix ns; see Ticker)
+// and the number of its next frame. A snapshot saves it, and Config.Resume
+// continues from it.
+type Position struct {
+	Start, Clock int64
+	Seq          uint64
+}
+
+// Position reports where the stream is. Call it after Run has returned.
+func (p *Pipeline) Position() Position {
+	return Position{Start: p.start, Clock: p.clock, Seq: p.next.Load()}
+}
+
+// Workers reports the number of shard workers.
+func (p *Pipeline) Workers() int { return p.cfg.Workers }
 
 // Devices reports the devices tracked by all shards.
 func (p *Pipeline) Devices() int {

@@ -693,3 +693,57 @@ func TestStatsAlertsByKind(t *testing.T) {
 		t.Errorf("firing %v, resolved %v", firing, resolved)
 	}
 }
+
+// arrivals is a Processor and Ticker recording what the pipeline tells it.
+type arrivals struct {
+	mu             sync.Mutex
+	seqs, arrivals []int64
+	starts         []int64
+}
+
+func (a *arrivals) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seqs = append(a.seqs, int64(r.Seq))
+	a.arrivals = append(a.arrivals, r.Arrival)
+	return out
+}
+
+func (a *arrivals) Devices() int { return 0 }
+
+func (a *arrivals) Tick(start, clock int64, out []pipeline.Alert) []pipeline.Alert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.starts = append(a.starts, start)
+	return out
+}
+
+// TestResume: a run continued from a Position numbers frames on, keeps the
+// stream's start and never moves its clock back; Position reports where
+// the run ended, ready for the next.
+func TestResume(t *testing.T) {
+	first := payload(0, 1) // event time 1763719200000 ms
+	firstT := int64(1763719200000) * 1e6
+	resume := pipeline.Position{Start: firstT - 3600e9, Clock: firstT + 60e9, Seq: 1000}
+	rec := &arrivals{}
+	pl, err := pipeline.New(pipeline.Config{Workers: 1, Decoders: 1, Resume: resume,
+		NewProcessor: func(int) pipeline.Processor { return rec }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Run(context.Background(), &sliceSource{payloads: [][]byte{first, payload(1, 1)}}, &collect{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rec.seqs, []int64{1000, 1001}) {
+		t.Errorf("frame numbers: got %v; want 1000, 1001 (continuing the stream)", rec.seqs)
+	}
+	if !slices.Equal(rec.arrivals, []int64{resume.Clock, resume.Clock}) {
+		t.Errorf("arrivals: got %v; want the restored clock %d (the stream was already past these times)", rec.arrivals, resume.Clock)
+	}
+	if len(rec.starts) == 0 || rec.starts[0] != resume.Start {
+		t.Errorf("ticked with start %v; want the restored start %d", rec.starts, resume.Start)
+	}
+	if got := pl.Position(); got != (pipeline.Position{Start: resume.Start, Clock: resume.Clock, Seq: 1002}) {
+		t.Errorf("Position: got %+v; want start and clock kept, next frame 1002", got)
+	}
+}

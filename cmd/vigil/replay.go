@@ -35,6 +35,8 @@ type replayOptions struct {
 	decoders   int
 	eval       evalOptions
 	report     reportOptions
+	saveState  string
+	loadState  string
 }
 
 // reportOptions are the flags of the HTML report.
@@ -68,6 +70,8 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.report.devices, "report-devices", "", "report: chart only devices matching these comma-separated `patterns` (e.g. \"press-*,pump-1\")")
 	fs.IntVar(&o.report.maxDevices, "report-max-devices", 50, "report: chart at most this many devices (-1: all)")
 	fs.Float64Var(&o.report.z, "report-z", 6, "report: draw the learned band as median ± z·spread")
+	fs.StringVar(&o.saveState, "save-state", "", "after the replay, write everything learned (baselines, episodes, traffic, the fleet, the stream position) to `file`, for --load-state or \"vigil run --state\"")
+	fs.StringVar(&o.loadState, "load-state", "", "start from the learned state in `file` (written by --save-state) and continue its stream")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -216,11 +220,34 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	if decoders == 0 {
 		decoders = cfg.Pipeline.Decoders
 	}
-	engineCap := cfg.Pipeline.EngineCap(cmp.Or(workers, runtime.GOMAXPROCS(0)))
-	newEngine := func() *detectors.Engine {
-		e := set.NewEngine()
-		e.SetMaxDevices(engineCap)
-		return e
+	nWorkers := cmp.Or(workers, runtime.GOMAXPROCS(0))
+	engineCap := cfg.Pipeline.EngineCap(nWorkers)
+	var learned *learnedState
+	if o.loadState != "" {
+		if learned, err = loadState(o.loadState); err != nil {
+			return nil, err
+		}
+	}
+	fleet := set.NewFleet()
+	if learned != nil {
+		if err := learned.restoreFleet(fleet); err != nil {
+			return nil, err
+		}
+	}
+	// The engines are made (and restored) before the run, one per shard.
+	built := make([]*detectors.Engine, nWorkers)
+	var restored detectors.RestoreReport
+	for i := range built {
+		built[i] = set.NewEngine()
+		built[i].SetMaxDevices(engineCap)
+		if learned != nil {
+			if err := learned.restoreEngine(built[i], i, nWorkers, &restored); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if learned != nil {
+		logRestore(e.log, learned, restored)
 	}
 	var (
 		log    *alertLog
@@ -245,8 +272,8 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	// Each shard: the engine, wrapped by the evaluation collector, wrapped
 	// by the report recorder (which reads the engine's band after each
 	// reading, so it must be outermost).
-	newProc := func(int) pipeline.Processor {
-		eng := newEngine()
+	newProc := func(shard int) pipeline.Processor {
+		eng := built[shard]
 		var p pipeline.Processor = eng
 		if cols != nil {
 			p = cols.wrap(p)
@@ -274,15 +301,24 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		dead = f
 	}
 
+	var fleetFn pipeline.FleetFunc
+	if fleet != nil {
+		fleetFn = fleet.Judge
+	}
+	var resume pipeline.Position
+	if learned != nil {
+		resume = learned.pos
+	}
 	pl, err := pipeline.New(pipeline.Config{
-		Workers:      workers,
+		Workers:      nWorkers,
 		Decoders:     decoders,
 		BatchSize:    cfg.Pipeline.BatchSize,
 		Decoder:      dc,
 		NewProcessor: newProc,
-		Fleet:        set.FleetFunc(), // no Tick: replay ticks on the stream's own clock
+		Fleet:        fleetFn, // no Tick: replay ticks on the stream's own clock
 		DeadLetter:   dead,
 		Logger:       e.log,
+		Resume:       resume,
 	})
 	if err != nil {
 		return nil, err
@@ -301,6 +337,17 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	}
 	if closeErr != nil {
 		return nil, fmt.Errorf("alerts: %w", closeErr)
+	}
+	if o.saveState != "" {
+		seq := uint64(1)
+		if learned != nil {
+			seq = learned.header.Sequence + 1
+		}
+		info, err := saveState(o.saveState, seq, pl.Position(), fleet, built)
+		if err != nil {
+			return nil, err
+		}
+		e.log.Info("saved learned state", "file", o.saveState, "devices", info.devices, "bytes", info.bytes, "took", info.took.Round(time.Millisecond))
 	}
 	res := &replayResult{Files: paths, Stats: pl.Stats(), recorders: recs}
 	if log != nil {

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/pipeline"
+	"github.com/vigil-iot/vigil/pipeline/state"
+)
+
+// learnedState is a snapshot read back for a restore.
+type learnedState struct {
+	path    string
+	header  state.Header
+	pos     pipeline.Position
+	fleet   []byte // nil when the snapshot has none
+	engine  detectors.EngineState
+	devices []state.Record
+}
+
+// loadState reads and checks the snapshot at path.
+func loadState(path string) (*learnedState, error) {
+	h, recs, err := state.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	ls := &learnedState{path: path, header: h}
+	havePos := false
+	for _, r := range recs {
+		switch r.Kind {
+		case state.KindPosition:
+			if ls.pos, err = state.DecodePosition(r.Value); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			havePos = true
+		case state.KindFleet:
+			ls.fleet = r.Value
+		case state.KindEngine:
+			es, err := detectors.DecodeEngineState(r.Value)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			ls.engine.Start = max(ls.engine.Start, es.Start)
+			ls.engine.Evicted += es.Evicted
+		case state.KindDevice:
+			ls.devices = append(ls.devices, r)
+		}
+	}
+	if !havePos {
+		return nil, fmt.Errorf("%s: %w: no stream position", path, state.ErrCorrupt)
+	}
+	return ls, nil
+}
+
+// restoreEngine gives e the devices of the snapshot that belong to shard
+// (of workers), in the snapshot's recency order.
+func (ls *learnedState) restoreEngine(e *detectors.Engine, shard, workers int, rep *detectors.RestoreReport) error {
+	es := ls.engine
+	if shard != 0 {
+		es.Evicted = 0
+	}
+	e.SetState(es)
+	for _, r := range ls.devices {
+		if pipeline.Partition(r.Key, workers) != shard {
+			continue
+		}
+		if err := e.Restore(r.Value, rep); err != nil {
+			return fmt.Errorf("%s: %w", ls.path, err)
+		}
+	}
+	return nil
+}
+
+// restoreFleet gives f (nil when the fleet judge is off) the snapshot's
+// fleet state.
+func (ls *learnedState) restoreFleet(f *detectors.Fleet) error {
+	if f == nil || ls.fleet == nil {
+		return nil
+	}
+	if err := f.RestoreState(ls.fleet); err != nil {
+		return fmt.Errorf("%s: %w", ls.path, err)
+	}
+	return nil
+}
+
+// engines collects a run's engines by shard, as NewProcessor makes them.
+type engines struct {
+	mu   sync.Mutex
+	list []*detectors.Engine
+}
+
+func (es *engines) add(shard int, e *detectors.Engine) {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	for len(es.list) <= shard {
+		es.list = append(es.list, nil)
+	}
+	es.list[shard] = e
+}
+
+// snapshotInfo is what saveState wrote.
+type snapshotInfo struct {
+	devices int
+	bytes   int64
+	took    time.Duration
+}
+
+// saveState writes everything learned to path atomically: the stream
+// position, the fleet judge and each engine's devices. Call it when the
+// pipeline has stopped (after Run).
+func saveState(path string, seq uint64, pos pipeline.Position, fleet *detectors.Fleet, es []*detectors.Engine) (snapshotInfo, error) {
+	start := time.Now()
+	w, err := state.Create(path, state.Header{Sequence: seq, Created: start})
+	if err != nil {
+		return snapshotInfo{}, err
+	}
+	var info snapshotInfo
+	add := func(kind byte, key string, v []byte) error { return w.Add(kind, key, v) }
+	err = add(state.KindPosition, "", state.AppendPosition(nil, pos))
+	if err == nil && fleet != nil {
+		err = add(state.KindFleet, "", fleet.AppendState(nil))
+	}
+	for i, e := range es {
+		if err != nil || e == nil {
+			continue
+		}
+		err = add(state.KindEngine, strconv.Itoa(i), e.State().Append(nil))
+		if err == nil {
+			err = e.Snapshot(func(device string, b []byte) error {
+				info.devices++
+				return add(state.KindDevice, device, b)
+			})
+		}
+	}
+	if err != nil {
+		w.Abort()
+		return info, err
+	}
+	if err := w.Commit(); err != nil {
+		return info, err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		info.bytes = fi.Size()
+	}
+	info.took = time.Since(start)
+	return info, nil
+}
+
+// logRestore says what a restore brought back and what it could not.
+func logRestore(log *slog.Logger, ls *learnedState, rep detectors.RestoreReport) {
+	log.Info("restored learned state", "file", ls.path, "snapshot", ls.header.Sequence,
+		"taken", ls.header.Created.UTC().Format(time.RFC3339), "devices", rep.Devices,
+		"stream_clock", time.Unix(0, ls.pos.Clock).UTC().Format(time.RFC3339Nano))
+	if rep.DroppedEpisodes > 0 || rep.Reclassed > 0 {
+		log.Warn("the configuration changed since the snapshot", "episodes_of_removed_checks", rep.DroppedEpisodes, "devices_whose_class_is_gone", rep.Reclassed)
+	}
+}

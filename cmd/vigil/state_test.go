@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// splitLines writes lines [from, to) of path to a new file.
+func splitLines(t *testing.T, path string, from, to int) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for i := 0; sc.Scan(); i++ {
+		if i >= from && i < to {
+			out.Write(sc.Bytes())
+			out.WriteByte('\n')
+		}
+	}
+	p := filepath.Join(t.TempDir(), "part-"+strconv.Itoa(from)+".log")
+	os.WriteFile(p, out.Bytes(), 0o600)
+	return p
+}
+
+func countLines(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(data, []byte{'\n'})
+}
+
+// TestReplayContinuesFromState: a log replayed in two parts, the second
+// starting from the state the first saved, gives byte for byte the alerts
+// of one uninterrupted replay, whatever the number of workers on either
+// side. The splits fall on batch boundaries (multiples of 512 lines): the
+// fleet judge and the silence check act at batch ends, as in any replay.
+func TestReplayContinuesFromState(t *testing.T) {
+	traffic, _ := trafficLog(t, true)
+	for _, log := range []string{"../../fixtures/plant.log", traffic} {
+		n := countLines(t, log)
+		code, whole, errs := runCLI(t, "replay", "--summary", "none", "--workers", "2", log)
+		if code != 0 || strings.Count(whole, "\n") < 20 {
+			t.Fatalf("whole replay of %s: exit %d, %d alerts: %s", log, code, strings.Count(whole, "\n"), errs)
+		}
+		for _, tc := range []struct{ split, w1, w2 int }{{n / 4, 1, 3}, {n / 2, 2, 2}, {n * 4 / 5, 3, 1}} {
+			split := tc.split - tc.split%512
+			st := filepath.Join(t.TempDir(), "vigil.state")
+			code, first, errs := runCLI(t, "replay", "--summary", "none", "--workers", strconv.Itoa(tc.w1), "--save-state", st, splitLines(t, log, 0, split))
+			if code != 0 {
+				t.Fatalf("first part: exit %d: %s", code, errs)
+			}
+			code, second, errs := runCLI(t, "replay", "--summary", "none", "--workers", strconv.Itoa(tc.w2), "--load-state", st, splitLines(t, log, split, n))
+			if code != 0 {
+				t.Fatalf("second part: exit %d: %s", code, errs)
+			}
+			if got := first + second; got != whole {
+				t.Errorf("%s split at line %d (%d then %d workers): %d alerts; want the %d of the uninterrupted replay, byte for byte\n%s",
+					filepath.Base(log), split, tc.w1, tc.w2, strings.Count(got, "\n"), strings.Count(whole, "\n"), firstDiff(got, whole))
+			}
+		}
+	}
+}
+
+func firstDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := range min(len(g), len(w)) {
+		if g[i] != w[i] {
+			return "line " + strconv.Itoa(i+1) + ":\n got  " + g[i] + "\n want " + w[i]
+		}
+	}
+	return "one is a prefix of the other"
+}
