@@ -527,3 +527,37 @@ func DecodeEngineState(b []byte) (EngineState, error) {
 	}
 	return s, nil
 }
+
+// OpenEpisode is an episode that is pending or firing.
+type OpenEpisode struct {
+	Signal   string // "" for the status flag and traffic
+	Detector string
+	Episode
+}
+
+// OpenEpisodes lists the device's pending and firing episodes, by check.
+func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
+	d := e.devices[device]
+	if d == nil {
+		return nil
+	}
+	var out []OpenEpisode
+	if d.Status.Active() {
+		out = append(out, OpenEpisode{Detector: "status", Episode: d.Status})
+	}
+	p := e.set.profiles[d.profile]
+	for i := range d.Signals {
+		s := &d.Signals[i]
+		for c, ck := range p.detectors[s.Kind].Checks() {
+			if s.Episodes[c].Active() {
+				out = append(out, OpenEpisode{Signal: s.Name, Detector: ck.Detector, Episode: s.Episodes[c]})
+			}
+		}
+	}
+	for k := range d.Traffic.Episodes {
+		if d.Traffic.Episodes[k].Active() {
+			out = append(out, OpenEpisode{Detector: trafficKinds[k], Episode: d.Traffic.Episodes[k]})
+		}
+	}
+	return out
+}

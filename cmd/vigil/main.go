@@ -6,6 +6,7 @@
 //	vigil simulate [flags]          generate a labelled plant log, or publish to a broker
 //	vigil config check FILE         validate a configuration file
 //	vigil journal check|inspect DIR check, repair or print the alert journal
+//	vigil state inspect FILE        show what a snapshot has learned
 //
 // Run "vigil help COMMAND" for the flags of a command.
 package main
@@ -45,6 +46,7 @@ func commands() []command {
 		{"simulate", "generate a labelled plant log, or publish a simulated fleet to a broker", runSimulate},
 		{"config", "check a configuration file (config check FILE)", runConfig},
 		{"journal", "check, repair or inspect the alert journal (journal check|inspect DIR)", runJournal},
+		{"state", "show a learned-state snapshot (state inspect FILE)", runState},
 	}
 }
 

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/state"
@@ -159,4 +164,107 @@ func logRestore(log *slog.Logger, ls *learnedState, rep detectors.RestoreReport)
 	if rep.DroppedEpisodes > 0 || rep.Reclassed > 0 {
 		log.Warn("the configuration changed since the snapshot", "episodes_of_removed_checks", rep.DroppedEpisodes, "devices_whose_class_is_gone", rep.Reclassed)
 	}
+}
+
+// runState is "vigil state inspect".
+func runState(_ context.Context, e *env, args []string) error {
+	usage := "vigil state inspect [--config FILE] [--devices PATTERNS] FILE"
+	if len(args) == 0 || args[0] != "inspect" {
+		return fmt.Errorf("%w: %s", errUsage, usage)
+	}
+	fs := newFlags(e, "state inspect", "[--config FILE] [--devices PATTERNS] FILE")
+	cfgPath := fs.String("config", "", "the configuration the state is read with (classes and checks; defaults without one)")
+	devices := fs.String("devices", "", "only devices matching these comma-separated `patterns` (e.g. \"press-*,pump-1\")")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: %s", errUsage, usage)
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	dcfg := cfg.DetectorConfig()
+	dcfg.Fleet = cfg.Fleet
+	set, err := detectors.New(dcfg)
+	if err != nil {
+		return err
+	}
+	ls, err := loadState(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	var patterns []string
+	if *devices != "" {
+		patterns = strings.Split(*devices, ",")
+	}
+	eng := set.NewEngine()
+	var rep detectors.RestoreReport
+	if err := ls.restoreEngine(eng, 0, 1, &rep); err != nil {
+		return err
+	}
+	w := bufio.NewWriter(e.stdout)
+	defer w.Flush()
+	fmt.Fprintf(w, "snapshot %d, taken %s, format %d\n", ls.header.Sequence, ls.header.Created.UTC().Format(time.RFC3339), ls.header.Version)
+	fmt.Fprintf(w, "stream: started %s, clock %s, next frame %d\n", fmtNs(ls.pos.Start), fmtNs(ls.pos.Clock), ls.pos.Seq)
+	fmt.Fprintf(w, "devices: %d", rep.Devices)
+	if rep.DroppedEpisodes > 0 || rep.Reclassed > 0 {
+		fmt.Fprintf(w, " (with this configuration: %d episodes of checks it lacks dropped, %d devices of classes it lacks reclassed)", rep.DroppedEpisodes, rep.Reclassed)
+	}
+	fmt.Fprintln(w)
+	for _, r := range ls.devices {
+		if !matchAny(patterns, r.Key) {
+			continue
+		}
+		d := eng.Device(r.Key)
+		fmt.Fprintf(w, "\n%s  class %s", d.Name, eng.Class(d.Name))
+		if d.Topic != "" {
+			fmt.Fprintf(w, "  topic %s", d.Topic)
+		}
+		if t := &d.Traffic; t.N > 0 {
+			fmt.Fprintf(w, "  traffic: %d messages learned, every %.3g s", t.N, t.Interval)
+		}
+		fmt.Fprintln(w)
+		for i := range d.Signals {
+			s := &d.Signals[i]
+			b := &s.Base
+			warm := "warm"
+			if !b.Warm {
+				warm = "warming up"
+			}
+			fmt.Fprintf(w, "  %-14s %-11s n=%-7d mean %-10.5g std %-10.4g median %-10.5g MAD %-9.4g %s\n",
+				s.Name, s.Kind, b.N, b.Mean, b.Std(), b.Median, b.MAD, warm)
+		}
+		for _, ep := range eng.OpenEpisodes(d.Name) {
+			sig := ep.Signal
+			if sig == "" {
+				sig = "-"
+			}
+			fmt.Fprintf(w, "  open: %s on %s, %s %s since %s\n", ep.Detector, sig, ep.State, ep.Severity, fmtNs(ep.Started))
+		}
+	}
+	return nil
+}
+
+func fmtNs(ns int64) string {
+	if ns == 0 {
+		return "-"
+	}
+	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
+}
+
+func matchAny(patterns []string, s string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if ok, _ := path.Match(strings.TrimSpace(p), s); ok {
+			return true
+		}
+	}
+	return false
 }

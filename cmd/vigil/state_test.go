@@ -81,3 +81,33 @@ func firstDiff(got, want string) string {
 	}
 	return "one is a prefix of the other"
 }
+
+func TestStateInspectAndDamage(t *testing.T) {
+	st := filepath.Join(t.TempDir(), "vigil.state")
+	// Stop mid-anomaly so that episodes are open in the snapshot.
+	log := splitLines(t, "../../fixtures/plant.log", 0, 512*20)
+	if code, _, errs := runCLI(t, "replay", "--summary", "none", "--save-state", st, log); code != 0 {
+		t.Fatalf("replay: exit %d: %s", code, errs)
+	}
+	code, out, errs := runCLI(t, "state", "inspect", st)
+	if code != 0 || !strings.Contains(out, "devices: 12") || !strings.Contains(out, "sensor-node-07  class default") ||
+		!strings.Contains(out, "next frame 10240") || !strings.Contains(out, "pressure       pressure    n=") ||
+		!strings.Contains(out, "open: thermal.drift on temperature, firing warning since 2026-11-21T10:13:42.342Z") {
+		t.Fatalf("inspect: exit %d\n%s%s", code, out, errs)
+	}
+	code, sel, _ := runCLI(t, "state", "inspect", "--devices", "sensor-node-03", st)
+	if code != 0 || strings.Count(sel, "class default") != 1 {
+		t.Errorf("inspect --devices: exit %d\n%s", code, sel)
+	}
+
+	// A damaged snapshot is refused with a clear message, never half-read.
+	data, _ := os.ReadFile(st)
+	data[len(data)/2] ^= 0xff
+	os.WriteFile(st, data, 0o600)
+	for _, args := range [][]string{{"state", "inspect", st}, {"replay", "--summary", "none", "--load-state", st, log}} {
+		code, out, errs := runCLI(t, args...)
+		if code != 1 || !strings.Contains(errs, "snapshot is corrupt") || out != "" {
+			t.Errorf("%v with a damaged snapshot: exit %d, stdout %d bytes, stderr %q; want exit 1, a corrupt-snapshot error, no output", args[:2], code, len(out), errs)
+		}
+	}
+}
