@@ -31,7 +31,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				w.Add(state.KindPosition, "", state.AppendPosition(nil, pipeline.Position{Seq: 1}))
+				w.Add(state.KindPosition, "", pipeline.AppendPosition(nil, pipeline.Position{Seq: 1}))
 				if err := eng.Snapshot(func(dev string, s []byte) error { return w.Add(state.KindDevice, dev, s) }); err != nil {
 					b.Fatal(err)
 				}

@@ -39,6 +39,15 @@ func (e *Engine) Snapshot(fn func(device string, state []byte) error) error {
 	return nil
 }
 
+// SnapshotTo implements pipeline.Snapshotter: the engine-wide state, then
+// every device (see Snapshot).
+func (e *Engine) SnapshotTo(w pipeline.RecordWriter) error {
+	if err := w.Add(pipeline.RecordEngine, "", e.State().Append(nil)); err != nil {
+		return err
+	}
+	return e.Snapshot(func(device string, b []byte) error { return w.Add(pipeline.RecordDevice, device, b) })
+}
+
 // EngineState is the engine-wide state beside the devices.
 type EngineState struct {
 	Start      int64 // the stream start the engine was ticked with
@@ -561,3 +570,5 @@ func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
 	}
 	return out
 }
+
+var _ pipeline.Snapshotter = (*Engine)(nil)

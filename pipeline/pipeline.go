@@ -101,6 +101,10 @@ type Config struct {
 	// Resume continues a stream from where a snapshot left it: its start,
 	// its clock and the number of its next frame (see Position).
 	Resume Position
+	// FleetSnapshot, when set, returns the fleet judge's state for a
+	// snapshot (see Snapshot). It is called on the merge stage's goroutine,
+	// the one that calls Fleet.
+	FleetSnapshot func() []byte
 	// Logger receives stage logs (default: discard).
 	Logger *slog.Logger
 	// Metrics receives the pipeline's metrics (default: a private set).
@@ -158,6 +162,9 @@ type batch struct {
 	// tick marks a batch with no frames that only advances the clock (live
 	// sources, when nothing arrives).
 	tick bool
+	// barrier, when set, makes the batch (with no frames) a snapshot
+	// barrier: it neither ticks nor judges the fleet.
+	barrier *barrier
 }
 
 // Pipeline is the staged detection pipeline. A Pipeline runs once.
@@ -189,6 +196,8 @@ type Pipeline struct {
 	ran               atomic.Bool
 	clock, start      int64         // the stream clock and start; the dispatcher's only
 	next              atomic.Uint64 // the number of the next frame, once read has ended
+	snapReq           chan *snapRequest
+	readDone          chan struct{} // closed when the read stage ends
 }
 
 type alertKey struct {
@@ -239,8 +248,10 @@ func New(cfg Config) (*Pipeline, error) {
 
 		alertCounters: map[alertMetric]*metrics.Counter{},
 
-		clock: cfg.Resume.Clock,
-		start: cfg.Resume.Start,
+		clock:    cfg.Resume.Clock,
+		start:    cfg.Resume.Start,
+		snapReq:  make(chan *snapRequest),
+		readDone: make(chan struct{}),
 	}
 	for _, r := range Reasons() {
 		p.rejected[r] = ms.NewCounter(fmt.Sprintf(`vigil_frames_rejected_total{reason=%q}`, r.String()))
@@ -337,6 +348,7 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 	defer close(p.decodeQ)
 	defer close(p.orderQ)
 	seq := p.cfg.Resume.Seq
+	defer close(p.readDone)
 	defer func() { p.next.Store(seq) }()
 	for {
 		var b *batch
@@ -347,6 +359,17 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 		}
 		b.frames.Reset()
 		b.tick, b.clock = false, 0
+		select {
+		case req := <-p.snapReq:
+			b.seq = seq
+			b.barrier = &barrier{req: req, parts: make([]memRecords, p.cfg.Workers), errs: make([]error, p.cfg.Workers)}
+			if !p.handOff(hard, b) {
+				req.done <- snapResult{err: ErrNotRunning}
+				return nil
+			}
+			continue
+		default:
+		}
 		err := p.readBatch(ctx, src, b)
 		if b.tick {
 			b.seq, b.clock = seq, time.Now().UnixNano()
@@ -545,6 +568,13 @@ func rejectReason(err error) Reason {
 // it. It alone touches its devices' state.
 func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 	for b := range p.shardQ[shard] {
+		if b.barrier != nil {
+			b.barrier.snapshotShard(shard, proc)
+			b.alerts[shard] = b.alerts[shard][:0]
+			b.newDevices[shard] = 0
+			b.shards <- struct{}{}
+			continue
+		}
 		out := b.alerts[shard][:0]
 		rej, _ := proc.(Rejecter)
 		for _, i := range b.route[shard] {
@@ -594,6 +624,11 @@ func (p *Pipeline) merge(hard context.Context, sink Sink) error {
 			case <-hard.Done():
 				return nil
 			}
+		}
+		if b.barrier != nil {
+			p.finish(b)
+			p.free <- b
+			continue
 		}
 		out := b.merged[:0]
 		for _, a := range b.alerts {

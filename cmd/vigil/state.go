@@ -39,7 +39,7 @@ func loadState(path string) (*learnedState, error) {
 	for _, r := range recs {
 		switch r.Kind {
 		case state.KindPosition:
-			if ls.pos, err = state.DecodePosition(r.Value); err != nil {
+			if ls.pos, err = pipeline.DecodePosition(r.Value); err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
 			havePos = true
@@ -126,7 +126,7 @@ func saveState(path string, seq uint64, pos pipeline.Position, fleet *detectors.
 	}
 	var info snapshotInfo
 	add := func(kind byte, key string, v []byte) error { return w.Add(kind, key, v) }
-	err = add(state.KindPosition, "", state.AppendPosition(nil, pos))
+	err = add(state.KindPosition, "", pipeline.AppendPosition(nil, pos))
 	if err == nil && fleet != nil {
 		err = add(state.KindFleet, "", fleet.AppendState(nil))
 	}

@@ -18,12 +18,12 @@ import (
 // Version is the snapshot file format version this build writes.
 const Version = 1
 
-// Record kinds.
+// Record kinds: the pipeline's snapshot sections.
 const (
-	KindPosition byte = 1 // the stream position (key "")
-	KindFleet    byte = 2 // the fleet judge (key "")
-	KindEngine   byte = 3 // a shard's engine-wide state (key: the shard)
-	KindDevice   byte = 4 // one device (key: its name)
+	KindPosition = pipeline.RecordPosition // the stream position (key "")
+	KindFleet    = pipeline.RecordFleet    // the fleet judge (key "")
+	KindEngine   = pipeline.RecordEngine   // a shard's engine-wide state
+	KindDevice   = pipeline.RecordDevice   // one device (key: its name)
 )
 
 var (
@@ -240,33 +240,3 @@ func ReadFrom(r io.Reader) (Header, []Record, error) {
 	return parse(data)
 }
 
-// AppendPosition encodes a stream position (the value of a KindPosition
-// record).
-func AppendPosition(b []byte, p pipeline.Position) []byte {
-	b = append(b, 1)
-	b = binary.AppendVarint(b, p.Start)
-	b = binary.AppendVarint(b, p.Clock)
-	return binary.AppendUvarint(b, p.Seq)
-}
-
-// DecodePosition decodes what AppendPosition wrote.
-func DecodePosition(b []byte) (pipeline.Position, error) {
-	var p pipeline.Position
-	if len(b) < 1 || b[0] != 1 {
-		return p, errors.New("state: position record of an unknown version")
-	}
-	b = b[1:]
-	var n int
-	if p.Start, n = binary.Varint(b); n <= 0 {
-		return p, errors.New("state: bad position record")
-	}
-	b = b[n:]
-	if p.Clock, n = binary.Varint(b); n <= 0 {
-		return p, errors.New("state: bad position record")
-	}
-	b = b[n:]
-	if p.Seq, n = binary.Uvarint(b); n <= 0 || n != len(b) {
-		return p, errors.New("state: bad position record")
-	}
-	return p, nil
-}

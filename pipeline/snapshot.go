@@ -1,0 +1,163 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/binary"
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Snapshot record kinds: the sections of a snapshot (package state writes
+// them to a file).
+const (
+	RecordPosition byte = 1 // the stream position (key "")
+	RecordFleet    byte = 2 // the fleet judge (key "")
+	RecordEngine   byte = 3 // a shard processor's engine-wide state
+	RecordDevice   byte = 4 // one device (key: its ID)
+)
+
+// RecordWriter receives the records of a snapshot. value is only valid
+// during the call.
+type RecordWriter interface {
+	Add(kind byte, key string, value []byte) error
+}
+
+// Snapshotter is implemented by processors whose learned state can be
+// saved. SnapshotTo is called on the shard's goroutine at a barrier: the
+// processor has judged every reading before it and none after.
+type Snapshotter interface {
+	SnapshotTo(w RecordWriter) error
+}
+
+// ErrNotRunning is returned by Snapshot when the pipeline is not running.
+var ErrNotRunning = errors.New("pipeline: not running")
+
+// snapRequest is a snapshot asked for by Snapshot.
+type snapRequest struct {
+	w    RecordWriter
+	done chan snapResult // buffered 1
+}
+
+type snapResult struct {
+	pos Position
+	err error
+}
+
+// barrier travels through the stages in a batch with no frames: each shard
+// writes its processor's records into its part, and the merge stage, which
+// sees the batch after every shard, writes the snapshot in shard order.
+type barrier struct {
+	req   *snapRequest
+	parts []memRecords
+	errs  []error
+}
+
+// memRecords keeps records in memory (one buffer per shard).
+type memRecords struct {
+	buf  []byte
+	recs []memRecord
+}
+
+type memRecord struct {
+	kind       byte
+	key        string
+	start, end int
+}
+
+func (m *memRecords) Add(kind byte, key string, value []byte) error {
+	start := len(m.buf)
+	m.buf = append(m.buf, value...)
+	m.recs = append(m.recs, memRecord{kind, key, start, len(m.buf)})
+	return nil
+}
+
+func (m *memRecords) writeTo(w RecordWriter) error {
+	for _, r := range m.recs {
+		if err := w.Add(r.kind, r.key, m.buf[r.start:r.end]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Snapshot takes a snapshot of everything learned, consistent at one
+// stream position: a barrier goes through the stages behind the batches
+// already read, each shard writes its processor's state when it reaches the
+// barrier, and the records go to w in a fixed order: the position, the fleet
+// judge (Config.FleetSnapshot), then each shard's. It returns the position,
+// or an error when ctx ends first, a processor fails, or the pipeline is
+// not running. Ingest pauses at each shard for as long as it takes that
+// shard to write its state.
+func (p *Pipeline) Snapshot(ctx context.Context, w RecordWriter) (Position, error) {
+	req := &snapRequest{w: w, done: make(chan snapResult, 1)}
+	select {
+	case p.snapReq <- req:
+	case <-p.readDone:
+		return Position{}, ErrNotRunning
+	case <-ctx.Done():
+		return Position{}, ctx.Err()
+	}
+	select {
+	case res := <-req.done:
+		return res.pos, res.err
+	case <-ctx.Done():
+		return Position{}, ctx.Err()
+	}
+}
+
+// snapshotShard writes a shard's part of a barrier.
+func (b *barrier) snapshotShard(shard int, proc Processor) {
+	if s, ok := proc.(Snapshotter); ok {
+		b.errs[shard] = s.SnapshotTo(&b.parts[shard])
+	}
+}
+
+// finish writes the snapshot of a barrier batch (in the merge stage) and
+// answers the request.
+func (p *Pipeline) finish(b *batch) {
+	br := b.barrier
+	pos := Position{Start: b.start, Clock: b.clock, Seq: b.seq}
+	err := errors.Join(br.errs...)
+	if err == nil {
+		err = br.req.w.Add(RecordPosition, "", AppendPosition(nil, pos))
+	}
+	if err == nil && p.cfg.FleetSnapshot != nil {
+		err = br.req.w.Add(RecordFleet, "", p.cfg.FleetSnapshot())
+	}
+	for i := range br.parts {
+		if err == nil {
+			err = br.parts[i].writeTo(br.req.w)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("pipeline: snapshot: %w", err)
+	}
+	br.req.done <- snapResult{pos, err}
+	b.barrier = nil
+}
+
+// AppendPosition encodes a stream position (a RecordPosition's value).
+func AppendPosition(b []byte, p Position) []byte {
+	b = append(b, 1)
+	b = binary.AppendVarint(b, p.Start)
+	b = binary.AppendVarint(b, p.Clock)
+	return binary.AppendUvarint(b, p.Seq)
+}
+
+// DecodePosition decodes what AppendPosition wrote.
+func DecodePosition(b []byte) (Position, error) {
+	var p Position
+	if len(b) < 1 || b[0] != 1 {
+		return p, errors.New("pipeline: position record of an unknown version")
+	}
+	r := bytes.NewReader(b[1:])
+	var err1, err2, err3 error
+	p.Start, err1 = binary.ReadVarint(r)
+	p.Clock, err2 = binary.ReadVarint(r)
+	p.Seq, err3 = binary.ReadUvarint(r)
+	if err := errors.Join(err1, err2, err3); err != nil || r.Len() != 0 {
+		return p, errors.New("pipeline: bad position record")
+	}
+	return p, nil
+}
