@@ -239,4 +239,3 @@ func ReadFrom(r io.Reader) (Header, []Record, error) {
 	}
 	return parse(data)
 }
-
