@@ -85,6 +85,7 @@ func demo(ctx context.Context, e *env, o demoOptions) error {
 	}
 	defer os.RemoveAll(jdir)
 	cfg.Alerts.Journal.Dir = filepath.Join(jdir, "journal")
+	cfg.State.File = "" // the demo starts afresh every time
 
 	view := newLiveView()
 	var (

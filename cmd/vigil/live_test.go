@@ -153,7 +153,7 @@ func TestLiveEndToEnd(t *testing.T) {
 	metricsAddr := freeAddr(t)
 	tlsBlock := fmt.Sprintf("  tls: {ca_file: %s, cert_file: %s, key_file: %s}\n", b.CAFile, b.ClientCertFile, b.ClientKeyFile)
 	vigilCfg := writeConfig(t, "vigil.yaml", "mqtt:\n  broker: "+b.URL()+"\n  client_id: vigil-it\n  username: vigil\n  password_file: "+
-		b.PasswordFile("vigil")+"\n"+tlsBlock+"  subscriptions: [\"plant/#\"]\nalerts:\n  journal: {dir: "+filepath.Join(t.TempDir(), "journal")+"}\n  mqtt: {state_topic: \"vigil/state/{device}\"}\nmetrics:\n  listen: "+metricsAddr+"\n")
+		b.PasswordFile("vigil")+"\n"+tlsBlock+"  subscriptions: [\"plant/#\"]\nalerts:\n  journal: {dir: "+filepath.Join(t.TempDir(), "journal")+"}\n  mqtt: {state_topic: \"vigil/state/{device}\"}\nstate: {file: "+filepath.Join(t.TempDir(), "vigil.state")+"}\nmetrics:\n  listen: "+metricsAddr+"\n")
 	deviceCfg := writeConfig(t, "device.yaml", "mqtt:\n  client_id: plant-sim\n  username: device\n  password_file: "+b.PasswordFile("device")+"\n"+tlsBlock)
 
 	got := make(chan received, 10000)

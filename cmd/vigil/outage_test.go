@@ -64,7 +64,7 @@ func TestOutputOutage(t *testing.T) {
 		b.PasswordFile("vigil")+"\n"+tlsBlock+"  subscriptions: [\"plant/#\"]\n"+
 		"alerts:\n  journal: {dir: "+filepath.Join(dir, "journal")+"}\n  mqtt: {enabled: false}\n  file: "+alertsFile+"\n"+
 		"  outputs:\n    - {name: bus, type: nats, url: \"nats://"+natsAddr+"\", jetstream: true, timeout: 1s, retry: {initial: 50ms, max: 300ms}}\n"+
-		"metrics:\n  listen: "+metricsAddr+"\n")
+		"state: {file: "+filepath.Join(t.TempDir(), "vigil.state")+"}\nmetrics:\n  listen: "+metricsAddr+"\n")
 	deviceCfg := writeConfig(t, "device.yaml", "mqtt:\n  client_id: plant-sim-outage\n  username: device\n  password_file: "+b.PasswordFile("device")+"\n"+tlsBlock)
 
 	var logs syncBuffer

@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -21,9 +25,10 @@ import (
 
 // runLive is "vigil run": the pipeline as a sidecar to an MQTT broker.
 func runLive(ctx context.Context, e *env, args []string) error {
-	var cfgPath string
-	fs := newFlags(e, "run", "--config FILE")
+	var cfgPath, statePath string
+	fs := newFlags(e, "run", "--config FILE [--state FILE]")
 	fs.StringVar(&cfgPath, "config", "", "configuration `file` (YAML; see docs/vigil.example.yaml)")
+	fs.StringVar(&statePath, "state", "", "learned-state snapshot `file` to start from and to keep (overrides state.file; e.g. one written by \"vigil replay --save-state\")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -36,6 +41,9 @@ func runLive(ctx context.Context, e *env, args []string) error {
 	}
 	if cfg.MQTT.Broker == "" {
 		return fmt.Errorf("config %s: mqtt.broker is required for run", cfgPath)
+	}
+	if statePath != "" {
+		cfg.State.File = statePath
 	}
 	return live(ctx, e, cfg, nil)
 }
@@ -91,28 +99,69 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		}
 	}()
 
+	// What was learned before: the newest good snapshot, restored into
+	// the engines (one per shard) and the fleet judge before the run.
+	workers := cmp.Or(cfg.Pipeline.Workers, runtime.GOMAXPROCS(0))
+	var learned *learnedState
+	if cfg.State.File != "" {
+		if learned, err = loadNewest(cfg.State.File, cfg.State.Keep, log); err != nil {
+			log.Error("starting without learned state", "err", err)
+		}
+	}
+	fleet := set.NewFleet()
+	built := make([]*detectors.Engine, workers)
+	var restored detectors.RestoreReport
+	for i := range built {
+		built[i] = set.NewEngine()
+		built[i].SetMaxDevices(cfg.Pipeline.EngineCap(workers))
+	}
+	var resume pipeline.Position
+	if learned != nil {
+		if err := learned.restoreFleet(fleet); err != nil {
+			return err
+		}
+		for i, eng := range built {
+			if err := learned.restoreEngine(eng, i, workers, &restored); err != nil {
+				return err
+			}
+		}
+		resume = learned.pos
+		logRestore(log, learned, restored)
+	}
+	var fleetFn pipeline.FleetFunc
+	var fleetSnap func() []byte
+	if fleet != nil {
+		fleetFn = fleet.Judge
+		fleetSnap = func() []byte { return fleet.AppendState(nil) }
+	}
 	pl, err := pipeline.New(pipeline.Config{
-		Workers:   cfg.Pipeline.Workers,
-		Decoders:  cfg.Pipeline.Decoders,
-		BatchSize: cfg.Pipeline.BatchSize,
-		Decoder:   dc,
-		NewProcessor: func(int) pipeline.Processor {
-			e := set.NewEngine()
-			e.SetMaxDevices(cfg.Pipeline.EngineCap(cmp.Or(cfg.Pipeline.Workers, runtime.GOMAXPROCS(0))))
-			return e
-		},
+		Workers:      workers,
+		Decoders:     cfg.Pipeline.Decoders,
+		BatchSize:    cfg.Pipeline.BatchSize,
+		Decoder:      dc,
+		NewProcessor: func(i int) pipeline.Processor { return built[i] },
 		// Ticks let the traffic detectors notice silence although no
 		// message arrives; Fleet judges the fleet as a whole (spraying).
-		Tick:         time.Second,
-		Fleet:        set.FleetFunc(),
-		DrainTimeout: cfg.Pipeline.DrainTimeout,
-		Logger:       log,
-		Metrics:      ms,
+		Tick:          time.Second,
+		Fleet:         fleetFn,
+		FleetSnapshot: fleetSnap,
+		Resume:        resume,
+		DrainTimeout:  cfg.Pipeline.DrainTimeout,
+		Logger:        log,
+		Metrics:       ms,
 	})
 	if err != nil {
 		return err
 	}
 
+	var snaps *snapshots
+	if cfg.State.File != "" {
+		var seq uint64
+		if learned != nil {
+			seq = learned.header.Sequence
+		}
+		snaps = newSnapshots(cfg.State.File, cfg.State.Keep, seq, log, ms)
+	}
 	var wg sync.WaitGroup
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
@@ -130,6 +179,15 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 			return err
 		}
 		srv.SetNotes(func() []string { return outputNotes(outs.Statuses()) })
+		if snaps != nil {
+			srv.Handle("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
+				if err := snaps.take(r.Context(), pl, "requested"); err != nil {
+					http.Error(w, "snapshot failed: "+err.Error(), http.StatusInternalServerError)
+					return
+				}
+				fmt.Fprintln(w, "snapshot saved")
+			})
+		}
 		wg.Go(func() {
 			if err := srv.Serve(adminCtx); err != nil {
 				log.Error("metrics listener", "err", err)
@@ -140,10 +198,48 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		hooks.started(pl, src)
 	}
 	log.Info("running", "workers", cfg.Pipeline.Workers, "subscriptions", len(cfg.MQTT.Subscriptions), "metrics", cfg.Metrics.Listen)
+	if snaps != nil {
+		// Periodic snapshots and SIGUSR1, while the pipeline runs.
+		snapCtx, stopSnaps := context.WithCancel(adminCtx)
+		defer stopSnaps()
+		wg.Go(func() { snapshotLoop(snapCtx, snaps, pl, cfg.State.Interval) })
+	}
 	err = pl.Run(ctx, src, outs)
+	if snaps != nil {
+		if serr := snaps.final(pl.Position(), fleet, built); serr != nil && err == nil {
+			err = fmt.Errorf("state: %w", serr)
+		}
+	}
 	st := pl.Stats()
 	log.Info("stopped", "messages", st.Frames, "decoded", st.Decoded, "devices", st.Devices, "alerts", sumValues(st.Alerts))
 	return err
+}
+
+// snapshotLoop takes a snapshot every interval (when positive) and on each
+// SIGUSR1 until ctx ends.
+func snapshotLoop(ctx context.Context, snaps *snapshots, pl *pipeline.Pipeline, interval time.Duration) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		why := "periodic"
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		case <-usr1:
+			why = "SIGUSR1"
+		}
+		if err := snaps.take(ctx, pl, why); errors.Is(err, pipeline.ErrNotRunning) {
+			return
+		}
+	}
 }
 
 // outputNotes describes the outputs that are failing or behind, for /readyz:

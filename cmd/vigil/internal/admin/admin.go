@@ -26,11 +26,17 @@ type ReadyFunc func() error
 
 // Server serves /metrics, /healthz and /readyz.
 type Server struct {
+	mux   *http.ServeMux
 	srv   *http.Server
 	ln    net.Listener
 	log   *slog.Logger
 	notes func() []string
 }
+
+// Handle registers an endpoint beside /metrics, /healthz and /readyz
+// (pattern as for http.ServeMux, e.g. "POST /snapshot"). Call it before
+// Serve.
+func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
 
 // SetNotes adds lines to a ready /readyz answer: conditions worth knowing
 // that do not stop detection, such as an alert output that is failing.
@@ -71,6 +77,7 @@ func New(cfg Config, ready ReadyFunc, log *slog.Logger, sets ...*metrics.Set) (*
 		}
 	})
 	*s = Server{
+		mux: mux,
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
 		ln:  ln,
 		log: log.With("component", "admin"),

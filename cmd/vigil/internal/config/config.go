@@ -90,6 +90,21 @@ type AlertsMQTT struct {
 // On reports whether alerts are republished over MQTT.
 func (a AlertsMQTT) On() bool { return a.Enabled == nil || *a.Enabled }
 
+// State is the state section: snapshots of everything learned, so that a
+// restart starts warm.
+type State struct {
+	// File is the snapshot of "vigil run": restored at start when present
+	// (or the newest good one of File.1 …), written every Interval, on
+	// SIGUSR1 or POST /snapshot on the metrics listener, and at shutdown.
+	// "" switches snapshots off.
+	File string `yaml:"file"`
+	// Interval is the time between periodic snapshots (default 5m; 0 only
+	// at shutdown and on demand).
+	Interval time.Duration `yaml:"interval"`
+	// Keep is how many snapshots are kept: File, File.1, … (default 3).
+	Keep int `yaml:"keep"`
+}
+
 // Class is a device class in the file: its detectors section overlays the
 // top-level one.
 type Class struct {
@@ -106,6 +121,7 @@ type File struct {
 	// Source tunes the MQTT source.
 	Source    mqtt.SourceOptions `yaml:"source"`
 	Alerts    Alerts             `yaml:"alerts"`
+	State     State              `yaml:"state"`
 	Metrics   admin.Config       `yaml:"metrics"`
 	Decoder   Decoder            `yaml:"decoder"`
 	Pipeline  Pipeline           `yaml:"pipeline"`
@@ -126,6 +142,7 @@ func Default() *File {
 		Decoder:   Decoder{MaxPayload: 64 << 10, MaxSignals: 32, Signals: map[string]Signal{}},
 		Pipeline:  Pipeline{DrainTimeout: 10 * time.Second, MaxDevices: 1_000_000},
 		Alerts:    Alerts{Journal: Journal{Dir: "vigil-data/journal"}},
+		State:     State{File: "vigil-data/vigil.state", Interval: 5 * time.Minute, Keep: 3},
 		Detectors: detectors.DefaultParams(),
 		Fleet:     detectors.DefaultFleet(),
 	}
@@ -226,6 +243,9 @@ func (f *File) Validate() error {
 	}
 	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 || f.Pipeline.DrainTimeout < 0 || f.Pipeline.MaxDevices < 0 {
 		errs = append(errs, fmt.Errorf("pipeline: workers, decoders, batch_size, drain_timeout and max_devices must not be negative"))
+	}
+	if f.State.Interval < 0 || f.State.Keep < 0 {
+		errs = append(errs, errors.New("state: interval and keep must not be negative"))
 	}
 	if err := f.Fleet.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("fleet: %w", err))
