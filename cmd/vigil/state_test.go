@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -109,5 +110,33 @@ func TestStateInspectAndDamage(t *testing.T) {
 		if code != 1 || !strings.Contains(errs, "snapshot is corrupt") || out != "" {
 			t.Errorf("%v with a damaged snapshot: exit %d, stdout %d bytes, stderr %q; want exit 1, a corrupt-snapshot error, no output", args[:2], code, len(out), errs)
 		}
+	}
+}
+
+// TestSnapshotFormatV1: a snapshot written by format version 1 (committed)
+// is still restored whole, and a replay continues from it.
+func TestSnapshotFormatV1(t *testing.T) {
+	const fixture = "testdata/state/plant-v1.state"
+	code, out, errs := runCLI(t, "state", "inspect", fixture)
+	if code != 0 || !strings.Contains(out, "format 1") || !strings.Contains(out, "devices: 12\n") || !strings.Contains(out, "next frame 5120") {
+		t.Fatalf("inspect: exit %d\n%s%s", code, out, errs)
+	}
+	// sensor-node-01's pressure baseline was learned around 4 bar.
+	var line string
+	for l := range strings.Lines(out[strings.Index(out, "sensor-node-01 "):]) {
+		if strings.Contains(l, " pressure ") {
+			line = l
+			break
+		}
+	}
+	var mean float64
+	if i := strings.Index(line, "mean "); i < 0 {
+		t.Fatalf("no pressure baseline for sensor-node-01 in:\n%s", out)
+	} else if _, err := fmt.Sscanf(line[i:], "mean %g", &mean); err != nil || mean < 3.5 || mean > 4.5 {
+		t.Errorf("sensor-node-01 pressure mean %v (%v); want about 4 bar: %q", mean, err, line)
+	}
+	rest := splitLines(t, "../../fixtures/plant.log", 5120, countLines(t, "../../fixtures/plant.log"))
+	if code, _, errs := runCLI(t, "replay", "--summary", "none", "--load-state", fixture, rest); code != 0 {
+		t.Errorf("replay from the v1 snapshot: exit %d: %s", code, errs)
 	}
 }
