@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-iot/vigil/detectors/eval"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/file"
+	"github.com/vigil-iot/vigil/pipeline/state"
 )
 
 // replayOptions are the flags of "vigil replay".
@@ -222,9 +223,15 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	}
 	nWorkers := cmp.Or(workers, runtime.GOMAXPROCS(0))
 	engineCap := cfg.Pipeline.EngineCap(nWorkers)
+	var keys *state.Keys
+	if o.loadState != "" || o.saveState != "" {
+		if keys, err = stateKeys(cfg); err != nil {
+			return nil, err
+		}
+	}
 	var learned *learnedState
 	if o.loadState != "" {
-		if learned, err = loadState(o.loadState); err != nil {
+		if learned, err = loadState(o.loadState, keys); err != nil {
 			return nil, err
 		}
 	}
@@ -343,7 +350,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		if learned != nil {
 			seq = learned.header.Sequence + 1
 		}
-		info, err := saveState(o.saveState, seq, pl.Position(), fleet, built)
+		info, err := saveState(o.saveState, seq, pl.Position(), fleet, built, keys)
 		if err != nil {
 			return nil, err
 		}

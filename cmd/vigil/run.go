@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
 	"github.com/vigil-iot/vigil/pipeline/output"
+	"github.com/vigil-iot/vigil/pipeline/state"
 )
 
 // runLive is "vigil run": the pipeline as a sidecar to an MQTT broker.
@@ -103,8 +104,12 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	// the engines (one per shard) and the fleet judge before the run.
 	workers := cmp.Or(cfg.Pipeline.Workers, runtime.GOMAXPROCS(0))
 	var learned *learnedState
+	var keys *state.Keys
 	if cfg.State.File != "" {
-		if learned, err = loadNewest(cfg.State.File, cfg.State.Keep, log); err != nil {
+		if keys, err = stateKeys(cfg); err != nil {
+			return err
+		}
+		if learned, err = loadNewest(cfg.State.File, cfg.State.Keep, keys, log); err != nil {
 			log.Error("starting without learned state", "err", err)
 		}
 	}
@@ -160,7 +165,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		if learned != nil {
 			seq = learned.header.Sequence
 		}
-		snaps = newSnapshots(cfg.State.File, cfg.State.Keep, seq, log, ms)
+		snaps = newSnapshots(cfg.State.File, cfg.State.Keep, seq, keys, log, ms)
 	}
 	var wg sync.WaitGroup
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))

@@ -22,6 +22,7 @@ import (
 type snapshots struct {
 	path string
 	keep int
+	keys *state.Keys // nil: plain
 	log  *slog.Logger
 
 	mu  sync.Mutex // one snapshot at a time
@@ -33,9 +34,9 @@ type snapshots struct {
 	bytes         *metrics.Gauge
 }
 
-func newSnapshots(path string, keep int, seq uint64, log *slog.Logger, ms *metrics.Set) *snapshots {
+func newSnapshots(path string, keep int, seq uint64, keys *state.Keys, log *slog.Logger, ms *metrics.Set) *snapshots {
 	return &snapshots{
-		path: path, keep: max(keep, 1), seq: seq, log: log.With("component", "state"),
+		path: path, keep: max(keep, 1), seq: seq, keys: keys, log: log.With("component", "state"),
 		taken:  ms.NewCounter(`vigil_state_snapshots_total`),
 		failed: ms.NewCounter(`vigil_state_snapshot_failures_total`),
 		secs:   ms.NewHistogram(`vigil_state_snapshot_seconds`),
@@ -93,7 +94,7 @@ func (s *snapshots) write(why string, fill func(*state.Writer) (int, error)) err
 	start := time.Now()
 	s.seq++
 	tmp := s.path + ".new"
-	w, err := state.Create(tmp, state.Header{Sequence: s.seq, Created: start})
+	w, err := createState(tmp, state.Header{Sequence: s.seq, Created: start}, s.keys)
 	if err == nil {
 		var devices int
 		devices, err = fill(w)
@@ -135,20 +136,32 @@ func (s *snapshots) rotate(tmp string) error {
 	return os.Rename(tmp, s.path)
 }
 
+// rotated names the i-th kept snapshot: path, path.1, path.2, …
+func rotated(path string, i int) string {
+	if i == 0 {
+		return path
+	}
+	return path + "." + strconv.Itoa(i)
+}
+
 // loadNewest reads the newest good snapshot among path, path.1, …: a
 // damaged one is reported and the one before it used. It returns nil
 // without an error when there is none.
-func loadNewest(path string, keep int, log *slog.Logger) (*learnedState, error) {
+func loadNewest(path string, keep int, keys *state.Keys, log *slog.Logger) (*learnedState, error) {
 	var errs []error
 	for i := range max(keep, 1) {
-		p := path
-		if i > 0 {
-			p = path + "." + strconv.Itoa(i)
-		}
+		p := rotated(path, i)
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		ls, err := loadState(p)
+		ls, err := loadState(p, keys)
+		// The files rotate newest first: a snapshot not newer than the one
+		// rotated after it was put in place of a newer one.
+		if err == nil {
+			if next, perr := state.PeekSequence(rotated(path, i+1)); perr == nil && next >= ls.header.Sequence {
+				err = fmt.Errorf("%s: snapshot %d is not newer than snapshot %d in %s (an older snapshot put in its place?)", p, ls.header.Sequence, next, rotated(path, i+1))
+			}
+		}
 		if err == nil {
 			if len(errs) > 0 {
 				log.Warn("using an older snapshot", "file", p)

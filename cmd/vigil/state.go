@@ -28,9 +28,50 @@ type learnedState struct {
 	devices []state.Record
 }
 
+// stateKeys reads the snapshot encryption keys of cfg (nil when snapshots
+// are not encrypted).
+func stateKeys(cfg *config.File) (*state.Keys, error) {
+	enc := cfg.State.Encryption
+	if !enc.On() {
+		return nil, nil
+	}
+	src := map[string][]byte{}
+	var order []string
+	if enc.KeyFile != "" {
+		b, err := os.ReadFile(enc.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("state.encryption.key_file: %w", err)
+		}
+		src["state.encryption.key_file"], order = b, append(order, "state.encryption.key_file")
+	} else {
+		v, ok := os.LookupEnv(enc.KeyEnv)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("state.encryption.key_env: environment variable %s is not set", enc.KeyEnv)
+		}
+		src["state.encryption.key_env"], order = []byte(v), append(order, "state.encryption.key_env")
+	}
+	for i, f := range enc.OldKeyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("state.encryption.old_key_files[%d]: %w", i, err)
+		}
+		name := fmt.Sprintf("state.encryption.old_key_files[%d]", i)
+		src[name], order = b, append(order, name)
+	}
+	return state.ParseKeys(src, order)
+}
+
+// createState starts a snapshot file, encrypted when keys are given.
+func createState(path string, h state.Header, keys *state.Keys) (*state.Writer, error) {
+	if keys != nil {
+		return state.CreateEncrypted(path, h, keys)
+	}
+	return state.Create(path, h)
+}
+
 // loadState reads and checks the snapshot at path.
-func loadState(path string) (*learnedState, error) {
-	h, recs, err := state.Read(path)
+func loadState(path string, keys *state.Keys) (*learnedState, error) {
+	h, recs, err := state.ReadWith(path, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -118,9 +159,9 @@ type snapshotInfo struct {
 // saveState writes everything learned to path atomically: the stream
 // position, the fleet judge and each engine's devices. Call it when the
 // pipeline has stopped (after Run).
-func saveState(path string, seq uint64, pos pipeline.Position, fleet *detectors.Fleet, es []*detectors.Engine) (snapshotInfo, error) {
+func saveState(path string, seq uint64, pos pipeline.Position, fleet *detectors.Fleet, es []*detectors.Engine, keys *state.Keys) (snapshotInfo, error) {
 	start := time.Now()
-	w, err := state.Create(path, state.Header{Sequence: seq, Created: start})
+	w, err := createState(path, state.Header{Sequence: seq, Created: start}, keys)
 	if err != nil {
 		return snapshotInfo{}, err
 	}
@@ -194,7 +235,11 @@ func runState(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ls, err := loadState(fs.Arg(0))
+	keys, err := stateKeys(cfg)
+	if err != nil {
+		return err
+	}
+	ls, err := loadState(fs.Arg(0), keys)
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
+	"github.com/vigil-iot/vigil/pipeline"
+	"github.com/vigil-iot/vigil/pipeline/state"
 )
 
 // splitLines writes lines [from, to) of path to a new file.
@@ -139,4 +146,84 @@ func TestSnapshotFormatV1(t *testing.T) {
 	if code, _, errs := runCLI(t, "replay", "--summary", "none", "--load-state", fixture, rest); code != 0 {
 		t.Errorf("replay from the v1 snapshot: exit %d: %s", code, errs)
 	}
+}
+
+// TestSnapshotRotationAndEncryption: snapshots written encrypted (age key
+// from a file) are read back with the key, refused clearly with another;
+// among the kept snapshots a damaged newest falls back to the previous good
+// one, and an older snapshot put in place of a newer one is refused.
+func TestSnapshotRotationAndEncryption(t *testing.T) {
+	dir := t.TempDir()
+	keyA, _ := state.GenerateKey()
+	keyB, _ := state.GenerateKey()
+	os.WriteFile(filepath.Join(dir, "a.key"), []byte(keyA+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "b.key"), []byte(keyB+"\n"), 0o600)
+	cfgA := writeConfig(t, "a.yaml", "state: {encryption: {key_file: "+filepath.Join(dir, "a.key")+"}}\n")
+	cfgB := writeConfig(t, "b.yaml", "state: {encryption: {key_file: "+filepath.Join(dir, "b.key")+"}}\n")
+	cfgBA := writeConfig(t, "ba.yaml", "state: {encryption: {key_file: "+filepath.Join(dir, "b.key")+", old_key_files: ["+filepath.Join(dir, "a.key")+"]}}\n")
+	log := splitLines(t, "../../fixtures/plant.log", 0, 2048)
+	st := filepath.Join(dir, "vigil.state")
+	if code, _, errs := runCLI(t, "replay", "--config", cfgA, "--summary", "none", "--save-state", st, log); code != 0 {
+		t.Fatalf("replay: exit %d: %s", code, errs)
+	}
+	raw, _ := os.ReadFile(st)
+	if bytes.Contains(raw, []byte("sensor-node-01")) {
+		t.Fatal("the encrypted snapshot holds a device name in clear")
+	}
+	if code, out, errs := runCLI(t, "state", "inspect", "--config", cfgA, st); code != 0 || !strings.Contains(out, "devices: 12") {
+		t.Errorf("inspect with the key: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runCLI(t, "state", "inspect", "--config", cfgBA, st); code != 0 {
+		t.Errorf("inspect after a rotation (new key first, the old one kept): exit %d: %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, "state", "inspect", "--config", cfgB, st); code != 1 || !strings.Contains(errs, "not among the configured keys") || strings.Contains(errs, keyA) || strings.Contains(errs, keyB) {
+		t.Errorf("inspect with another key: exit %d: %s; want exit 1 naming the key mismatch, no key shown", code, errs)
+	}
+	if code, _, errs := runCLI(t, "state", "inspect", st); code != 1 || !strings.Contains(errs, "configure state.encryption") {
+		t.Errorf("inspect without a key: exit %d: %s", code, errs)
+	}
+
+	// Rotation of kept snapshots: seq 1 (st.2), 2 (st.1), 3 (st).
+	keys, err := stateKeys(mustLoad(t, cfgA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	discard := slog.New(slog.DiscardHandler)
+	snaps := newSnapshots(st, 3, 0, keys, discard, metrics.NewSet())
+	for range 3 {
+		if err := snaps.final(pipeline.Position{Seq: 1}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range []uint64{3, 2, 1} {
+		if seq, err := state.PeekSequence(rotated(st, i)); err != nil || seq != want {
+			t.Errorf("%s: sequence %d, %v; want %d", rotated(st, i), seq, err, want)
+		}
+	}
+	ls, err := loadNewest(st, 3, keys, discard)
+	if err != nil || ls.header.Sequence != 3 {
+		t.Fatalf("newest: %+v, %v; want snapshot 3", ls, err)
+	}
+	// The newest damaged: the previous good one is used.
+	data, _ := os.ReadFile(st)
+	os.WriteFile(st, data[:len(data)-10], 0o600)
+	if ls, err = loadNewest(st, 3, keys, discard); err != nil || ls.header.Sequence != 2 {
+		t.Errorf("with the newest damaged: %+v, %v; want snapshot 2", ls, err)
+	}
+	// An older snapshot put in place of the newest: refused, and the one
+	// after it (2, older than 3 but consistent with 1 after it) used.
+	old, _ := os.ReadFile(rotated(st, 2))
+	os.WriteFile(st, old, 0o600)
+	if ls, err = loadNewest(st, 3, keys, discard); err != nil || ls.header.Sequence != 2 {
+		t.Errorf("with snapshot 1 copied over the newest: %+v, %v; want it refused and snapshot 2 used", ls, err)
+	}
+}
+
+func mustLoad(t *testing.T, path string) *config.File {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

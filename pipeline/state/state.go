@@ -57,6 +57,7 @@ type Record struct {
 type Writer struct {
 	path, tmp string
 	f         *os.File
+	enc       io.WriteCloser // the encrypting writer, or nil
 	w         *bufio.Writer
 	crc       uint32 // of everything written so far
 	n         uint64
@@ -72,14 +73,24 @@ func Create(path string, h Header) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	w := &Writer{path: path, tmp: tmp, f: f, w: bufio.NewWriterSize(f, 256<<10)}
+	w := newWriter(path, tmp, f, nil, h)
+	return w, w.err
+}
+
+// newWriter writes the plain snapshot to enc (encrypting into f) or f.
+func newWriter(path, tmp string, f *os.File, enc io.WriteCloser, h Header) *Writer {
+	var dst io.Writer = f
+	if enc != nil {
+		dst = enc
+	}
+	w := &Writer{path: path, tmp: tmp, f: f, enc: enc, w: bufio.NewWriterSize(dst, 256<<10)}
 	b := append([]byte(nil), magic...)
 	b = binary.LittleEndian.AppendUint16(b, Version)
 	b = binary.LittleEndian.AppendUint16(b, 0)
 	b = binary.LittleEndian.AppendUint64(b, h.Sequence)
 	b = binary.LittleEndian.AppendUint64(b, uint64(h.Created.UnixNano()))
 	w.write(b)
-	return w, w.err
+	return w
 }
 
 func (w *Writer) write(b []byte) {
@@ -123,6 +134,9 @@ func (w *Writer) Commit() error {
 	if w.err == nil {
 		w.err = w.w.Flush()
 	}
+	if w.err == nil && w.enc != nil {
+		w.err = w.enc.Close()
+	}
 	if w.err == nil {
 		w.err = w.f.Sync()
 	}
@@ -165,18 +179,9 @@ var ErrCorrupt = errors.New("state: snapshot is corrupt")
 
 // Read reads and verifies the snapshot file path whole, then returns its
 // header and records. A file that is truncated, damaged, of another format
-// or of a newer version is refused with an error that says which and where.
-func Read(path string) (Header, []Record, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Header{}, nil, fmt.Errorf("state: %w", err)
-	}
-	h, recs, err := parse(data)
-	if err != nil {
-		return h, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return h, recs, nil
-}
+// or of a newer version is refused with an error that says which and where;
+// an encrypted one needs ReadWith.
+func Read(path string) (Header, []Record, error) { return ReadWith(path, nil) }
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
@@ -231,11 +236,11 @@ func parse(data []byte) (Header, []Record, error) {
 	return h, recs, nil
 }
 
-// ReadFrom is Read from an io.Reader (for tests and pipes).
-func ReadFrom(r io.Reader) (Header, []Record, error) {
+// ReadFrom is ReadWith from an io.Reader (for tests and pipes).
+func ReadFrom(r io.Reader, keys *Keys) (Header, []Record, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("state: %w", err)
 	}
-	return parse(data)
+	return parseWith(data, keys)
 }

@@ -64,26 +64,26 @@ func TestDamageIsRefused(t *testing.T) {
 	write(t, path, sample)
 	data, _ := os.ReadFile(path)
 	for n := range len(data) {
-		if _, _, err := ReadFrom(bytes.NewReader(data[:n])); err == nil {
+		if _, _, err := ReadFrom(bytes.NewReader(data[:n]), nil); err == nil {
 			t.Fatalf("truncated to %d of %d bytes: read without error", n, len(data))
 		}
 	}
 	for i := range data {
 		bad := bytes.Clone(data)
 		bad[i] ^= 0x10
-		if _, _, err := ReadFrom(bytes.NewReader(bad)); err == nil {
+		if _, _, err := ReadFrom(bytes.NewReader(bad), nil); err == nil {
 			t.Fatalf("byte %d flipped: read without error", i)
 		}
 	}
-	if _, _, err := ReadFrom(bytes.NewReader(data[:len(data)-1])); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "truncated") {
+	if _, _, err := ReadFrom(bytes.NewReader(data[:len(data)-1]), nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("truncated file: got %v; want a corrupt/truncated error", err)
 	}
 	newer := bytes.Clone(data)
 	newer[8] = Version + 1
-	if _, _, err := ReadFrom(bytes.NewReader(newer)); err == nil || !strings.Contains(err.Error(), "not supported") {
+	if _, _, err := ReadFrom(bytes.NewReader(newer), nil); err == nil || !strings.Contains(err.Error(), "not supported") {
 		t.Errorf("newer version: got %v", err)
 	}
-	if _, _, err := ReadFrom(strings.NewReader(strings.Repeat("{}", 40))); err == nil || !strings.Contains(err.Error(), "not a Vigil snapshot") {
+	if _, _, err := ReadFrom(strings.NewReader(strings.Repeat("{}", 40)), nil); err == nil || !strings.Contains(err.Error(), "not a Vigil snapshot") {
 		t.Errorf("another file: got %v", err)
 	}
 }
@@ -114,7 +114,7 @@ func FuzzRead(f *testing.F) {
 	data, _ := os.ReadFile(path)
 	f.Add(data)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, recs, err := ReadFrom(bytes.NewReader(b))
+		_, recs, err := ReadFrom(bytes.NewReader(b), nil)
 		if err == nil && len(b) < headerSize+trailerSize {
 			t.Fatalf("read %d records from %d bytes", len(recs), len(b))
 		}

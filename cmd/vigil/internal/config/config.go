@@ -103,7 +103,24 @@ type State struct {
 	Interval time.Duration `yaml:"interval"`
 	// Keep is how many snapshots are kept: File, File.1, … (default 3).
 	Keep int `yaml:"keep"`
+	// Encryption encrypts snapshots at rest.
+	Encryption StateEncryption `yaml:"encryption"`
 }
+
+// StateEncryption names the keys snapshots are encrypted with: age X25519
+// identities (made with age-keygen), from files or the environment, never
+// from this file.
+type StateEncryption struct {
+	// KeyFile (or KeyEnv) holds the key new snapshots are encrypted with.
+	KeyFile string `yaml:"key_file"`
+	KeyEnv  string `yaml:"key_env"`
+	// OldKeyFiles hold earlier keys, kept to read snapshots written before
+	// a rotation.
+	OldKeyFiles []string `yaml:"old_key_files"`
+}
+
+// On reports whether snapshots are encrypted.
+func (e StateEncryption) On() bool { return e.KeyFile != "" || e.KeyEnv != "" }
 
 // Class is a device class in the file: its detectors section overlays the
 // top-level one.
@@ -246,6 +263,11 @@ func (f *File) Validate() error {
 	}
 	if f.State.Interval < 0 || f.State.Keep < 0 {
 		errs = append(errs, errors.New("state: interval and keep must not be negative"))
+	}
+	if enc := f.State.Encryption; enc.KeyFile != "" && enc.KeyEnv != "" {
+		errs = append(errs, errors.New("state.encryption: key_file and key_env are alternatives; give one"))
+	} else if !enc.On() && len(enc.OldKeyFiles) > 0 {
+		errs = append(errs, errors.New("state.encryption.old_key_files: needs key_file or key_env (the key new snapshots use)"))
 	}
 	if err := f.Fleet.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("fleet: %w", err))

@@ -252,6 +252,7 @@ func (f *File) validateSettings(o Output) error {
 func (f *File) Files() map[string]string {
 	m := map[string]string{}
 	collectFiles(reflect.ValueOf(f.MQTT), "mqtt", m)
+	collectFiles(reflect.ValueOf(f.State.Encryption), "state.encryption", m)
 	outs, _ := f.AllOutputs()
 	for i, o := range outs {
 		key := fmt.Sprintf("alerts.outputs[%d]", i)
@@ -291,6 +292,12 @@ func collectFiles(v reflect.Value, prefix string, m map[string]string) {
 		if fv.Kind() == reflect.String && strings.HasSuffix(tag[0], "_file") {
 			if s := fv.String(); s != "" {
 				m[key] = s
+			}
+			continue
+		}
+		if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String && strings.HasSuffix(tag[0], "_files") {
+			for j := range fv.Len() {
+				m[fmt.Sprintf("%s[%d]", key, j)] = fv.Index(j).String()
 			}
 			continue
 		}
