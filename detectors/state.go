@@ -572,3 +572,102 @@ func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
 }
 
 var _ pipeline.Snapshotter = (*Engine)(nil)
+
+// Reconfigure makes the engine judge with set from now on, keeping what it
+// has learned: each device's state is carried over by name, as a snapshot
+// restored under set would be. An alert firing for a check that set no
+// longer runs (removed, switched off, traffic disabled) resolves now, at
+// stream time clock, and is appended to out; such pending episodes are
+// dropped. Call it between readings (pipeline.Pipeline.Reconfigure).
+func (e *Engine) Reconfigure(set *Set, clock int64, out []pipeline.Alert) ([]pipeline.Alert, RestoreReport, error) {
+	var rep RestoreReport
+	due := make(map[*Device]int64, len(e.quiet))
+	for _, q := range e.quiet {
+		due[q.d] = q.due
+	}
+	var encoded [][]byte
+	var b []byte
+	for d := e.oldest; d != nil; d = d.prev {
+		out = e.closeRetired(d, set, clock, out)
+		b = e.appendDevice(b[:0], d, due[d])
+		encoded = append(encoded, append([]byte(nil), b...))
+	}
+	st := e.State()
+	*e = Engine{set: set, devices: make(map[string]*Device, len(encoded)), maxDevices: e.maxDevices}
+	e.SetState(st)
+	for _, enc := range encoded {
+		if err := e.Restore(enc, &rep); err != nil {
+			return out, rep, err
+		}
+	}
+	return out, rep, nil
+}
+
+// closeRetired resolves d's firing episodes of checks that set no longer
+// runs, and clears them and its pending ones.
+func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.Alert) []pipeline.Alert {
+	oldP := e.set.profiles[d.profile]
+	newP := set.profiles[0]
+	for _, p := range set.profiles {
+		if p.name == oldP.name {
+			newP = p
+			break
+		}
+	}
+	retire := func(ep *Episode, kind, detector, signal string, fold bool) {
+		if ep.State == FiringState {
+			id := detector
+			if fold {
+				id = kind
+			}
+			out = append(out, pipeline.Alert{
+				ID: episodeID(d.Name, id, signal, ep.Started), Time: clock, Started: ep.Started,
+				Device: d.Name, Topic: d.Topic, Kind: kind, Detector: detector, Severity: ep.Severity,
+				State: pipeline.Resolved, Signal: signal,
+				Value: math.NaN(), Threshold: math.NaN(), Observed: math.NaN(), Mean: math.NaN(), Std: math.NaN(), Score: math.NaN(),
+				Message: detector + " resolved: the check was switched off by a configuration reload.",
+			})
+		}
+		*ep = Episode{}
+	}
+	for i := range d.Signals {
+		s := &d.Signals[i]
+		newChecks := newP.detectors[s.Kind].Checks()
+		for c, ck := range oldP.detectors[s.Kind].Checks() {
+			if !s.Episodes[c].Active() {
+				continue
+			}
+			runs := false
+			for _, nc := range newChecks {
+				if nc.Detector == ck.Detector && !nc.Rule.Off {
+					runs = true
+				}
+			}
+			if !runs {
+				retire(&s.Episodes[c], ck.Kind, ck.Detector, s.Name, oldP.params.Fold)
+				if int(s.Lead) == c+1 {
+					s.Lead = 0
+				}
+			}
+		}
+	}
+	if !newP.traffic.cfg.Enabled {
+		for k := range d.Traffic.Episodes {
+			if d.Traffic.Episodes[k].Active() {
+				retire(&d.Traffic.Episodes[k], trafficKinds[k], trafficKinds[k], "", false)
+			}
+		}
+	}
+	return out
+}
+
+// Reconfigure gives the fleet judge a new configuration, keeping its
+// window and episode.
+func (f *Fleet) Reconfigure(set *Set) *Fleet {
+	nf := set.NewFleet()
+	if nf == nil || f == nil {
+		return nf
+	}
+	nf.RestoreState(f.AppendState(nil))
+	return nf
+}

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,4 +190,62 @@ func deviceOf(t *testing.T, b []byte) string {
 	}
 	n := int(b[1])
 	return string(b[2 : 2+n])
+}
+
+// TestReconfigure: reconfiguring with the same parameters changes nothing
+// that follows; switching a check off resolves its firing alert under its
+// ID, and it fires no more, while the rest goes on as learned.
+func TestReconfigure(t *testing.T) {
+	s := loadStream(t, fileMessages(t, "../fixtures/plant.log"), pipeline.DefaultDecoderConfig())
+	set := newSet(t, nil)
+	whole := s.run([]*detectors.Engine{set.NewEngine()}, 0, len(s.readings))
+	split := len(s.readings) / 2
+	split -= split % 64
+	e := set.NewEngine()
+	before := s.run([]*detectors.Engine{e}, 0, split)
+	clock := s.readings[split-1].Arrival
+	out, rep, err := e.Reconfigure(newSet(t, nil), clock, nil)
+	if err != nil || len(out) != 0 || rep.DroppedEpisodes != 0 || rep.Devices != e.Devices() {
+		t.Fatalf("the same configuration: %d alerts, %+v, %v; want none and every device carried", len(out), rep, err)
+	}
+	after := s.run([]*detectors.Engine{e}, split, len(s.readings))
+	if got, want := jsonSet(append(slices.Clone(before), after...)), jsonSet(whole); !slices.Equal(got, want) {
+		t.Errorf("after reconfiguring with the same parameters: %d alerts; want the %d of an uninterrupted run", len(got), len(want))
+	}
+
+	// Find a moment when a thermal.drift alert is firing, and switch
+	// thermal.drift off there.
+	var firing pipeline.Alert
+	for _, a := range whole {
+		if a.Detector == "thermal.drift" && a.State == pipeline.Firing {
+			firing = a
+			break
+		}
+	}
+	if firing.ID == "" {
+		t.Fatal("the fixture has no thermal.drift alert")
+	}
+	at, _ := slices.BinarySearchFunc(s.readings, firing.Time, func(r pipeline.Reading, t int64) int { return cmp.Compare(r.Time, t) })
+	at += 64 - at%64
+	e = set.NewEngine()
+	s.run([]*detectors.Engine{e}, 0, at)
+	off := newSet(t, func(c *detectors.Config) { c.Params.Thermal.Drift.Off = true })
+	out, _, err = e.Reconfigure(off, s.readings[at-1].Arrival, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resolved bool
+	for _, a := range out {
+		if a.ID == firing.ID && a.State == pipeline.Resolved && strings.Contains(a.Message, "switched off") {
+			resolved = true
+		}
+	}
+	if !resolved {
+		t.Fatalf("switching thermal.drift off while %s fires: got %s; want it resolved with a reason", firing.ID, fmtAlerts(out))
+	}
+	for _, a := range s.run([]*detectors.Engine{e}, at, len(s.readings)) {
+		if a.Detector == "thermal.drift" {
+			t.Errorf("thermal.drift alert after it was switched off: %s", fmtAlerts([]pipeline.Alert{a}))
+		}
+	}
 }

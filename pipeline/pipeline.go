@@ -569,8 +569,12 @@ func rejectReason(err error) Reason {
 func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 	for b := range p.shardQ[shard] {
 		if b.barrier != nil {
-			b.barrier.snapshotShard(shard, proc)
-			b.alerts[shard] = b.alerts[shard][:0]
+			out := b.barrier.atShard(shard, b.clock, proc, b.alerts[shard][:0])
+			last := b.seq - min(b.seq, 1) // the frame before the barrier
+			for j := range out {
+				out[j].Seq, out[j].tick = last, true
+			}
+			b.alerts[shard] = out
 			b.newDevices[shard] = 0
 			b.shards <- struct{}{}
 			continue
@@ -625,10 +629,14 @@ func (p *Pipeline) merge(hard context.Context, sink Sink) error {
 				return nil
 			}
 		}
+		var br *barrier
 		if b.barrier != nil {
-			p.finish(b)
-			p.free <- b
-			continue
+			br = b.barrier
+			if br.req.apply == nil { // a snapshot: no alerts
+				p.finish(b)
+				p.free <- b
+				continue
+			}
 		}
 		out := b.merged[:0]
 		for _, a := range b.alerts {
@@ -654,7 +662,7 @@ func (p *Pipeline) merge(hard context.Context, sink Sink) error {
 				return 0
 			})
 		}
-		if p.cfg.Fleet != nil && b.clock != 0 {
+		if p.cfg.Fleet != nil && b.clock != 0 && br == nil {
 			n := 0
 			for _, k := range b.newDevices {
 				n += k
@@ -677,6 +685,9 @@ func (p *Pipeline) merge(hard context.Context, sink Sink) error {
 		}
 		if b.frames.Ack != nil {
 			b.frames.Ack()
+		}
+		if br != nil {
+			p.finish(b)
 		}
 		clear(b.merged) // drop references to strings
 		p.free <- b

@@ -33,10 +33,15 @@ type Snapshotter interface {
 // ErrNotRunning is returned by Snapshot when the pipeline is not running.
 var ErrNotRunning = errors.New("pipeline: not running")
 
-// snapRequest is a snapshot asked for by Snapshot.
+// snapRequest is a barrier asked for by Snapshot or Reconfigure.
 type snapRequest struct {
-	w    RecordWriter
+	w    RecordWriter    // a snapshot's destination; nil for a reconfiguration
 	done chan snapResult // buffered 1
+
+	// A reconfiguration: apply runs on each shard, then merge on the
+	// merge stage.
+	apply func(shard int, clock int64, proc Processor, out []Alert) []Alert
+	merge func()
 }
 
 type snapResult struct {
@@ -106,10 +111,41 @@ func (p *Pipeline) Snapshot(ctx context.Context, w RecordWriter) (Position, erro
 	}
 }
 
-// snapshotShard writes a shard's part of a barrier.
-func (b *barrier) snapshotShard(shard int, proc Processor) {
+// atShard does a shard's part of a barrier: it writes the processor's
+// snapshot, or applies a reconfiguration, whose alerts go in out.
+func (b *barrier) atShard(shard int, clock int64, proc Processor, out []Alert) []Alert {
+	if b.req.apply != nil {
+		return b.req.apply(shard, clock, proc, out)
+	}
 	if s, ok := proc.(Snapshotter); ok {
 		b.errs[shard] = s.SnapshotTo(&b.parts[shard])
+	}
+	return out
+}
+
+// Reconfigure changes what the processors do, at one stream position: a
+// barrier goes through the stages behind the batches already read, apply
+// runs on each shard's goroutine when the barrier reaches it (every reading
+// before it judged as before, none after), then merge runs on the merge
+// stage's goroutine, the one that calls Fleet. clock is the stream clock at
+// the barrier. The alerts apply appends (an
+// alert resolved because its check was switched off, say) are written to
+// the sink like any other. It returns when every shard has applied it, or
+// with an error when ctx ends first or the pipeline is not running.
+func (p *Pipeline) Reconfigure(ctx context.Context, apply func(shard int, clock int64, proc Processor, out []Alert) []Alert, merge func()) error {
+	req := &snapRequest{apply: apply, merge: merge, done: make(chan snapResult, 1)}
+	select {
+	case p.snapReq <- req:
+	case <-p.readDone:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case res := <-req.done:
+		return res.err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -117,6 +153,14 @@ func (b *barrier) snapshotShard(shard int, proc Processor) {
 // answers the request.
 func (p *Pipeline) finish(b *batch) {
 	br := b.barrier
+	if br.req.apply != nil {
+		if br.req.merge != nil {
+			br.req.merge()
+		}
+		br.req.done <- snapResult{}
+		b.barrier = nil
+		return
+	}
 	pos := Position{Start: b.start, Clock: b.clock, Seq: b.seq}
 	err := errors.Join(br.errs...)
 	if err == nil {

@@ -147,3 +147,53 @@ func TestSnapshotBarrier(t *testing.T) {
 		}
 	}
 }
+
+// TestReconfigureBarrier: a reconfiguration reaches every shard once at one
+// stream position, its alerts are written, and merge runs after.
+func TestReconfigureBarrier(t *testing.T) {
+	sink := &collect{}
+	procs := make([]*counter, 3)
+	pl, err := pipeline.New(pipeline.Config{Workers: 3, Decoders: 2, BatchSize: 7,
+		NewProcessor: func(i int) pipeline.Processor { procs[i] = &counter{seen: map[string]int{}}; return procs[i] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(context.Background(), &slowSource{payloads: payloads(3000, 13)}, sink) }()
+	time.Sleep(20 * time.Millisecond)
+	var mu sync.Mutex
+	applied := map[int]int{} // shard → readings seen at the barrier
+	merged := false
+	err = pl.Reconfigure(context.Background(), func(shard int, clock int64, proc pipeline.Processor, out []pipeline.Alert) []pipeline.Alert {
+		n := 0
+		for _, k := range proc.(*counter).seen {
+			n += k
+		}
+		mu.Lock()
+		applied[shard] = n
+		mu.Unlock()
+		return append(out, pipeline.Alert{Kind: "reconfigured", Device: strconv.Itoa(shard), Time: clock})
+	}, func() {
+		mu.Lock()
+		merged = len(applied) == 3
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 3 || !merged {
+		t.Errorf("applied on %v, merged after all shards %v; want every shard, then merge", applied, merged)
+	}
+	var got int
+	for _, a := range sink.alerts {
+		if a.Kind == "reconfigured" {
+			got++
+		}
+	}
+	if got != 3 {
+		t.Errorf("%d reconfiguration alerts written; want 3", got)
+	}
+}

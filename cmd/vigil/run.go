@@ -46,13 +46,15 @@ func runLive(ctx context.Context, e *env, args []string) error {
 	if statePath != "" {
 		cfg.State.File = statePath
 	}
-	return live(ctx, e, cfg, nil)
+	return live(ctx, e, cfg, &liveHooks{configPath: cfgPath})
 }
 
 // liveHooks lets the demo observe a live run.
 type liveHooks struct {
 	extraSink pipeline.Sink                                // also receives every alert
 	started   func(p *pipeline.Pipeline, src *mqtt.Source) // called once connected
+	// configPath, when set, is re-read on SIGHUP (see reloadLoop).
+	configPath string
 }
 
 // live runs the pipeline on the broker of cfg until ctx is cancelled, then
@@ -133,11 +135,19 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		resume = learned.pos
 		logRestore(log, learned, restored)
 	}
-	var fleetFn pipeline.FleetFunc
-	var fleetSnap func() []byte
-	if fleet != nil {
-		fleetFn = fleet.Judge
-		fleetSnap = func() []byte { return fleet.AppendState(nil) }
+	// The fleet judge is reached through fleet, which a reload replaces
+	// (on the merge stage's goroutine, the one that calls it).
+	fleetFn := func(clock int64, n int, out []pipeline.Alert) []pipeline.Alert {
+		if fleet == nil {
+			return out
+		}
+		return fleet.Judge(clock, n, out)
+	}
+	fleetSnap := func() []byte {
+		if fleet == nil {
+			return nil
+		}
+		return fleet.AppendState(nil)
 	}
 	pl, err := pipeline.New(pipeline.Config{
 		Workers:      workers,
@@ -203,6 +213,13 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		hooks.started(pl, src)
 	}
 	log.Info("running", "workers", cfg.Pipeline.Workers, "subscriptions", len(cfg.MQTT.Subscriptions), "metrics", cfg.Metrics.Listen)
+	if hooks != nil && hooks.configPath != "" {
+		r := &reloader{path: hooks.configPath, cur: cfg, pl: pl, engines: built, fleet: &fleet, workers: workers, log: log,
+			ok: ms.NewCounter(`vigil_config_reloads_total`), failed: ms.NewCounter(`vigil_config_reload_failures_total`)}
+		reloadCtx, stopReload := context.WithCancel(adminCtx)
+		defer stopReload()
+		wg.Go(func() { r.loop(reloadCtx) })
+	}
 	if snaps != nil {
 		// Periodic snapshots and SIGUSR1, while the pipeline runs.
 		snapCtx, stopSnaps := context.WithCancel(adminCtx)

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"syscall"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
+	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// reloader re-reads the configuration on SIGHUP and applies what can
+// change in place (detector parameters, classes, the fleet judge, the
+// device cap) at a barrier, keeping everything learned.
+type reloader struct {
+	path    string
+	cur     *config.File
+	pl      *pipeline.Pipeline
+	engines []*detectors.Engine
+	fleet   **detectors.Fleet // replaced on the merge stage's goroutine
+	workers int
+	log     *slog.Logger
+
+	ok, failed *metrics.Counter
+}
+
+func (r *reloader) loop(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			r.reload(ctx)
+		}
+	}
+}
+
+// reload applies the configuration file if it is valid; otherwise the
+// running one stays. Sections that need a new connection or listener are
+// reported, not applied.
+func (r *reloader) reload(ctx context.Context) {
+	log := r.log.With("file", r.path)
+	next, err := config.Load(r.path)
+	var set *detectors.Set
+	if err == nil {
+		dcfg := next.DetectorConfig()
+		dcfg.Fleet = next.Fleet
+		set, err = detectors.New(dcfg)
+	}
+	if err != nil {
+		r.failed.Inc()
+		log.Error("configuration reload refused; the running configuration stays", "err", err)
+		return
+	}
+	var restart []string
+	for _, s := range []struct {
+		name     string
+		old, new any
+	}{
+		{"mqtt", r.cur.MQTT, next.MQTT}, {"source", r.cur.Source, next.Source},
+		{"alerts", r.cur.Alerts, next.Alerts}, {"metrics", r.cur.Metrics, next.Metrics},
+		{"state", r.cur.State, next.State}, {"decoder", r.cur.Decoder, next.Decoder},
+		{"pipeline (workers, decoders, batch_size, drain_timeout)", []any{r.cur.Pipeline.Workers, r.cur.Pipeline.Decoders, r.cur.Pipeline.BatchSize, r.cur.Pipeline.DrainTimeout},
+			[]any{next.Pipeline.Workers, next.Pipeline.Decoders, next.Pipeline.BatchSize, next.Pipeline.DrainTimeout}},
+	} {
+		if !reflect.DeepEqual(s.old, s.new) {
+			restart = append(restart, s.name)
+		}
+	}
+	if len(restart) > 0 {
+		log.Warn("these sections changed and take effect at the next restart", "sections", restart)
+	}
+	capPerShard := next.Pipeline.EngineCap(r.workers)
+	reports := make([]detectors.RestoreReport, len(r.engines))
+	errs := make([]error, len(r.engines))
+	err = r.pl.Reconfigure(ctx, func(shard int, clock int64, proc pipeline.Processor, out []pipeline.Alert) []pipeline.Alert {
+		eng := r.engines[shard]
+		out, reports[shard], errs[shard] = eng.Reconfigure(set, clock, out)
+		eng.SetMaxDevices(capPerShard)
+		return out
+	}, func() { *r.fleet = (*r.fleet).Reconfigure(set) })
+	if err == nil {
+		for _, e := range errs {
+			if e != nil {
+				err = e
+				break
+			}
+		}
+	}
+	if err != nil {
+		r.failed.Inc()
+		log.Error("configuration reload failed", "err", err)
+		return
+	}
+	var devices, dropped, reclassed int
+	for _, rep := range reports {
+		devices, dropped, reclassed = devices+rep.Devices, dropped+rep.DroppedEpisodes, reclassed+rep.Reclassed
+	}
+	r.cur = next
+	r.ok.Inc()
+	log.Info("configuration reloaded; learned state carried over", "devices", devices, "episodes_of_removed_checks", dropped, "devices_whose_class_is_gone", reclassed)
+}
