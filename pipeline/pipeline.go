@@ -63,6 +63,16 @@ type Newcomer interface {
 // after the batch's other alerts.
 type FleetFunc func(clock int64, newDevices int, out []Alert) []Alert
 
+// Tap observes the readings of one shard without taking part in judging
+// them (an evaluation collector, a report recorder). Observe is called on
+// the shard's goroutine for each reading routed there, just before the
+// shard's processor sees it; it must not keep r. A tap changes no alert,
+// and unlike a wrapper around the processor it needs to forward none of
+// the processor's other hooks.
+type Tap interface {
+	Observe(r *Reading)
+}
+
 // Evictor is implemented by processors that cap the devices they track.
 type Evictor interface {
 	// Evictions reports how many devices were forgotten because of the cap.
@@ -88,6 +98,9 @@ type Config struct {
 	Fleet FleetFunc
 	// NewProcessor makes the processor of shard i. Required.
 	NewProcessor func(shard int) Processor
+	// Taps, when set, makes the taps of shard i (see Tap), called once per
+	// shard on that shard's goroutine.
+	Taps func(shard int) []Tap
 	// DeadLetter, when set, receives each rejected frame as a JSON line with
 	// its reason.
 	DeadLetter io.Writer
@@ -567,6 +580,10 @@ func rejectReason(err error) Reason {
 // work is a shard worker: it runs its processor over the readings routed to
 // it. It alone touches its devices' state.
 func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
+	var taps []Tap
+	if p.cfg.Taps != nil {
+		taps = p.cfg.Taps(shard)
+	}
 	for b := range p.shardQ[shard] {
 		if b.barrier != nil {
 			out := b.barrier.atShard(shard, b.clock, proc, b.alerts[shard][:0])
@@ -583,6 +600,9 @@ func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 		rej, _ := proc.(Rejecter)
 		for _, i := range b.route[shard] {
 			if i >= 0 {
+				for _, t := range taps {
+					t.Observe(&b.readings[i])
+				}
 				out = proc.Process(&b.readings[i], out)
 				continue
 			}

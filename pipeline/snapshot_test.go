@@ -197,3 +197,37 @@ func TestReconfigureBarrier(t *testing.T) {
 		t.Errorf("%d reconfiguration alerts written; want 3", got)
 	}
 }
+
+// seenTap is a Tap that counts the readings it observes.
+type seenTap struct{ n int }
+
+func (s *seenTap) Observe(*pipeline.Reading) { s.n++ }
+
+// TestTaps: each shard's taps observe every reading routed to it, and the
+// processor keeps its own hooks (its ticks reach the sink).
+func TestTaps(t *testing.T) {
+	sink := &collect{}
+	procs := make([]*counter, 2)
+	taps := make([]*seenTap, 2)
+	pl, err := pipeline.New(pipeline.Config{Workers: 2, Decoders: 1, BatchSize: 50,
+		NewProcessor: func(i int) pipeline.Processor { procs[i] = &counter{seen: map[string]int{}}; return procs[i] },
+		Taps:         func(i int) []pipeline.Tap { taps[i] = &seenTap{}; return []pipeline.Tap{taps[i]} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Run(context.Background(), &sliceSource{payloads: payloads(500, 7)}, sink); err != nil {
+		t.Fatal(err)
+	}
+	total, ticks := 0, 0
+	for i := range taps {
+		total += taps[i].n
+	}
+	for _, a := range sink.alerts {
+		if a.Kind == "tick" {
+			ticks++
+		}
+	}
+	if total != 500 || ticks == 0 {
+		t.Errorf("taps observed %d readings, %d tick alerts; want 500 and the processor's ticks", total, ticks)
+	}
+}

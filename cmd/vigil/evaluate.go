@@ -45,14 +45,13 @@ func parseLabelSpec(spec string) (labelMode, error) {
 // labels, whether the reading is labelled anomalous. It belongs to its
 // shard's goroutine; the shards' collectors are merged after the run.
 type collector struct {
-	inner  pipeline.Processor
 	mode   labelMode
 	data   eval.DataInfo
 	points []eval.Point
 }
 
-func (c *collector) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
-	out = c.inner.Process(r, out)
+// Observe implements pipeline.Tap.
+func (c *collector) Observe(r *pipeline.Reading) {
 	c.data.Add(r.Device, r.Time)
 	switch c.mode {
 	case labelsStatus:
@@ -64,10 +63,7 @@ func (c *collector) Process(r *pipeline.Reading, out []pipeline.Alert) []pipelin
 			c.points = append(c.points, eval.Point{Device: r.Device, Time: r.Time, Anomalous: r.Label == 1})
 		}
 	}
-	return out
 }
-
-func (c *collector) Devices() int { return c.inner.Devices() }
 
 // collectors gathers the collectors made for a run's shards.
 type collectors struct {
@@ -76,8 +72,9 @@ type collectors struct {
 	mode labelMode
 }
 
-func (cs *collectors) wrap(p pipeline.Processor) pipeline.Processor {
-	c := &collector{inner: p, mode: cs.mode, data: eval.DataInfo{Times: map[string][]int64{}}}
+// tap makes the collector of one shard.
+func (cs *collectors) tap() *collector {
+	c := &collector{mode: cs.mode, data: eval.DataInfo{Times: map[string][]int64{}}}
 	cs.mu.Lock()
 	cs.all = append(cs.all, c)
 	cs.mu.Unlock()

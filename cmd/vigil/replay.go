@@ -276,26 +276,26 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	if mode != labelsNone {
 		cols = &collectors{mode: mode}
 	}
-	// Each shard: the engine, wrapped by the evaluation collector, wrapped
-	// by the report recorder (which reads the engine's band after each
-	// reading, so it must be outermost).
-	newProc := func(shard int) pipeline.Processor {
-		eng := built[shard]
-		var p pipeline.Processor = eng
-		if cols != nil {
-			p = cols.wrap(p)
+	// Each shard: the engine, observed by the evaluation collector and the
+	// report recorder as taps (the recorder reads the engine's band just
+	// before the engine sees each reading).
+	newProc := func(shard int) pipeline.Processor { return built[shard] }
+	var taps func(int) []pipeline.Tap
+	if cols != nil || o.report.path != "" {
+		taps = func(shard int) []pipeline.Tap {
+			var ts []pipeline.Tap
+			if cols != nil {
+				ts = append(ts, cols.tap())
+			}
+			if o.report.path != "" {
+				rec := report.NewRecorder(recOpt, built[shard].Band)
+				recMu.Lock()
+				recs = append(recs, rec)
+				recMu.Unlock()
+				ts = append(ts, rec)
+			}
+			return ts
 		}
-		if o.report.path != "" {
-			rec := report.NewRecorder(recOpt, eng.Band)
-			recMu.Lock()
-			recs = append(recs, rec)
-			recMu.Unlock()
-			p = rec.Wrap(p)
-		}
-		if p != pipeline.Processor(eng) {
-			p = engineHooks{Processor: p, eng: eng}
-		}
-		return p
 	}
 
 	var dead io.Writer
@@ -322,6 +322,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		BatchSize:    cfg.Pipeline.BatchSize,
 		Decoder:      dc,
 		NewProcessor: newProc,
+		Taps:         taps,
 		Fleet:        fleetFn, // no Tick: replay ticks on the stream's own clock
 		DeadLetter:   dead,
 		Logger:       e.log,
@@ -365,26 +366,6 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	}
 	return res, nil
 }
-
-// engineHooks gives a wrapped engine back its other pipeline hooks: the
-// wrappers (evaluation collector, report recorder) intercept readings only,
-// and the traffic detectors also need ticks, rejections and the count of new
-// devices, and the pipeline the evictions.
-type engineHooks struct {
-	pipeline.Processor
-	eng *detectors.Engine
-}
-
-func (h engineHooks) Tick(start, clock int64, out []pipeline.Alert) []pipeline.Alert {
-	return h.eng.Tick(start, clock, out)
-}
-
-func (h engineHooks) Reject(r *pipeline.Reading, reason pipeline.Reason, out []pipeline.Alert) []pipeline.Alert {
-	return h.eng.Reject(r, reason, out)
-}
-
-func (h engineHooks) NewDevices() int   { return h.eng.NewDevices() }
-func (h engineHooks) Evictions() uint64 { return h.eng.Evictions() }
 
 func printSummary(w io.Writer, mode string, r *replayResult) error {
 	switch mode {

@@ -23,20 +23,23 @@
 // bucket as a vertical stroke through its four values (M4 aggregation), which
 // at one bucket per pixel column looks like the full-resolution line.
 //
-//	recs := make([]*report.Recorder, workers) // workers: pipeline.Config.Workers, set
-//	cfg.NewProcessor = func(i int) pipeline.Processor {
-//		// Called on shard i's goroutine: each writes its own slot.
-//		e := set.NewEngine()
-//		recs[i] = report.NewRecorder(opts, e.Band)
-//		return recs[i].Wrap(e)
+//	engines := make([]*detectors.Engine, workers) // workers: pipeline.Config.Workers
+//	recs := make([]*report.Recorder, workers)
+//	for i := range engines {
+//		engines[i] = set.NewEngine()
+//		recs[i] = report.NewRecorder(opts, engines[i].Band)
 //	}
+//	cfg.NewProcessor = func(i int) pipeline.Processor { return engines[i] }
+//	cfg.Taps = func(i int) []pipeline.Tap { return []pipeline.Tap{recs[i]} }
 //	err := pl.Run(ctx, src, sink) // a Tee sink also keeps the alerts
 //	rec := report.Merge(recs...)  // after Run returned
 //	err = report.Write(f, report.Input{Files: paths, Stats: pl.Stats(), Alerts: alerts, Recording: rec})
 //
-// The Recorder must be outside the Engine (other wrappers may sit in between):
-// it takes a bucket's band from the engine before the engine sees the reading
-// that starts the next bucket.
+// The Recorder is a tap (pipeline.Tap): it sees each reading just before the
+// engine does, so it takes a bucket's band from the engine before the engine
+// sees the reading that starts the next bucket, and the engine keeps all its
+// other hooks (ticks, rejections, the fleet), so silence and spray alerts
+// are in the report like any other.
 //
 // Only the first Options.MaxDevices devices by name (of those matching
 // Options.Devices) are recorded: a Recorder keeps the smallest names it has

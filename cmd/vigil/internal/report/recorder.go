@@ -154,22 +154,9 @@ func NewRecorder(opts Options, band BandFunc) *Recorder {
 	}
 }
 
-// Wrap returns a Processor that records each reading and then passes it to p.
-func (rc *Recorder) Wrap(p pipeline.Processor) pipeline.Processor {
-	return &recording{rc: rc, p: p}
-}
-
-type recording struct {
-	rc *Recorder
-	p  pipeline.Processor
-}
-
-func (w *recording) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
-	w.rc.Record(r)
-	return w.p.Process(r, out)
-}
-
-func (w *recording) Devices() int { return w.p.Devices() }
+// Observe implements pipeline.Tap: it records the reading before the
+// shard's processor (whose band the Recorder reads) sees it.
+func (rc *Recorder) Observe(r *pipeline.Reading) { rc.Record(r) }
 
 // Record adds a reading to its device's series. Call it before the processor
 // that band reports on sees the reading. Non-finite values are ignored. It

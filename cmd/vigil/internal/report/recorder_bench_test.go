@@ -74,7 +74,7 @@ func BenchmarkRecorder(b *testing.B) {
 	})
 	b.Run("engine+recorder", func(b *testing.B) {
 		e := engine(b)
-		p := NewRecorder(Options{MaxDevices: -1}, e.Band).Wrap(e)
+		p := tapped(NewRecorder(Options{MaxDevices: -1}, e.Band), e)
 		var out []pipeline.Alert
 		run(b, func(r *pipeline.Reading) { out = p.Process(r, out[:0]) })
 	})
@@ -85,7 +85,7 @@ func BenchmarkRecorder(b *testing.B) {
 func BenchmarkWrite(b *testing.B) {
 	e := engine(b)
 	rc := NewRecorder(Options{}, e.Band)
-	p := rc.Wrap(e)
+	p := tapped(rc, e)
 	rs := benchReadings()[:10*50]
 	var alerts []pipeline.Alert
 	for round := range int64(100) {

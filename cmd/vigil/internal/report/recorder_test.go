@@ -191,7 +191,7 @@ func (c *counter) band(string, string) (detectors.Band, bool) {
 func TestBandIsTakenAfterEachBucketsLastReading(t *testing.T) {
 	c := &counter{}
 	rc := NewRecorder(Options{Columns: 16}, c.band)
-	p := rc.Wrap(c)
+	p := tapped(rc, c)
 	rng := rand.New(rand.NewPCG(3, 4))
 	tm := t0
 	for range 2000 {
@@ -332,7 +332,7 @@ func TestOptionsValidate(t *testing.T) {
 func TestRecordDoesNotAllocate(t *testing.T) {
 	e := engine(t)
 	rc := NewRecorder(Options{}, e.Band)
-	p := rc.Wrap(e)
+	p := tapped(rc, e)
 	r := &pipeline.Reading{Device: "press-01", Status: pipeline.NoStatus, Values: []pipeline.Value{
 		{Name: "pressure", Kind: pipeline.Pressure}, {Name: "temperature", Kind: pipeline.Temperature},
 	}}

@@ -42,7 +42,7 @@ func simReplay(tb testing.TB, rc replayConfig) Input {
 	for i := range procs {
 		e := set.NewEngine()
 		recs[i] = NewRecorder(rc.opts, e.Band)
-		procs[i] = recs[i].Wrap(e)
+		procs[i] = tapped(recs[i], e)
 	}
 	dec := pipeline.NewDecoder(pipeline.DefaultDecoderConfig())
 	var (
