@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/report"
 	"github.com/vigil-iot/vigil/detectors"
@@ -347,15 +349,15 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		return nil, fmt.Errorf("alerts: %w", closeErr)
 	}
 	if o.saveState != "" {
-		seq := uint64(1)
+		var seq uint64 // the next snapshot continues the loaded one's sequence
 		if learned != nil {
-			seq = learned.header.Sequence + 1
+			seq = learned.header.Sequence
 		}
-		info, err := saveState(o.saveState, seq, pl.Position(), fleet, built, keys)
-		if err != nil {
+		// One file, no rotation: keep 1.
+		snaps := newSnapshots(o.saveState, 1, seq, keys, e.log, metrics.NewSet())
+		if err := snaps.final(pl.Position(), fleet, built); err != nil {
 			return nil, err
 		}
-		e.log.Info("saved learned state", "file", o.saveState, "devices", info.devices, "bytes", info.bytes, "took", info.took.Round(time.Millisecond))
 	}
 	res := &replayResult{Files: paths, Stats: pl.Stats(), recorders: recs}
 	if log != nil {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -147,54 +146,6 @@ func (es *engines) add(shard int, e *detectors.Engine) {
 		es.list = append(es.list, nil)
 	}
 	es.list[shard] = e
-}
-
-// snapshotInfo is what saveState wrote.
-type snapshotInfo struct {
-	devices int
-	bytes   int64
-	took    time.Duration
-}
-
-// saveState writes everything learned to path atomically: the stream
-// position, the fleet judge and each engine's devices. Call it when the
-// pipeline has stopped (after Run).
-func saveState(path string, seq uint64, pos pipeline.Position, fleet *detectors.Fleet, es []*detectors.Engine, keys *state.Keys) (snapshotInfo, error) {
-	start := time.Now()
-	w, err := createState(path, state.Header{Sequence: seq, Created: start}, keys)
-	if err != nil {
-		return snapshotInfo{}, err
-	}
-	var info snapshotInfo
-	add := func(kind byte, key string, v []byte) error { return w.Add(kind, key, v) }
-	err = add(state.KindPosition, "", pipeline.AppendPosition(nil, pos))
-	if err == nil && fleet != nil {
-		err = add(state.KindFleet, "", fleet.AppendState(nil))
-	}
-	for i, e := range es {
-		if err != nil || e == nil {
-			continue
-		}
-		err = add(state.KindEngine, strconv.Itoa(i), e.State().Append(nil))
-		if err == nil {
-			err = e.Snapshot(func(device string, b []byte) error {
-				info.devices++
-				return add(state.KindDevice, device, b)
-			})
-		}
-	}
-	if err != nil {
-		w.Abort()
-		return info, err
-	}
-	if err := w.Commit(); err != nil {
-		return info, err
-	}
-	if fi, err := os.Stat(path); err == nil {
-		info.bytes = fi.Size()
-	}
-	info.took = time.Since(start)
-	return info, nil
 }
 
 // logRestore says what a restore brought back and what it could not.
