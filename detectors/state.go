@@ -1,12 +1,12 @@
 package detectors
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 
 	"github.com/vigil-iot/vigil/pipeline"
+	"github.com/vigil-iot/vigil/pipeline/wire"
 )
 
 // StateVersion is the version of the device state encoding written by
@@ -95,32 +95,32 @@ func (e *Engine) Restore(state []byte, rep *RestoreReport) error {
 }
 
 func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
-	w := stateWriter{b: b}
-	w.byte(StateVersion)
-	w.str(d.Name)
-	w.str(d.Topic)
-	w.str(e.set.profiles[d.profile].name)
+	w := stateWriter{wire.Writer{B: b}}
+	w.Byte(StateVersion)
+	w.String(d.Name)
+	w.String(d.Topic)
+	w.String(e.set.profiles[d.profile].name)
 	w.episode(&d.Status)
 	e.appendTraffic(&w, &d.Traffic, due)
 	p := e.set.profiles[d.profile]
-	w.uvarint(uint64(len(d.Signals)))
+	w.Uvarint(uint64(len(d.Signals)))
 	for i := range d.Signals {
 		s := &d.Signals[i]
 		checks := p.detectors[s.Kind].Checks()
-		w.str(s.Name)
-		w.byte(byte(s.Kind))
+		w.String(s.Name)
+		w.Byte(byte(s.Kind))
 		lead := ""
 		if s.Lead > 0 && int(s.Lead) <= len(checks) {
 			lead = checks[s.Lead-1].Detector
 		}
-		w.str(lead)
+		w.String(lead)
 		b := &s.Base
-		w.uvarint(uint64(b.N))
-		w.uvarint(uint64(b.Gated))
-		w.bool(b.Warm)
-		w.varint(b.First)
-		w.varint(b.LastT)
-		w.floats(b.Mean, b.Var, b.Median, b.MAD, b.Last, b.RateMean, b.RateVar, b.RiseMax, b.FallMax,
+		w.Uvarint(uint64(b.N))
+		w.Uvarint(uint64(b.Gated))
+		w.Bool(b.Warm)
+		w.Varint(b.First)
+		w.Varint(b.LastT)
+		w.F64(b.Mean, b.Var, b.Median, b.MAD, b.Last, b.RateMean, b.RateVar, b.RiseMax, b.FallMax,
 			s.CusumHi, s.CusumLo, float64(s.ExcHi), float64(s.ExcLo), s.CusumPeak, s.ShortMean, s.ShortVar)
 		n := 0
 		for c := range checks {
@@ -128,10 +128,10 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 				n++
 			}
 		}
-		w.uvarint(uint64(n))
+		w.Uvarint(uint64(n))
 		for c := range checks {
 			if s.Episodes[c].State != Inactive {
-				w.str(checks[c].Detector)
+				w.String(checks[c].Detector)
 				w.episode(&s.Episodes[c])
 			}
 		}
@@ -143,29 +143,29 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 		if s.Daily > 0 && d.Extra != nil && int(s.Daily) <= len(d.Extra.Dailies) {
 			day = &d.Extra.Dailies[s.Daily-1]
 		}
-		w.bool(rec != nil)
+		w.Bool(rec != nil)
 		if rec != nil {
 			for i := range rec.Hi {
-				w.f32(rec.Hi[i])
-				w.f32(rec.Lo[i])
+				w.F32(rec.Hi[i])
+				w.F32(rec.Lo[i])
 			}
-			w.uvarint(uint64(rec.N))
-			w.byte(rec.Cur)
-			w.byte(rec.Filled)
+			w.Uvarint(uint64(rec.N))
+			w.Byte(rec.Cur)
+			w.Byte(rec.Filled)
 		}
-		w.bool(day != nil)
+		w.Bool(day != nil)
 		if day != nil {
 			for i := range day.Mean {
-				w.f32(day.Mean[i])
-				w.f32(day.Dev[i])
-				w.byte(day.Count[i])
+				w.F32(day.Mean[i])
+				w.F32(day.Dev[i])
+				w.Byte(day.Count[i])
 			}
-			w.floats(day.GMean, day.GDev, day.Hi, day.Lo)
-			w.varint(day.First)
-			w.bool(day.Started)
+			w.F64(day.GMean, day.GDev, day.Hi, day.Lo)
+			w.Varint(day.First)
+			w.Bool(day.Started)
 		}
 	}
-	return w.b
+	return w.B
 }
 
 func (e *Engine) appendTraffic(w *stateWriter, t *TrafficState, due int64) {
@@ -175,38 +175,38 @@ func (e *Engine) appendTraffic(w *stateWriter, t *TrafficState, due int64) {
 			n++
 		}
 	}
-	w.uvarint(uint64(n))
+	w.Uvarint(uint64(n))
 	for k := range t.Episodes {
 		if t.Episodes[k].State != Inactive {
-			w.str(trafficKinds[k])
+			w.String(trafficKinds[k])
 			w.episode(&t.Episodes[k])
 		}
 	}
-	w.varint(t.LastArrival)
-	w.varint(t.MaxTime)
+	w.Varint(t.LastArrival)
+	w.Varint(t.MaxTime)
 	for _, h := range t.Hashes {
-		w.u32(h)
+		w.U32(h)
 	}
-	w.f32(t.Interval)
-	w.f32(t.Rate)
-	w.f32(t.Offset)
-	w.u32(t.FieldsAny)
-	w.u32(t.FieldsAll)
+	w.F32(t.Interval)
+	w.F32(t.Rate)
+	w.F32(t.Offset)
+	w.U32(t.FieldsAny)
+	w.U32(t.FieldsAll)
 	for _, v := range [...]uint16{t.SizeLo, t.SizeHi, t.Topics[0], t.Topics[1], t.N, t.Gated, t.Malformed, uint16(t.ClockRate), uint16(t.Flags &^ (TrafficQueued | TrafficGone))} {
-		w.uvarint(uint64(v))
+		w.Uvarint(uint64(v))
 	}
-	w.byte(t.Order)
-	w.byte(t.Doubled)
-	w.varint(due)
+	w.Byte(t.Order)
+	w.Byte(t.Doubled)
+	w.Varint(due)
 }
 
 func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, error) {
-	r := stateReader{b: b}
-	if v := r.byte(); r.err == nil && (v == 0 || v > StateVersion) {
+	r := stateReader{wire.Reader{B: b}}
+	if v := r.Byte(); r.Err == nil && (v == 0 || v > StateVersion) {
 		return nil, 0, fmt.Errorf("detectors: device state version %d is not supported (this build reads 1 to %d)", v, StateVersion)
 	}
-	d := &Device{Name: r.str(), Topic: r.str()}
-	class := r.str()
+	d := &Device{Name: r.String(), Topic: r.String()}
+	class := r.String()
 	d.profile = -1
 	for i, p := range e.set.profiles {
 		if p.name == class {
@@ -223,15 +223,15 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 	p := e.set.profiles[d.profile]
 	r.episode(&d.Status)
 	due := e.decodeTraffic(&r, &d.Traffic, rep)
-	ns := r.uvarint()
+	ns := r.Uvarint()
 	if ns > 1<<16 {
 		return nil, 0, errors.New("detectors: device state: too many signals")
 	}
 	d.Signals = make([]SignalState, int(ns))
 	for i := range d.Signals {
 		s := &d.Signals[i]
-		s.Name = r.str()
-		s.Kind = pipeline.SignalKind(r.byte())
+		s.Name = r.String()
+		s.Kind = pipeline.SignalKind(r.Byte())
 		if int(s.Kind) >= len(p.detectors) {
 			return nil, 0, fmt.Errorf("detectors: device state: signal %q has unknown kind %d", s.Name, s.Kind)
 		}
@@ -244,21 +244,21 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 			}
 			return -1
 		}
-		if c := index(r.str()); c >= 0 {
+		if c := index(r.String()); c >= 0 {
 			s.Lead = uint8(c + 1)
 		}
 		b := &s.Base
-		b.N = uint32(r.uvarint())
-		b.Gated = uint32(r.uvarint())
-		b.Warm = r.bool()
-		b.First = r.varint()
-		b.LastT = r.varint()
+		b.N = uint32(r.Uvarint())
+		b.Gated = uint32(r.Uvarint())
+		b.Warm = r.Bool()
+		b.First = r.Varint()
+		b.LastT = r.Varint()
 		var exHi, exLo float64
-		r.floats(&b.Mean, &b.Var, &b.Median, &b.MAD, &b.Last, &b.RateMean, &b.RateVar, &b.RiseMax, &b.FallMax,
+		r.F64(&b.Mean, &b.Var, &b.Median, &b.MAD, &b.Last, &b.RateMean, &b.RateVar, &b.RiseMax, &b.FallMax,
 			&s.CusumHi, &s.CusumLo, &exHi, &exLo, &s.CusumPeak, &s.ShortMean, &s.ShortVar)
 		s.ExcHi, s.ExcLo = float32(exHi), float32(exLo)
-		for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-			name := r.str()
+		for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
+			name := r.String()
 			var ep Episode
 			r.episode(&ep)
 			if c := index(name); c >= 0 && c < maxChecks {
@@ -270,15 +270,15 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 		if s.Lead > 0 && s.Episodes[s.Lead-1].State != FiringState {
 			s.Lead = 0
 		}
-		if r.bool() {
+		if r.Bool() {
 			rec := RecordState{}
 			for i := range rec.Hi {
-				rec.Hi[i] = r.f32()
-				rec.Lo[i] = r.f32()
+				rec.Hi[i] = r.F32()
+				rec.Lo[i] = r.F32()
 			}
-			rec.N = uint32(r.uvarint())
-			rec.Cur = r.byte()
-			rec.Filled = r.byte()
+			rec.N = uint32(r.Uvarint())
+			rec.Cur = r.Byte()
+			rec.Filled = r.Byte()
 			if p.needs[s.Kind][0] {
 				if d.Extra == nil {
 					d.Extra = &DeviceExtra{}
@@ -287,16 +287,16 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 				s.Record = uint8(len(d.Extra.Records))
 			}
 		}
-		if r.bool() {
+		if r.Bool() {
 			day := DailyState{}
 			for i := range day.Mean {
-				day.Mean[i] = r.f32()
-				day.Dev[i] = r.f32()
-				day.Count[i] = r.byte()
+				day.Mean[i] = r.F32()
+				day.Dev[i] = r.F32()
+				day.Count[i] = r.Byte()
 			}
-			r.floats(&day.GMean, &day.GDev, &day.Hi, &day.Lo)
-			day.First = r.varint()
-			day.Started = r.bool()
+			r.F64(&day.GMean, &day.GDev, &day.Hi, &day.Lo)
+			day.First = r.Varint()
+			day.Started = r.Bool()
 			if p.needs[s.Kind][1] {
 				if d.Extra == nil {
 					d.Extra = &DeviceExtra{}
@@ -306,18 +306,18 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 			}
 		}
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%d unexpected bytes", len(r.b))
+	if r.Err == nil && len(r.B) != 0 {
+		r.Err = fmt.Errorf("%d unexpected bytes", len(r.B))
 	}
-	if r.err != nil {
-		return nil, 0, fmt.Errorf("detectors: device state of %q: %w", d.Name, r.err)
+	if r.Err != nil {
+		return nil, 0, fmt.Errorf("detectors: device state of %q: %w", d.Name, r.Err)
 	}
 	return d, due, nil
 }
 
 func (e *Engine) decodeTraffic(r *stateReader, t *TrafficState, rep *RestoreReport) (due int64) {
-	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		name := r.str()
+	for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
+		name := r.String()
 		var ep Episode
 		r.episode(&ep)
 		k := -1
@@ -332,179 +332,80 @@ func (e *Engine) decodeTraffic(r *stateReader, t *TrafficState, rep *RestoreRepo
 			rep.DroppedEpisodes++
 		}
 	}
-	t.LastArrival = r.varint()
-	t.MaxTime = r.varint()
+	t.LastArrival = r.Varint()
+	t.MaxTime = r.Varint()
 	for i := range t.Hashes {
-		t.Hashes[i] = r.u32()
+		t.Hashes[i] = r.U32()
 	}
-	t.Interval, t.Rate, t.Offset = r.f32(), r.f32(), r.f32()
-	t.FieldsAny, t.FieldsAll = r.u32(), r.u32()
+	t.Interval, t.Rate, t.Offset = r.F32(), r.F32(), r.F32()
+	t.FieldsAny, t.FieldsAll = r.U32(), r.U32()
 	var v [9]uint16
 	for i := range v {
-		v[i] = uint16(r.uvarint())
+		v[i] = uint16(r.Uvarint())
 	}
 	t.SizeLo, t.SizeHi, t.Topics[0], t.Topics[1], t.N, t.Gated, t.Malformed = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
 	t.ClockRate, t.Flags = int16(v[7]), TrafficFlags(v[8])
-	t.Order = r.byte()
-	t.Doubled = r.byte()
-	return r.varint()
+	t.Order = r.Byte()
+	t.Doubled = r.Byte()
+	return r.Varint()
 }
 
 // stateWriter appends the fields of a device's state.
-type stateWriter struct{ b []byte }
+type stateWriter struct{ wire.Writer }
 
-func (w *stateWriter) byte(c byte)      { w.b = append(w.b, c) }
-func (w *stateWriter) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
-func (w *stateWriter) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
-func (w *stateWriter) u32(v uint32)     { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
-func (w *stateWriter) f32(f float32)    { w.u32(math.Float32bits(f)) }
-func (w *stateWriter) str(s string)     { w.uvarint(uint64(len(s))); w.b = append(w.b, s...) }
-func (w *stateWriter) bool(v bool) {
-	if v {
-		w.byte(1)
-	} else {
-		w.byte(0)
-	}
-}
-func (w *stateWriter) floats(fs ...float64) {
-	for _, f := range fs {
-		w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(f))
-	}
-}
 func (w *stateWriter) episode(e *Episode) {
-	w.byte(byte(e.State))
-	w.byte(byte(e.Severity))
-	w.uvarint(uint64(e.Count))
-	w.varint(e.Started)
+	w.Byte(byte(e.State))
+	w.Byte(byte(e.Severity))
+	w.Uvarint(uint64(e.Count))
+	w.Varint(e.Started)
 }
 
 // stateReader reads what stateWriter wrote; the first error sticks.
-type stateReader struct {
-	b   []byte
-	err error
-}
-
-var errShortState = errors.New("state record too short")
-
-func (r *stateReader) fail() {
-	if r.err == nil {
-		r.err = errShortState
-	}
-	r.b = nil
-}
-
-func (r *stateReader) byte() byte {
-	if len(r.b) < 1 {
-		r.fail()
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *stateReader) bool() bool { return r.byte() != 0 }
-
-func (r *stateReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *stateReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *stateReader) u32() uint32 {
-	if len(r.b) < 4 {
-		r.fail()
-		return 0
-	}
-	v := binary.LittleEndian.Uint32(r.b)
-	r.b = r.b[4:]
-	return v
-}
-
-func (r *stateReader) f32() float32 { return math.Float32frombits(r.u32()) }
-
-func (r *stateReader) floats(ps ...*float64) {
-	for _, p := range ps {
-		if len(r.b) < 8 {
-			r.fail()
-			return
-		}
-		*p = math.Float64frombits(binary.LittleEndian.Uint64(r.b))
-		r.b = r.b[8:]
-	}
-}
-
-func (r *stateReader) str() string {
-	n := r.uvarint()
-	if r.err != nil {
-		return ""
-	}
-	if n > uint64(len(r.b)) {
-		r.fail()
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
+type stateReader struct{ wire.Reader }
 
 func (r *stateReader) episode(e *Episode) {
-	e.State = EpisodeState(r.byte())
-	e.Severity = pipeline.Severity(r.byte())
-	e.Count = uint16(r.uvarint())
-	e.Started = r.varint()
-	if e.State > FiringState {
-		r.err = fmt.Errorf("episode state %d", e.State)
+	e.State = EpisodeState(r.Byte())
+	e.Severity = pipeline.Severity(r.Byte())
+	e.Count = uint16(r.Uvarint())
+	e.Started = r.Varint()
+	if e.State > FiringState && r.Err == nil {
+		r.Err = fmt.Errorf("episode state %d", e.State)
 	}
 }
 
 // AppendState appends the fleet judge's state (its window of first
 // sightings and its episode).
 func (f *Fleet) AppendState(b []byte) []byte {
-	w := stateWriter{b: b}
-	w.byte(StateVersion)
-	w.varint(f.start)
-	w.varint(f.head)
-	w.varint(int64(f.sum))
-	w.uvarint(fleetBuckets)
+	w := stateWriter{wire.Writer{B: b}}
+	w.Byte(StateVersion)
+	w.Varint(f.start)
+	w.Varint(f.head)
+	w.Varint(int64(f.sum))
+	w.Uvarint(fleetBuckets)
 	for _, c := range f.counts {
-		w.varint(int64(c))
+		w.Varint(int64(c))
 	}
 	w.episode(&f.episode)
-	return w.b
+	return w.B
 }
 
 // RestoreState restores what AppendState wrote. A window of another
 // number of buckets (another release) starts empty.
 func (f *Fleet) RestoreState(b []byte) error {
-	r := stateReader{b: b}
-	if v := r.byte(); r.err == nil && (v == 0 || v > StateVersion) {
+	r := stateReader{wire.Reader{B: b}}
+	if v := r.Byte(); r.Err == nil && (v == 0 || v > StateVersion) {
 		return fmt.Errorf("detectors: fleet state version %d is not supported", v)
 	}
-	start, head, sum := r.varint(), r.varint(), int(r.varint())
-	n := r.uvarint()
+	start, head, sum := r.Varint(), r.Varint(), int(r.Varint())
+	n := r.Uvarint()
 	counts := make([]int, 0, min(n, 1024))
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		counts = append(counts, int(r.varint()))
+	for i := uint64(0); i < n && r.Err == nil; i++ {
+		counts = append(counts, int(r.Varint()))
 	}
 	var ep Episode
 	r.episode(&ep)
-	if r.err != nil {
-		return fmt.Errorf("detectors: fleet state: %w", r.err)
+	if r.Err != nil {
+		return fmt.Errorf("detectors: fleet state: %w", r.Err)
 	}
 	f.start, f.head, f.episode = start, head, ep
 	if n == fleetBuckets {
@@ -516,23 +417,23 @@ func (f *Fleet) RestoreState(b []byte) error {
 
 // Append appends the engine-wide state.
 func (s EngineState) Append(b []byte) []byte {
-	w := stateWriter{b: b}
-	w.byte(StateVersion)
-	w.varint(s.Start)
-	w.varint(int64(s.NewDevices))
-	w.uvarint(s.Evicted)
-	return w.b
+	w := stateWriter{wire.Writer{B: b}}
+	w.Byte(StateVersion)
+	w.Varint(s.Start)
+	w.Varint(int64(s.NewDevices))
+	w.Uvarint(s.Evicted)
+	return w.B
 }
 
 // DecodeEngineState decodes what EngineState.Append wrote.
 func DecodeEngineState(b []byte) (EngineState, error) {
-	r := stateReader{b: b}
-	if v := r.byte(); r.err == nil && (v == 0 || v > StateVersion) {
+	r := stateReader{wire.Reader{B: b}}
+	if v := r.Byte(); r.Err == nil && (v == 0 || v > StateVersion) {
 		return EngineState{}, fmt.Errorf("detectors: engine state version %d is not supported", v)
 	}
-	s := EngineState{Start: r.varint(), NewDevices: int(r.varint()), Evicted: r.uvarint()}
-	if r.err != nil {
-		return EngineState{}, fmt.Errorf("detectors: engine state: %w", r.err)
+	s := EngineState{Start: r.Varint(), NewDevices: int(r.Varint()), Evicted: r.Uvarint()}
+	if r.Err != nil {
+		return EngineState{}, fmt.Errorf("detectors: engine state: %w", r.Err)
 	}
 	return s, nil
 }
