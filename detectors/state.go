@@ -97,9 +97,9 @@ func (e *Engine) Restore(state []byte, rep *RestoreReport) error {
 func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 	w := stateWriter{wire.Writer{B: b}}
 	w.Byte(StateVersion)
-	w.String(d.Name)
-	w.String(d.Topic)
-	w.String(e.set.profiles[d.profile].name)
+	w.Str(d.Name)
+	w.Str(d.Topic)
+	w.Str(e.set.profiles[d.profile].name)
 	w.episode(&d.Status)
 	e.appendTraffic(&w, &d.Traffic, due)
 	p := e.set.profiles[d.profile]
@@ -107,13 +107,13 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 	for i := range d.Signals {
 		s := &d.Signals[i]
 		checks := p.detectors[s.Kind].Checks()
-		w.String(s.Name)
+		w.Str(s.Name)
 		w.Byte(byte(s.Kind))
 		lead := ""
 		if s.Lead > 0 && int(s.Lead) <= len(checks) {
 			lead = checks[s.Lead-1].Detector
 		}
-		w.String(lead)
+		w.Str(lead)
 		b := &s.Base
 		w.Uvarint(uint64(b.N))
 		w.Uvarint(uint64(b.Gated))
@@ -131,7 +131,7 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 		w.Uvarint(uint64(n))
 		for c := range checks {
 			if s.Episodes[c].State != Inactive {
-				w.String(checks[c].Detector)
+				w.Str(checks[c].Detector)
 				w.episode(&s.Episodes[c])
 			}
 		}
@@ -178,7 +178,7 @@ func (e *Engine) appendTraffic(w *stateWriter, t *TrafficState, due int64) {
 	w.Uvarint(uint64(n))
 	for k := range t.Episodes {
 		if t.Episodes[k].State != Inactive {
-			w.String(trafficKinds[k])
+			w.Str(trafficKinds[k])
 			w.episode(&t.Episodes[k])
 		}
 	}
@@ -205,8 +205,8 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 	if v := r.Byte(); r.Err == nil && (v == 0 || v > StateVersion) {
 		return nil, 0, fmt.Errorf("detectors: device state version %d is not supported (this build reads 1 to %d)", v, StateVersion)
 	}
-	d := &Device{Name: r.String(), Topic: r.String()}
-	class := r.String()
+	d := &Device{Name: r.Str(), Topic: r.Str()}
+	class := r.Str()
 	d.profile = -1
 	for i, p := range e.set.profiles {
 		if p.name == class {
@@ -230,7 +230,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 	d.Signals = make([]SignalState, int(ns))
 	for i := range d.Signals {
 		s := &d.Signals[i]
-		s.Name = r.String()
+		s.Name = r.Str()
 		s.Kind = pipeline.SignalKind(r.Byte())
 		if int(s.Kind) >= len(p.detectors) {
 			return nil, 0, fmt.Errorf("detectors: device state: signal %q has unknown kind %d", s.Name, s.Kind)
@@ -244,7 +244,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 			}
 			return -1
 		}
-		if c := index(r.String()); c >= 0 {
+		if c := index(r.Str()); c >= 0 {
 			s.Lead = uint8(c + 1)
 		}
 		b := &s.Base
@@ -258,7 +258,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 			&s.CusumHi, &s.CusumLo, &exHi, &exLo, &s.CusumPeak, &s.ShortMean, &s.ShortVar)
 		s.ExcHi, s.ExcLo = float32(exHi), float32(exLo)
 		for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
-			name := r.String()
+			name := r.Str()
 			var ep Episode
 			r.episode(&ep)
 			if c := index(name); c >= 0 && c < maxChecks {
@@ -317,7 +317,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 
 func (e *Engine) decodeTraffic(r *stateReader, t *TrafficState, rep *RestoreReport) (due int64) {
 	for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
-		name := r.String()
+		name := r.Str()
 		var ep Episode
 		r.episode(&ep)
 		k := -1

@@ -28,7 +28,7 @@ func AppendAlert(b []byte, a *pipeline.Alert) []byte {
 	w.Byte(byte(a.State))
 	w.Byte(flags)
 	for _, s := range [...]string{a.ID, a.Device, a.Topic, a.Kind, a.Detector, a.Signal, a.Unit, a.Message} {
-		w.String(s)
+		w.Str(s)
 	}
 	w.F64(a.Value, a.Threshold, a.Observed, a.Mean, a.Std, a.Score)
 	return w.B
@@ -50,7 +50,7 @@ func DecodeAlert(b []byte, a *pipeline.Alert) error {
 	sev, st, flags := d.Byte(), d.Byte(), d.Byte()
 	a.Severity, a.State, a.Escalation = pipeline.Severity(sev), pipeline.AlertState(st), flags&1 != 0
 	for _, p := range [...]*string{&a.ID, &a.Device, &a.Topic, &a.Kind, &a.Detector, &a.Signal, &a.Unit, &a.Message} {
-		*p = d.String()
+		*p = d.Str()
 	}
 	d.F64(&a.Value, &a.Threshold, &a.Observed, &a.Mean, &a.Std, &a.Score)
 	if d.Err != nil {

@@ -48,8 +48,8 @@ func (w *Writer) F64(fs ...float64) {
 	}
 }
 
-// String appends s with its length.
-func (w *Writer) String(s string) {
+// Str appends s with its length.
+func (w *Writer) Str(s string) {
 	w.Uvarint(uint64(len(s)))
 	w.B = append(w.B, s...)
 }
@@ -130,8 +130,8 @@ func (r *Reader) F64(ps ...*float64) {
 	}
 }
 
-// String reads a length-prefixed string.
-func (r *Reader) String() string {
+// Str reads a length-prefixed string.
+func (r *Reader) Str() string {
 	n := r.Uvarint()
 	if r.Err != nil {
 		return ""
