@@ -8,10 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
-
-	natsclient "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-iot/vigil/pipeline/mqtt/mqtttest"
 )
@@ -47,18 +43,7 @@ func TestKillWithAlertsInTheJournal(t *testing.T) {
 		"state: {file: "+filepath.Join(t.TempDir(), "vigil.state")+"}\nmetrics:\n  listen: "+metricsAddr+"\n")
 	deviceCfg := writeConfig(t, "device.yaml", "mqtt:\n  client_id: plant-sim-kill\n  username: device\n  password_file: "+b.PasswordFile("device")+"\n"+tlsBlock)
 
-	start := func() (*exec.Cmd, *syncBuffer) {
-		var logs syncBuffer
-		cmd := exec.Command(bin, "run", "--config", vigilCfg)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		waitReady(t, metricsAddr, &logs)
-		return cmd, &logs
-	}
-	first, logs := start()
+	first, logs := startVigil(t, bin, vigilCfg, metricsAddr)
 	var simLogs syncBuffer
 	cmd := exec.Command(bin, "simulate", "--broker", b.URL(), "--config", deviceCfg, "--devices", "6", "--anomalous", "4",
 		"--lead-in", "5m", "--duration", "16m", "--speed", "200", "--inject-prob", "1")
@@ -76,37 +61,11 @@ func TestKillWithAlertsInTheJournal(t *testing.T) {
 	first.Wait()
 
 	natsServer(t, natsAddr, filepath.Join(dir, "nats"))
-	var nc *natsclient.Conn
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if nc, err = natsclient.Connect("nats://" + natsAddr); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	stream, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ALERTS", Subjects: []string{"vigil.alerts.>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, logs = start()
-	var msgs uint64
-	for deadline := time.Now().Add(20 * time.Second); msgs < uint64(len(want)) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if info, err := stream.Info(t.Context()); err == nil {
-			msgs = info.State.Msgs
-		}
-	}
-	cons, _ := stream.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
-	batch, err := cons.Fetch(int(msgs)+10, jetstream.FetchMaxWait(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := alertStream(t, natsAddr)
+	_, logs = startVigil(t, bin, vigilCfg, metricsAddr)
 	got := map[string]int{}
-	for m := range batch.Messages() {
-		got[m.Headers().Get(jetstream.MsgIDHeader)]++
+	for _, id := range streamEventIDs(t, stream, len(want)) {
+		got[id]++
 	}
 	for _, a := range want {
 		if got[a.EventID()] != 1 {

@@ -45,6 +45,66 @@ func natsServer(t *testing.T, addr, storeDir string) *exec.Cmd {
 	return cmd
 }
 
+// alertStream connects to the NATS server at addr (waiting for it to
+// listen) and creates a JetStream stream that captures Vigil's alerts.
+func alertStream(t *testing.T, addr string) jetstream.Stream {
+	t.Helper()
+	var nc *natsclient.Conn
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if nc, err = natsclient.Connect("nats://" + addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	stream, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ALERTS", Subjects: []string{"vigil.alerts.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream
+}
+
+// streamEventIDs waits (up to 20 s) for the stream to hold want messages
+// and returns the Nats-Msg-Id of each message it holds, in order.
+func streamEventIDs(t *testing.T, stream jetstream.Stream, want int) []string {
+	t.Helper()
+	var msgs uint64
+	for deadline := time.Now().Add(20 * time.Second); msgs < uint64(want) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if info, err := stream.Info(t.Context()); err == nil {
+			msgs = info.State.Msgs
+		}
+	}
+	cons, _ := stream.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
+	batch, err := cons.Fetch(int(msgs)+10, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for m := range batch.Messages() {
+		ids = append(ids, m.Headers().Get(jetstream.MsgIDHeader))
+	}
+	return ids
+}
+
+// startVigil starts the built binary as "vigil run --config cfg" and waits
+// until it is ready; it is killed when the test ends.
+func startVigil(t *testing.T, bin, cfg, metricsAddr string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	var logs syncBuffer
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitReady(t, metricsAddr, &logs)
+	return cmd, &logs
+}
+
 // TestOutputOutage is the scenario: "vigil run" with a NATS output
 // whose server is down when Vigil starts and for the whole of a plant
 // stream. Vigil starts, stays ready, processes every message and keeps
@@ -103,41 +163,7 @@ func TestOutputOutage(t *testing.T) {
 
 	// NATS comes up, with a stream for the alerts.
 	natsServer(t, natsAddr, filepath.Join(dir, "nats"))
-	var nc *natsclient.Conn
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if nc, err = natsclient.Connect("nats://" + natsAddr); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	stream, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ALERTS", Subjects: []string{"vigil.alerts.>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var msgs uint64
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		info, err := stream.Info(t.Context())
-		if err == nil {
-			msgs = info.State.Msgs
-		}
-		if msgs >= uint64(len(fileAlerts)) || time.Now().After(deadline) {
-			break
-		}
-	}
-	cons, _ := stream.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
-	batch, err := cons.Fetch(int(msgs)+10, jetstream.FetchMaxWait(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for m := range batch.Messages() {
-		got = append(got, m.Headers().Get(jetstream.MsgIDHeader))
-	}
+	got := streamEventIDs(t, alertStream(t, natsAddr), len(fileAlerts))
 	var want []string
 	for i := range fileAlerts {
 		want = append(want, fileAlerts[i].EventID())

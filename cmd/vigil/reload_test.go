@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -32,14 +31,7 @@ func TestReloadKeepsState(t *testing.T) {
 		"alerts:\n  journal: {dir: " + filepath.Join(dir, "journal") + "}\n  mqtt: {enabled: false}\n  file: " + alertsFile + "\n" +
 		"state: {file: \"\"}\nfleet: {enabled: false}\nmetrics:\n  listen: " + metricsAddr + "\n"
 	cfg := writeConfig(t, "vigil.yaml", base+"detectors: {traffic: {enabled: false}}\n")
-	var logs syncBuffer
-	cmd := exec.Command(bin, "run", "--config", cfg)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitReady(t, metricsAddr, &logs)
+	cmd, logs := startVigil(t, bin, cfg, metricsAddr)
 	readAll := func() []pipeline.Alert {
 		raw, _ := os.ReadFile(alertsFile)
 		return readAlerts(t, string(raw))
@@ -68,12 +60,12 @@ func TestReloadKeepsState(t *testing.T) {
 	// An invalid configuration is refused.
 	os.WriteFile(cfg, []byte(base+"detectors: {overpressure: {spike: {z: -1}}}\n"), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitMetric(t, metricsAddr, "vigil_config_reload_failures_total 1\n", &logs)
+	waitMetric(t, metricsAddr, "vigil_config_reload_failures_total 1\n", logs)
 
 	// A valid one switching the spike check off applies in place.
 	os.WriteFile(cfg, []byte(base+"detectors: {traffic: {enabled: false}, overpressure: {spike: {off: true}}}\n"), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitMetric(t, metricsAddr, "vigil_config_reloads_total 1\n", &logs)
+	waitMetric(t, metricsAddr, "vigil_config_reloads_total 1\n", logs)
 	res := waitAlert("the spike alert resolved by the reload", func(a pipeline.Alert) bool {
 		return a.ID == spike.ID && a.State == pipeline.Resolved
 	})
@@ -87,7 +79,7 @@ func TestReloadKeepsState(t *testing.T) {
 	waitAlert("pump-2's overpressure after the reload", func(a pipeline.Alert) bool {
 		return a.Device == "pump-2" && a.Kind == "overpressure" && a.State == pipeline.Firing
 	})
-	waitMetric(t, metricsAddr, "vigil_readings_processed_total 809\n", &logs)
+	waitMetric(t, metricsAddr, "vigil_readings_processed_total 809\n", logs)
 	for _, a := range readAll() {
 		if a.Detector == "overpressure.spike" && a.State == pipeline.Firing && a.ID != spike.ID {
 			t.Errorf("overpressure.spike fired after it was switched off: %+v", a)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -77,17 +76,6 @@ func TestRestartKeepsLearnedState(t *testing.T) {
 				"state: {file: "+filepath.Join(dir, "vigil.state")+", interval: 0s}\n"+
 				"detectors: {traffic: {enabled: false}}\nfleet: {enabled: false}\n"+
 				"metrics:\n  listen: "+metricsAddr+"\n")
-			start := func() (*exec.Cmd, *syncBuffer) {
-				var logs syncBuffer
-				cmd := exec.Command(bin, "run", "--config", cfg)
-				cmd.Stdout, cmd.Stderr = &logs, &logs
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-				waitReady(t, metricsAddr, &logs)
-				return cmd, &logs
-			}
 			alerts := func(want func([]pipeline.Alert) bool, what string, logs *syncBuffer) []pipeline.Alert {
 				t.Helper()
 				for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -103,7 +91,7 @@ func TestRestartKeepsLearnedState(t *testing.T) {
 			}
 			pp := newPlantPublisher(t, b)
 
-			first, logs := start()
+			first, logs := startVigil(t, bin, cfg, metricsAddr)
 			pp.send("pump-1", 400, 4)
 			pp.send("pump-2", 400, 4)
 			pp.send("pump-1", 3, 7) // overpressure: fires and stays firing
@@ -121,7 +109,7 @@ func TestRestartKeepsLearnedState(t *testing.T) {
 				t.Fatalf("no snapshot at shutdown:\n%s", logs.String())
 			}
 
-			_, logs = start()
+			_, logs = startVigil(t, bin, cfg, metricsAddr)
 			if !strings.Contains(logs.String(), "restored learned state") {
 				t.Fatalf("the restart did not restore the snapshot:\n%s", logs.String())
 			}
