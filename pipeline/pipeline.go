@@ -175,8 +175,8 @@ type batch struct {
 	// tick marks a batch with no frames that only advances the clock (live
 	// sources, when nothing arrives).
 	tick bool
-	// barrier, when set, makes the batch (with no frames) a snapshot
-	// barrier: it neither ticks nor judges the fleet.
+	// barrier, when set, makes the batch (with no frames) a barrier for a
+	// snapshot or a reconfiguration: it neither ticks nor judges the fleet.
 	barrier *barrier
 }
 
