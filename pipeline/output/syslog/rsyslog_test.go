@@ -211,6 +211,9 @@ func (r *rsyslog) records() []record {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	// rsyslog may be writing while the test polls: parse complete lines
+	// only (after stop, every line is complete).
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
 	var rs []record
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
