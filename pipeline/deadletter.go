@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -19,6 +20,10 @@ type deadLetters struct {
 	logged     int
 	suppressed int
 	lastLog    time.Time
+
+	// err is the first write error: dead letters were asked for, so a
+	// failed write ends the run rather than dropping them.
+	err error
 }
 
 const (
@@ -46,7 +51,7 @@ func (d *deadLetters) add(f *Frame, payload []byte, reason Reason, err error) {
 			d.suppressed, d.lastLog = 0, now
 		}
 	}
-	if d.w == nil {
+	if d.w == nil || d.err != nil {
 		return
 	}
 	b := append(d.buf[:0], `{"reason":"`...)
@@ -70,18 +75,19 @@ func (d *deadLetters) add(f *Frame, payload []byte, reason Reason, err error) {
 	b = append(b, "}\n"...)
 	d.buf = b
 	if _, werr := d.w.Write(b); werr != nil {
-		d.log.Error("dead-letter write failed; further dead letters are dropped", "err", werr)
-		d.w = nil
+		d.err = fmt.Errorf("pipeline: dead letters: %w", werr)
 	}
 }
 
-func (d *deadLetters) flush() {
+// flush writes what is buffered; it returns the first write error.
+func (d *deadLetters) flush() error {
 	if d.suppressed > 0 {
 		d.log.Warn("rejected frames (details suppressed)", "count", d.suppressed)
 	}
-	if d.w != nil {
+	if d.w != nil && d.err == nil {
 		if err := d.w.Flush(); err != nil {
-			d.log.Error("dead-letter flush failed", "err", err)
+			d.err = fmt.Errorf("pipeline: dead letters: %w", err)
 		}
 	}
+	return d.err
 }

@@ -337,7 +337,11 @@ func (p *Pipeline) Run(ctx context.Context, src Source, sink Sink) error {
 	for range p.cfg.Decoders {
 		decoders.Go(p.decode)
 	}
-	wg.Go(func() { p.dispatch(hard) })
+	wg.Go(func() {
+		if err := p.dispatch(hard); err != nil {
+			fail(err)
+		}
+	})
 	for i := range p.cfg.Workers {
 		wg.Go(func() { p.work(hard, i, p.cfg.NewProcessor(i)) })
 	}
@@ -503,8 +507,10 @@ func (p *Pipeline) decode() {
 }
 
 // dispatch takes batches in stream order once decoded, accounts rejections,
-// and hands each batch to every shard and to the merger.
-func (p *Pipeline) dispatch(hard context.Context) {
+// and hands each batch to every shard and to the merger. It returns the
+// dead-letter writer's error, which ends the run: a closed pipe or a full
+// disk must not drop what the user asked to keep.
+func (p *Pipeline) dispatch(hard context.Context) (err error) {
 	defer func() {
 		for _, q := range p.shardQ {
 			close(q)
@@ -512,12 +518,19 @@ func (p *Pipeline) dispatch(hard context.Context) {
 		close(p.mergeQ)
 	}()
 	dl := newDeadLetters(p.cfg.DeadLetter, p.log)
-	defer dl.flush()
+	defer func() {
+		if ferr := dl.flush(); err == nil {
+			err = ferr
+		}
+	}()
 	for b := range p.orderQ {
 		select {
 		case <-b.decoded:
 		case <-hard.Done():
-			return
+			return nil
+		}
+		if dl.err != nil {
+			return dl.err
 		}
 		// The stream clock, in stream order: a replayed frame arrives when
 		// the stream has reached the latest event time seen so far.
@@ -557,15 +570,16 @@ func (p *Pipeline) dispatch(hard context.Context) {
 			select {
 			case q <- b:
 			case <-hard.Done():
-				return
+				return nil
 			}
 		}
 		select {
 		case p.mergeQ <- b:
 		case <-hard.Done():
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 // rejectReason is the reason of a decode error.

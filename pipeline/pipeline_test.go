@@ -338,6 +338,49 @@ func TestRunSourceError(t *testing.T) {
 	}
 }
 
+// failingWriter fails every write once it has taken n bytes.
+type failingWriter struct {
+	n   int
+	err error
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		k := w.n
+		w.n = 0
+		return k, w.err
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// TestRunDeadLetterError: dead letters were asked for, so a failed write (a
+// closed pipe, a full disk) ends the run with that error instead of dropping
+// them, and the run ends although the source has more.
+func TestRunDeadLetterError(t *testing.T) {
+	boom := errors.New("broken pipe")
+	p, err := pipeline.New(pipeline.Config{
+		BatchSize:    8,
+		NewProcessor: func(int) pipeline.Processor { return newEcho(t) },
+		DeadLetter:   &failingWriter{n: 100 << 10, err: boom},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := make([][]byte, 100000) // about 2 MB of dead letters
+	for i := range bad {
+		bad[i] = []byte(`not json`)
+	}
+	src := &sliceSource{payloads: bad}
+	err = p.Run(context.Background(), src, &collect{})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "dead letters") {
+		t.Fatalf("Run = %v; want it to wrap %v and name the dead letters", err, boom)
+	}
+	if st := p.Stats(); st.Frames >= uint64(len(bad)) {
+		t.Errorf("read all %d frames after the dead-letter writer failed; want the run to stop", st.Frames)
+	}
+}
+
 func TestRunSinkError(t *testing.T) {
 	boom := errors.New("collector down")
 	p, err := pipeline.New(pipeline.Config{BatchSize: 8, NewProcessor: func(int) pipeline.Processor { return newEcho(t) }})

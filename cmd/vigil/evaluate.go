@@ -151,7 +151,7 @@ func evaluate(w io.Writer, o evalOptions, mode labelMode, alerts []pipeline.Aler
 		return nil, nil, err
 	}
 	if o.json != "" {
-		f, err := os.Create(o.json)
+		f, err := createFile(o.json)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--eval-json: %w", err)
 		}

@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
 )
 
 // command is one subcommand.
@@ -50,11 +52,48 @@ func commands() []command {
 	}
 }
 
-// errUsage marks errors that should print usage; exit code 2.
-var errUsage = errors.New("usage")
+// Exit codes, documented in docs/CLI.md.
+const (
+	exitOK       = 0  // done, or stopped by SIGINT/SIGTERM after a clean drain
+	exitError    = 1  // a runtime error: I/O, broker, state, …
+	exitUsage    = 2  // bad flags or arguments
+	exitRejected = 3  // replay: the input's rejected share reached --max-rejected
+	exitConfig   = 78 // the configuration is invalid (EX_CONFIG of sysexits.h)
+)
+
+var (
+	// errUsage marks errors that should print usage; exit code 2.
+	errUsage = errors.New("usage")
+	// errRejected marks a replay whose input was rejected above the
+	// threshold; exit code 3.
+	errRejected = errors.New("input rejected")
+	// errConfig marks an invalid configuration; exit code 78, so a service
+	// manager can tell it from a transient failure and stop restarting
+	// (systemd: RestartPreventExitStatus=78).
+	errConfig = errors.New("invalid configuration")
+)
+
+// loadConfig is config.Load, its errors marked errConfig.
+func loadConfig(path string) (*config.File, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, configError{err}
+	}
+	return cfg, nil
+}
+
+// configError marks err as a configuration error without changing its text.
+type configError struct{ err error }
+
+func (c configError) Error() string   { return c.err.Error() }
+func (c configError) Unwrap() []error { return []error{c.err, errConfig} }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal asks for a clean stop (drain, final snapshot); once
+	// it has, the default action is back, so a second Ctrl-C or SIGTERM
+	// ends the process at once, whatever it is waiting for.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], &env{
 		stdin:  os.Stdin,
 		stdout: os.Stdout,
@@ -83,22 +122,30 @@ func run(ctx context.Context, args []string, e *env) int {
 			continue
 		}
 		err := c.run(ctx, e, rest)
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.Is(err, errUsage):
-			fmt.Fprintf(e.stderr, "vigil %s: %v\n", name, err)
-			return 2
-		default:
-			fmt.Fprintf(e.stderr, "vigil %s: %v\n", name, err)
-			return 1
+		if err == nil || errors.Is(err, flag.ErrHelp) {
+			return exitOK
 		}
+		fmt.Fprintf(e.stderr, "vigil %s: %v\n", name, err)
+		return exitCode(err)
 	}
 	fmt.Fprintf(e.stderr, "vigil: unknown command %q\n\n", name)
 	usage(e.stderr)
-	return 2
+	return exitUsage
+}
+
+// exitCode maps a command's error to the process's exit status.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitUsage
+	case errors.Is(err, errConfig):
+		return exitConfig
+	case errors.Is(err, errRejected):
+		return exitRejected
+	}
+	return exitError
 }
 
 func usage(w io.Writer) {
@@ -120,13 +167,28 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, mapping parse failures to errUsage.
+// parseFlags parses args, mapping parse failures to errUsage. Flags may come
+// after the arguments, as with most command-line tools (`vigil replay
+// plant.log --alerts out.jsonl`); everything after "--" is an argument.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", errUsage, err)
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...) // "--" ended the flags
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	return nil
+	// Leave the arguments where fs.Args finds them.
+	return fs.Parse(append([]string{"--"}, pos...))
 }

@@ -26,7 +26,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"replay", "--summary", "xml", "f.log"}, 2, "-summary must be"},
 		{[]string{"replay", "--format", "parquet", "f.log"}, 2, "-format"},
 		{[]string{"replay", "/nonexistent/plant.log"}, 1, "/nonexistent/plant.log"},
-		{[]string{"replay", "--config", "/nonexistent.yaml", "f.log"}, 1, "nonexistent.yaml"},
+		{[]string{"replay", "--config", "/nonexistent.yaml", "f.log"}, exitConfig, "nonexistent.yaml"},
 		{[]string{"simulate"}, 2, "--out is required"},
 		{[]string{"simulate", "--out", "x", "--devices", "0"}, 1, "Devices"},
 		{[]string{"config"}, 2, "config check [--files=false] FILE"},
@@ -118,8 +118,8 @@ func TestConfigCheck(t *testing.T) {
 	}
 	// The example names files under /etc/vigil that this machine lacks.
 	code, _, errs = runCLI(t, "config", "check", "../../docs/vigil.example.yaml")
-	if code != 1 || !strings.Contains(errs, "mqtt.password_file") {
-		t.Errorf("example config with its files missing: exit %d, %s; want exit 1 naming mqtt.password_file", code, errs)
+	if code != exitConfig || !strings.Contains(errs, "mqtt.password_file") {
+		t.Errorf("example config with its files missing: exit %d, %s; want exit %d naming mqtt.password_file", code, errs, exitConfig)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	for _, tc := range []struct{ text, want string }{
@@ -133,8 +133,8 @@ func TestConfigCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, _, errs := runCLI(t, "config", "check", bad)
-		if code != 1 || !strings.Contains(errs, tc.want) {
-			t.Errorf("config %q: exit %d, stderr %q; want exit 1 and %q", tc.text, code, errs, tc.want)
+		if code != exitConfig || !strings.Contains(errs, tc.want) {
+			t.Errorf("config %q: exit %d, stderr %q; want exit %d and %q", tc.text, code, errs, exitConfig, tc.want)
 		}
 	}
 }

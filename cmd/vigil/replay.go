@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -40,6 +39,9 @@ type replayOptions struct {
 	report     reportOptions
 	saveState  string
 	loadState  string
+	// maxRejected is the share of rejected frames at which the replay
+	// exits with status 3.
+	maxRejected float64
 }
 
 // reportOptions are the flags of the HTML report.
@@ -75,11 +77,15 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&o.report.z, "report-z", 6, "report: draw the learned band as median ± z·spread")
 	fs.StringVar(&o.saveState, "save-state", "", "after the replay, write everything learned (baselines, episodes, traffic, the fleet, the stream position) to `file`, for --load-state or \"vigil run --state\"")
 	fs.StringVar(&o.loadState, "load-state", "", "start from the learned state in `file` (written by --save-state) and continue its stream")
+	fs.Float64Var(&o.maxRejected, "max-rejected", 1, "exit with status 3 when at least this `fraction` of the input's frames was rejected (1: when every frame was)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return fmt.Errorf("%w: no input files (use \"-\" for stdin)", errUsage)
+	}
+	if !(o.maxRejected > 0 && o.maxRejected <= 1) {
+		return fmt.Errorf("%w: --max-rejected must be a fraction in (0, 1]", errUsage)
 	}
 	if o.speed < 0 {
 		return fmt.Errorf("%w: -speed must not be negative", errUsage)
@@ -104,7 +110,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 
 	cfg := config.Default()
 	if o.config != "" {
-		if cfg, err = config.Load(o.config); err != nil {
+		if cfg, err = loadConfig(o.config); err != nil {
 			return err
 		}
 	}
@@ -126,14 +132,31 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if o.report.path != "" {
-		return writeReport(o.report, res, rep, windows)
+		if err := writeReport(o.report, res, rep, windows); err != nil {
+			return err
+		}
 	}
-	return nil
+	return checkRejected(res.Stats, o.maxRejected)
+}
+
+// checkRejected returns errRejected when at least max of the frames read were
+// rejected: a replay of the wrong file, or of a wrong format, should not look
+// like a quiet plant to a script.
+func checkRejected(st pipeline.Stats, max float64) error {
+	var rejected uint64
+	for _, n := range st.Rejected {
+		rejected += n
+	}
+	if st.Frames == 0 || float64(rejected) < max*float64(st.Frames) {
+		return nil
+	}
+	return fmt.Errorf("%w: %d of %d frames (%.1f%%, --max-rejected %g); see the summary for the reasons", errRejected,
+		rejected, st.Frames, 100*float64(rejected)/float64(st.Frames), max)
 }
 
 // writeReport writes the HTML report of a replay.
 func writeReport(o reportOptions, res *replayResult, rep *eval.Report, windows []eval.Window) error {
-	f, err := os.Create(o.path)
+	f, err := createFile(o.path)
 	if err != nil {
 		return fmt.Errorf("--report: %w", err)
 	}
@@ -208,7 +231,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 
 	var out io.Writer = e.stdout
 	if o.alerts != "-" && o.alerts != "" {
-		f, err := os.Create(o.alerts)
+		f, err := createFile(o.alerts)
 		if err != nil {
 			return nil, fmt.Errorf("alerts: %w", err)
 		}
@@ -302,7 +325,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 
 	var dead io.Writer
 	if o.deadLetter != "" {
-		f, err := os.Create(o.deadLetter)
+		f, err := createFile(o.deadLetter)
 		if err != nil {
 			return nil, fmt.Errorf("dead-letter: %w", err)
 		}
@@ -456,13 +479,13 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: %s", errUsage, usage)
 	}
 	path := fs.Arg(0)
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
 	if *files {
 		if err := cfg.CheckFiles(); err != nil {
-			return fmt.Errorf("config %s: %w", path, err)
+			return configError{fmt.Errorf("config %s: %w", path, err)}
 		}
 	}
 	fmt.Fprintf(e.stdout, "%s: ok\n", path)

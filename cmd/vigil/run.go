@@ -36,7 +36,7 @@ func runLive(ctx context.Context, e *env, args []string) error {
 	if cfgPath == "" {
 		return fmt.Errorf("%w: --config is required (the broker, credentials and subscriptions live there)", errUsage)
 	}
-	cfg, err := config.Load(cfgPath)
+	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
 	}

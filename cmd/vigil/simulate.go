@@ -93,7 +93,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	var w io.Writer = e.stdout
 	var f *os.File
 	if out != "-" {
-		if f, err = os.Create(out); err != nil {
+		if f, err = createFile(out); err != nil {
 			return err
 		}
 		defer f.Close()
@@ -116,7 +116,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		labels = trimExt(out) + ".labels.json"
 	}
 	if labels != "" {
-		lf, err := os.Create(labels)
+		lf, err := createFile(labels)
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func simulateLive(ctx context.Context, e *env, cfg sim.Config, brokerURL, cfgPat
 	fc := config.Default()
 	if cfgPath != "" {
 		var err error
-		if fc, err = config.Load(cfgPath); err != nil {
+		if fc, err = loadConfig(cfgPath); err != nil {
 			return err
 		}
 	}

@@ -176,7 +176,7 @@ func runState(_ context.Context, e *env, args []string) error {
 	cfg := config.Default()
 	if *cfgPath != "" {
 		var err error
-		if cfg, err = config.Load(*cfgPath); err != nil {
+		if cfg, err = loadConfig(*cfgPath); err != nil {
 			return err
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/tune"
@@ -54,7 +53,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	}
 	base := config.Default()
 	if cfgPath != "" {
-		if base, err = config.Load(cfgPath); err != nil {
+		if base, err = loadConfig(cfgPath); err != nil {
 			return err
 		}
 	}
@@ -125,7 +124,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 
 // writeFile creates path and writes it with write, reporting close errors.
 func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
+	f, err := createFile(path)
 	if err != nil {
 		return err
 	}
