@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/admin"
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
 	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
 	"github.com/vigil-iot/vigil/pipeline/output"
@@ -81,7 +82,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		return err
 	}
 	defer src.Close()
-	log.Info("connecting to the broker", "broker", cfg.MQTT.Broker, "client_id", cfg.MQTT.ClientID)
+	log.Info("connecting to the broker", "broker", redact.URL(cfg.MQTT.Broker), "client_id", cfg.MQTT.ClientID)
 	if err := src.Start(ctx); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
+	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
 	"github.com/vigil-iot/vigil/pipeline/sim"
 )
@@ -56,6 +57,9 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: --traffic: %v", errUsage, err)
 	}
 	if brokerURL != "" {
+		if redact.HasUserinfo(brokerURL) {
+			return fmt.Errorf("%w: --broker: credentials must not be part of the URL (%q): give --config a file whose mqtt section sets username, and password_file or password_env", errUsage, redact.URL(brokerURL))
+		}
 		if qos > 1 || speed <= 0 {
 			return fmt.Errorf("%w: --qos must be 0 or 1 and --speed positive", errUsage)
 		}
@@ -165,7 +169,7 @@ func simulateLive(ctx context.Context, e *env, cfg sim.Config, brokerURL, cfgPat
 	if err != nil {
 		return err
 	}
-	e.log.Info("publishing simulated fleet", "broker", brokerURL, "devices", cfg.Devices, "anomalous", cfg.Anomalous,
+	e.log.Info("publishing simulated fleet", "broker", redact.URL(brokerURL), "devices", cfg.Devices, "anomalous", cfg.Anomalous,
 		"rate_per_s", float64(cfg.Devices)/cfg.Interval.Seconds()*speed, "qos", qos)
 
 	// Publish concurrently so QoS 1 round trips do not cap the rate, on
@@ -217,7 +221,7 @@ func simulateLive(ctx context.Context, e *env, cfg sim.Config, brokerURL, cfgPat
 	}
 	wg.Wait()
 	fmt.Fprintf(e.stderr, "simulate: published %d messages (%d failed) to %s; %d anomalies injected\n",
-		sent.Load(), failed.Load(), brokerURL, len(gen.DrainLabels(nil))+len(gen.Active(nil)))
+		sent.Load(), failed.Load(), redact.URL(brokerURL), len(gen.DrainLabels(nil))+len(gen.Active(nil)))
 	return nil
 }
 

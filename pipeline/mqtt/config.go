@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vigil-iot/vigil/internal/redact"
 )
 
 // Config is the connection to one MQTT broker, shared by the Source and the
@@ -24,7 +25,8 @@ import (
 //
 // Credentials never appear in the configuration text: the password is read
 // from PasswordFile or the environment variable PasswordEnv when connecting,
-// and is never logged.
+// and is never logged. A Broker URL carrying user information is refused,
+// and errors show it with the password masked (package redact).
 type Config struct {
 	// Broker is the broker URL: mqtts://, tls:// or ssl:// for TLS (default
 	// port 8883), mqtt:// or tcp:// for plaintext (default port 1883).
@@ -165,7 +167,7 @@ func (c *Config) Validate() error {
 	} else {
 		if !b.tls {
 			if t := c.TLS; t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" {
-				bad("tls", "set, but broker %q is plaintext; use an mqtts:// URL", c.Broker)
+				bad("tls", "set, but broker %q is plaintext; use an mqtts:// URL", redact.URL(c.Broker))
 			}
 			if !c.AllowPlaintext && !isLoopback(b.host) {
 				bad("broker", "plaintext connection to non-loopback host %q refused: use mqtts:// (TLS), or set allow_plaintext: true if the network is trusted", b.host)
@@ -187,8 +189,10 @@ func (c *Config) Validate() error {
 	if c.PasswordFile != "" && c.PasswordEnv != "" {
 		bad("password_file", "set only one of password_file and password_env")
 	}
-	if c.PasswordEnv != "" && strings.ContainsAny(c.PasswordEnv, "=\x00") {
-		bad("password_env", "%q is not an environment variable name", c.PasswordEnv)
+	if c.PasswordEnv != "" {
+		if err := redact.EnvName(c.PasswordEnv); err != nil {
+			errs = append(errs, fmt.Errorf("password_env: %w", err))
+		}
 	}
 	if (c.PasswordFile != "" || c.PasswordEnv != "") && c.Username == "" {
 		bad("username", "required when a password is configured")
@@ -239,8 +243,14 @@ type broker struct {
 	origin string // scheme://host:port, for logs and Frame.Origin
 }
 
+// parseBroker parses a broker URL. Its errors show the URL through
+// redact.URL: one that does not parse, or has a path, may still carry a
+// password.
 func parseBroker(raw string) (broker, error) {
-	u, err := url.Parse(raw)
+	if redact.HasUserinfo(raw) {
+		return broker{}, fmt.Errorf("credentials must not be part of the URL (%q): set username, and password_file or password_env", redact.URL(raw))
+	}
+	u, err := redact.Parse(raw)
 	if err != nil {
 		return broker{}, fmt.Errorf("invalid URL: %w", err)
 	}
@@ -251,19 +261,16 @@ func parseBroker(raw string) (broker, error) {
 	case "mqtts", "tls", "ssl":
 		b.tls, port = true, "8883"
 	case "":
-		return broker{}, fmt.Errorf("%q has no scheme; use mqtts://host:8883 (or mqtt:// for plaintext)", raw)
+		return broker{}, fmt.Errorf("%q has no scheme; use mqtts://host:8883 (or mqtt:// for plaintext)", redact.URL(raw))
 	default:
 		return broker{}, fmt.Errorf("unsupported scheme %q (use mqtts, tls, ssl, mqtt or tcp)", u.Scheme)
 	}
-	if u.User != nil {
-		return broker{}, errors.New("credentials must not be part of the URL; use username and password_file")
-	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return broker{}, fmt.Errorf("%q: a broker URL has no path, query or fragment", raw)
+		return broker{}, fmt.Errorf("%q: a broker URL has no path, query or fragment", redact.URL(raw))
 	}
 	b.host = u.Hostname()
 	if b.host == "" {
-		return broker{}, fmt.Errorf("%q has no host", raw)
+		return broker{}, fmt.Errorf("%q has no host", redact.URL(raw))
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)

@@ -72,6 +72,49 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// TestConfigErrorsMaskCredentials: a broker URL with a password, parsable or
+// not, is refused with the password masked, never repeated; so is a
+// password written into password_env.
+func TestConfigErrorsMaskCredentials(t *testing.T) {
+	const secret = "s3cret-pw"
+	for _, tc := range []struct {
+		broker, want string
+		creds        bool // refused for carrying credentials (not for its form)
+	}{
+		{"mqtts://vigil:" + secret + "@broker.example:8883", `"mqtts://vigil:xxxxx@broker.example:8883"`, true},
+		{"mqtts://vigil:" + secret + "@broker.example:port", `"mqtts://vigil:xxxxx@broker.example:port"`, true},
+		{"mqtt://vigil:p@" + secret + "@host:port/%zz", `"mqtt://vigil:xxxxx@host:port/%zz"`, true},
+		{"mqtts://vigil:" + secret + "%zz@broker.example", `"mqtts://vigil:xxxxx@broker.example"`, true},
+		{"//vigil:" + secret + "@broker.example:8883", `"//vigil:xxxxx@broker.example:8883"`, true},
+		{"mqtts://" + secret + "@broker.example", `"mqtts://xxxxx@broker.example"`, true},
+		// url.Parse reads these as a fragment and a query.
+		{"mqtts://vigil:12#" + secret + "@broker.example", `"mqtts://vigil:xxxxx@broker.example"`, false},
+		{"mqtts://broker.example:8883/?password=" + secret, `"mqtts://broker.example:8883/?password=xxxxx"`, false},
+	} {
+		c := validConfig()
+		c.Broker = tc.broker
+		err := c.Validate()
+		if err == nil {
+			t.Errorf("broker %q: no error", tc.broker)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, secret) || !strings.HasPrefix(msg, "broker: ") || !strings.Contains(msg, tc.want) {
+			t.Errorf("broker %q: got %q; want the key named and the URL as %s, without the password", tc.broker, msg, tc.want)
+		}
+		if tc.creds && (!strings.Contains(err.Error(), "credentials must not be part of the URL") || !strings.Contains(err.Error(), "password_file or password_env")) {
+			t.Errorf("broker %q: got %q; want credentials refused, pointing to password_file or password_env", tc.broker, err)
+		}
+		if _, err := NewPublisher(c, PublisherOptions{}); err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("NewPublisher with broker %q: got %v; want an error without the password", tc.broker, err)
+		}
+	}
+	c := validConfig()
+	c.PasswordFile, c.PasswordEnv = "", secret+"!"
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "password_env: not an environment variable name") {
+		t.Errorf("password_env holding the password: got %v; want it refused without repeating it", err)
+	}
+}
+
 func TestParseBroker(t *testing.T) {
 	tests := []struct {
 		in, addr, origin string

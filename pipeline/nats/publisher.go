@@ -18,6 +18,7 @@ import (
 	natsclient "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline"
 )
 
@@ -26,7 +27,8 @@ const DefaultSubject = "vigil.alerts.{kind}.{device}"
 
 // Config configures the NATS alert publisher.
 type Config struct {
-	// URL is the server, nats:// (plaintext) or tls://.
+	// URL is the server, nats:// (plaintext) or tls://. It must not carry
+	// credentials (user:password@ or a token@): they come from CredsFile.
 	URL string `yaml:"url"`
 	// Subject is the subject template: {kind}, {device}, {severity} and
 	// {detector} are replaced by the alert's values, with the characters a
@@ -51,11 +53,15 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Validate checks the configuration; errors name the key.
+// Validate checks the configuration; errors name the key and show the URL
+// with any credentials masked.
 func (c *Config) Validate() error {
+	if redact.HasUserinfo(c.URL) {
+		return fmt.Errorf("url: credentials must not be part of the URL (%q): put them in a NATS credentials file named by creds_file", redact.URL(c.URL))
+	}
 	u, err := url.Parse(c.URL)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("url: want nats://host:port or tls://host:port, got %q", c.URL)
+		return fmt.Errorf("url: want nats://host:port or tls://host:port, got %q", redact.URL(c.URL))
 	}
 	switch u.Scheme {
 	case "nats":
@@ -212,7 +218,7 @@ func NewPublisher(cfg Config, log *slog.Logger, ms *metrics.Set) (*Publisher, er
 	}
 	nc, err := natsclient.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats: connect to %s: %w", redact(cfg.URL), err)
+		return nil, fmt.Errorf("nats: connect to %s: %w", redact.URL(cfg.URL), err)
 	}
 	p := &Publisher{
 		cfg: cfg, subject: subject, nc: nc, log: log,
@@ -227,16 +233,6 @@ func NewPublisher(cfg Config, log *slog.Logger, ms *metrics.Set) (*Publisher, er
 	}
 	log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted(), "jetstream", cfg.JetStream)
 	return p, nil
-}
-
-// redact drops user information from a URL for messages.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	u.User = nil
-	return u.String()
 }
 
 // message builds the NATS message of an alert.

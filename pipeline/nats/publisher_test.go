@@ -190,6 +190,32 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestConfigErrorsMaskCredentials: a URL with credentials, parsable or
+// not, is refused pointing to creds_file, and no error repeats the secret.
+func TestConfigErrorsMaskCredentials(t *testing.T) {
+	const secret = "s3cret-pw"
+	for _, tc := range []struct{ url, want string }{
+		{"tls://vigil:" + secret + "@nats.invalid:4222", `url: credentials must not be part of the URL ("tls://vigil:xxxxx@nats.invalid:4222")`},
+		{"nats://vigil:" + secret + "@nats.invalid:port", `url: credentials must not be part of the URL ("nats://vigil:xxxxx@nats.invalid:port")`},
+		{"nats://vigil:p@" + secret + "@host:port/%zz", `url: credentials must not be part of the URL ("nats://vigil:xxxxx@host:port/%zz")`},
+		{"tls://" + secret + "@nats.invalid:4222", `url: credentials must not be part of the URL ("tls://xxxxx@nats.invalid:4222")`},
+		{"tls://a:4222,tls://vigil:" + secret + "@b:4222", `("tls://a:4222,tls://vigil:xxxxx@b:4222")`},
+		{"tls://nats.invalid:4222/%zz?token=" + secret, `got "tls://nats.invalid:4222/%zz?token=xxxxx"`},
+	} {
+		cfg := Config{URL: tc.url}
+		for _, err := range []error{cfg.Validate(), second(NewPublisher(cfg, nil, nil))} {
+			if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("url %q: got %v; want an error containing %q, without the secret", tc.url, err, tc.want)
+			}
+		}
+		if err := cfg.Validate(); strings.Contains(tc.want, "credentials") && (err == nil || !strings.Contains(err.Error(), "creds_file")) {
+			t.Errorf("url %q: got %v; want it to point to creds_file", tc.url, err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
 // TestUnreachableFailsFast: no server, a clear error at start-up.
 func TestUnreachableFailsFast(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")

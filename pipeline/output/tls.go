@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/vigil-iot/vigil/internal/redact"
 )
 
 // TLS configures the client side of a TLS connection to a destination.
@@ -92,8 +94,10 @@ func tlsVersion(s string) (uint16, error) {
 
 // Secret reads a credential (a token, a password) from a file or an
 // environment variable, never from the configuration text. key names the
-// configuration key in errors; the value never appears in them. A trailing
-// newline in the file is trimmed.
+// configuration key in errors; the value never appears in them, and
+// neither does an env that is not a variable name (it is usually the secret
+// itself, written where the name belongs). A trailing newline in the file
+// is trimmed.
 func Secret(key, file, env string) ([]byte, error) {
 	switch {
 	case file != "":
@@ -109,6 +113,9 @@ func Secret(key, file, env string) ([]byte, error) {
 		}
 		return b, nil
 	case env != "":
+		if err := redact.EnvName(env); err != nil {
+			return nil, fmt.Errorf("%s_env: %w", key, err)
+		}
 		v, ok := os.LookupEnv(env)
 		if !ok || v == "" {
 			return nil, fmt.Errorf("%s_env: environment variable %s is not set", key, env)

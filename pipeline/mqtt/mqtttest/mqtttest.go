@@ -6,6 +6,10 @@
 //
 // The broker knows three users (see Users): "vigil" may read plant/# and
 // write vigil/#, "device" may write plant/#, and "dash" may read vigil/#.
+//
+// The package's own tests also start Mosquitto with every configuration the
+// documents recommend (fenced ```mosquitto blocks), so that a setting the
+// broker refuses cannot stay in them.
 package mqtttest
 
 import (

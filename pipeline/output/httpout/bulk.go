@@ -51,7 +51,7 @@ type BulkConfig struct {
 
 // Validate checks the configuration without reading any file.
 func (c *BulkConfig) Validate() error {
-	errs := []error{c.ClientConfig.Validate()}
+	errs := []error{c.ClientConfig.validate("username with password_file or password_env, or api_key_file or api_key_env")}
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
@@ -88,6 +88,7 @@ func (c *BulkConfig) Validate() error {
 	case strings.ContainsRune(c.Username, ':') || !validHeaderValue(c.Username):
 		bad("username", "must not contain ':' or control characters")
 	}
+	errs = append(errs, envNames(map[string]string{"api_key_env": c.APIKeyEnv, "password_env": c.PasswordEnv})...)
 	return errors.Join(errs...)
 }
 

@@ -8,14 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline/output"
 )
 
@@ -78,22 +81,28 @@ var reservedHeaders = map[string]bool{
 // Validate checks the settings without reading any file. Errors name the
 // key; they never repeat the URL's user information.
 func (c *ClientConfig) Validate() error {
+	return c.validate("the output's *_file or *_env keys")
+}
+
+// validate is Validate with the keys that hold the output's credentials,
+// which a refusal of credentials in the URL points to.
+func (c *ClientConfig) validate(credentialKeys string) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	u, err := url.Parse(c.URL)
+	u, err := redact.Parse(c.URL)
 	switch {
 	case c.URL == "":
 		bad("url", "required (e.g. https://collector.example:8088)")
+	case redact.HasUserinfo(c.URL):
+		bad("url", "must not carry credentials (%q); use %s", redact.URL(c.URL), credentialKeys)
 	case err != nil:
-		bad("url", "not a URL")
-	case u.User != nil:
-		bad("url", "must not carry credentials (user:password@); use the output's *_file or *_env keys")
+		bad("url", "not a URL: %v", err)
 	case u.Scheme != "https" && u.Scheme != "http":
 		bad("url", "scheme %q: want https (or http)", u.Scheme)
 	case u.Host == "":
-		bad("url", "no host in %q", c.URL)
+		bad("url", "no host in %q", redact.URL(c.URL))
 	case u.Fragment != "":
 		bad("url", "must not have a #fragment")
 	case u.Scheme == "http":
@@ -157,6 +166,21 @@ func validHeaderValue(s string) bool {
 		}
 	}
 	return true
+}
+
+// envNames checks the *_env settings of an output, by key: each must name
+// an environment variable. The error does not repeat a value that is not a
+// name (it is usually the secret itself).
+func envNames(keys map[string]string) []error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if v := keys[k]; v != "" {
+			if err := redact.EnvName(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			}
+		}
+	}
+	return errs
 }
 
 // secret reads a credential with output.Secret and checks it fits in a
@@ -282,20 +306,32 @@ func (cl *client) post(ctx context.Context, target string, hdr http.Header, body
 	return &reply{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
-// transportError drops the URL's query (it may carry a token) from a
-// *url.Error and redacts the secrets.
+// transportError shows only the scheme and host of the URL in a
+// *url.Error (a webhook's path or a query may carry a token, as Slack's
+// and Teams' incoming webhooks do) and redacts the secrets.
 func (cl *client) transportError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			u.RawQuery, u.User = "", nil
-			ue.URL = u.String()
-		}
+		ue.URL = origin(ue.URL)
 	}
-	if msg := err.Error(); redact(msg, cl.secrets) != msg {
-		return errors.New(redact(msg, cl.secrets))
+	if msg := err.Error(); maskSecrets(msg, cl.secrets) != msg {
+		return errors.New(maskSecrets(msg, cl.secrets))
 	}
 	return err
+}
+
+// origin returns scheme://host of a URL, with "/…" standing for a path,
+// query or fragment.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(URL withheld)"
+	}
+	s := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		s += "/…"
+	}
+	return s
 }
 
 // StatusError is an HTTP response the destination answered with an error
@@ -413,7 +449,7 @@ const snippetLen = 256
 // secrets redacted first, then cut to snippetLen bytes of valid UTF-8 with
 // control characters turned into spaces.
 func snippet(body []byte, secrets [][]byte) string {
-	s := redact(string(bytes.TrimSpace(body)), secrets)
+	s := maskSecrets(string(bytes.TrimSpace(body)), secrets)
 	if len(s) > snippetLen {
 		cut := snippetLen
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -430,8 +466,8 @@ func snippet(body []byte, secrets [][]byte) string {
 	}, s)
 }
 
-// redact replaces every occurrence of a secret in s.
-func redact(s string, secrets [][]byte) string {
+// maskSecrets replaces every occurrence of a secret in s.
+func maskSecrets(s string, secrets [][]byte) string {
 	for _, sec := range secrets {
 		if len(sec) > 0 {
 			s = strings.ReplaceAll(s, string(sec), "[redacted]")

@@ -1,7 +1,9 @@
 package httpout
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/output"
 )
 
@@ -30,6 +33,17 @@ func TestValidate(t *testing.T) {
 		{name: "hec negative ack timeout", cfg: &HECConfig{ClientConfig: ClientConfig{URL: "https://s"}, TokenFile: "/t", AckTimeout: -1}, want: "ack_timeout"},
 		{name: "no url", cfg: &WebhookConfig{}, want: "url: required"},
 		{name: "credentials in url", cfg: &WebhookConfig{ClientConfig: ClientConfig{URL: "https://user:" + webhookToken + "@hook.example/"}}, want: "url: must not carry credentials"},
+		// A URL with credentials that does not parse, and a query without a
+		// host: refused without repeating the secret, pointing to the keys
+		// that hold this output's credentials.
+		{name: "hec credentials in a bad url", cfg: &HECConfig{ClientConfig: ClientConfig{URL: "https://user:" + hecToken + "@splunk.example:port"}, TokenFile: "/t"}, want: `url: must not carry credentials ("https://user:xxxxx@splunk.example:port"); use token_file or token_env`},
+		{name: "bulk credentials in url", cfg: &BulkConfig{ClientConfig: ClientConfig{URL: "https://elastic:" + esPassword + "@es:9200"}}, want: "use username with password_file or password_env, or api_key_file or api_key_env"},
+		{name: "token in query, no host", cfg: &WebhookConfig{ClientConfig: ClientConfig{URL: "https://?token=" + webhookToken}}, want: `url: no host in "https://?token=xxxxx"`},
+		{name: "bad escape next to a token", cfg: &WebhookConfig{ClientConfig: ClientConfig{URL: "https://h/%zz?token=" + webhookToken}}, want: `url: not a URL: parse "https://h/%zz?token=xxxxx": invalid URL escape "%zz"`},
+		// A secret written where its variable's name belongs.
+		{name: "hec token in token_env", cfg: &HECConfig{ClientConfig: ClientConfig{URL: "https://s"}, TokenEnv: hecToken}, want: "token_env: not an environment variable name"},
+		{name: "webhook secret in secret_env", cfg: &WebhookConfig{ClientConfig: ClientConfig{URL: "https://h/"}, SecretEnv: webhookSecret}, want: "secret_env: not an environment variable name"},
+		{name: "bulk password in password_env", cfg: &BulkConfig{ClientConfig: ClientConfig{URL: "https://es:9200"}, Username: "u", PasswordEnv: esPassword}, want: "password_env: not an environment variable name"},
 		{name: "ftp", cfg: &WebhookConfig{ClientConfig: ClientConfig{URL: "ftp://hook.example/"}}, want: `scheme "ftp"`},
 		{name: "tls with http", cfg: &WebhookConfig{ClientConfig: ClientConfig{URL: "http://127.0.0.1/", TLS: output.TLS{CAFile: "/ca"}}}, want: "tls: set, but url is plaintext"},
 		{name: "tls version", cfg: &WebhookConfig{ClientConfig: ClientConfig{URL: "https://h/", TLS: output.TLS{MinVersion: "1.1"}}}, want: "tls.min_version"},
@@ -182,5 +196,31 @@ ack_timeout: 2m
 	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// TestTransportErrorHidesPath: a webhook URL may carry its secret in the
+// path (Slack's and Teams' incoming webhooks do) or the query; a transport
+// error names only the scheme and host.
+func TestTransportErrorHidesPath(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: the request fails in transport
+	const pathSecret = "T0001-B0002-pathsecret"
+	w, err := NewWebhook(WebhookConfig{ClientConfig: ClientConfig{URL: "http://" + addr + "/services/" + pathSecret + "?sig=" + webhookSecret, Timeout: time.Second}}, jsonFormat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect(t, w)
+	err = w.Write(context.Background(), []pipeline.Alert{{ID: "a", Device: "pump"}})
+	if err == nil {
+		t.Fatal("Write to a closed port succeeded")
+	}
+	noSecret(t, err)
+	if msg := err.Error(); strings.Contains(msg, pathSecret) || !strings.Contains(msg, `"http://`+addr+`/…"`) {
+		t.Errorf("got %q; want the URL shown as http://%s/… without its path", msg, addr)
 	}
 }

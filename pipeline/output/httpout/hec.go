@@ -48,7 +48,7 @@ type HECConfig struct {
 
 // Validate checks the configuration without reading any file.
 func (c *HECConfig) Validate() error {
-	errs := []error{c.ClientConfig.Validate()}
+	errs := []error{c.ClientConfig.validate("token_file or token_env")}
 	if u, err := url.Parse(c.URL); err == nil && (u.RawQuery != "" || u.ForceQuery) {
 		errs = append(errs, errors.New("url: must not have a query; the output adds /services/collector/event"))
 	}
@@ -58,6 +58,7 @@ func (c *HECConfig) Validate() error {
 	case c.TokenFile != "" && c.TokenEnv != "":
 		errs = append(errs, errors.New("token_file: set only one of token_file and token_env"))
 	}
+	errs = append(errs, envNames(map[string]string{"token_env": c.TokenEnv})...)
 	for k, v := range map[string]string{"index": c.Index, "source": c.Source, "host": c.Host, "sourcetype": c.Sourcetype} {
 		if !validHeaderValue(v) {
 			errs = append(errs, fmt.Errorf("%s: has control characters", k))
@@ -227,7 +228,7 @@ func (h *HEC) refusal(r *reply, rep hecReply, parsed bool, n int) error {
 		}
 		return fmt.Errorf("hec: unexpected reply: %s", snippet(r.body, h.cl.secrets))
 	}
-	detail := "code " + strconv.Itoa(*rep.Code) + " " + redact(rep.Text, h.cl.secrets)
+	detail := "code " + strconv.Itoa(*rep.Code) + " " + maskSecrets(rep.Text, h.cl.secrets)
 	err := &StatusError{StatusCode: r.status, Body: detail}
 	switch *rep.Code {
 	case 8, 9, 18, 19, 20:
@@ -346,7 +347,7 @@ func (h *HEC) waitAck(ctx context.Context, id int64) error {
 			var rep hecReply
 			detail := ""
 			if json.Unmarshal(r.body, &rep) == nil && rep.Code != nil {
-				detail = "code " + strconv.Itoa(*rep.Code) + " " + redact(rep.Text, h.cl.secrets)
+				detail = "code " + strconv.Itoa(*rep.Code) + " " + maskSecrets(rep.Text, h.cl.secrets)
 				if *rep.Code == 9 {
 					r.status = http.StatusServiceUnavailable
 				}

@@ -52,13 +52,14 @@ type WebhookConfig struct {
 
 // Validate checks the configuration without reading any file.
 func (c *WebhookConfig) Validate() error {
-	errs := []error{c.ClientConfig.Validate()}
+	errs := []error{c.ClientConfig.validate("token_file or token_env (a bearer token), and secret_file or secret_env (the signing key)")}
 	if c.TokenFile != "" && c.TokenEnv != "" {
 		errs = append(errs, errors.New("token_file: set only one of token_file and token_env"))
 	}
 	if c.SecretFile != "" && c.SecretEnv != "" {
 		errs = append(errs, errors.New("secret_file: set only one of secret_file and secret_env"))
 	}
+	errs = append(errs, envNames(map[string]string{"token_env": c.TokenEnv, "secret_env": c.SecretEnv})...)
 	return errors.Join(errs...)
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline/output"
 )
 
@@ -213,10 +214,15 @@ func (c *Config) Validate() error {
 }
 
 // splitAddress returns the host and port of address, with the network's
-// default port when it has none.
+// default port when it has none. Its errors show the address through
+// redact.URL, and refuse user information in it: syslog has no
+// credentials, and a user:password@ written there must not be echoed.
 func splitAddress(address, network string) (host, port string, err error) {
 	if address == "" {
 		return "", "", errors.New("required (host:port)")
+	}
+	if strings.Contains(address, "@") {
+		return "", "", fmt.Errorf("%q: credentials must not be part of the address (syslog takes none; authenticate with a client certificate: tls.cert_file and tls.key_file)", redact.URL(address))
 	}
 	host, port, err = net.SplitHostPort(address)
 	if err != nil {
@@ -228,14 +234,14 @@ func splitAddress(address, network string) (host, port string, err error) {
 			port = "6514"
 		}
 		if strings.ContainsAny(host, "[]") || (strings.Contains(host, ":") && net.ParseIP(host) == nil) {
-			return "", "", fmt.Errorf("%q: want host:port", address)
+			return "", "", fmt.Errorf("%q: want host:port", redact.URL(address))
 		}
 	}
 	if host == "" {
-		return "", "", fmt.Errorf("%q: no host", address)
+		return "", "", fmt.Errorf("%q: no host", redact.URL(address))
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", "", fmt.Errorf("%q: bad port %q", address, port)
+		return "", "", fmt.Errorf("%q: bad port (want 1 to 65535)", redact.URL(address))
 	}
 	return host, port, nil
 }

@@ -493,6 +493,10 @@ func TestValidate(t *testing.T) {
 		{Config{Address: "h:0"}, "address:"},
 		{Config{Address: "h:x"}, "address:"},
 		{Config{Address: "a:b:c"}, "address:"},
+		// A password written into the address is refused, never echoed.
+		{Config{Address: "vigil:s3cret-pw@siem.plant:6514"}, `address: "vigil:xxxxx@siem.plant:6514": credentials must not be part of the address`},
+		{Config{Address: "tls://vigil:s3cret-pw@siem.plant:port"}, `address: "tls://vigil:xxxxx@siem.plant:port": credentials`},
+		{Config{Address: "siem.plant:6514?token=s3cret-pw"}, `address: "siem.plant:6514?token=xxxxx": bad port`},
 		{Config{Address: "h", Network: "sctp"}, "network:"},
 		{Config{Address: "10.0.0.5", Network: "tcp"}, "allow_plaintext"},
 		{Config{Address: "syslog.plant", Network: "udp"}, "allow_plaintext"},
@@ -520,6 +524,8 @@ func TestValidate(t *testing.T) {
 	} {
 		err := tc.cfg.Validate()
 		switch {
+		case err != nil && strings.Contains(err.Error(), "s3cret-pw"):
+			t.Errorf("Validate(%+v) = %v repeats the secret", tc.cfg, err)
 		case tc.want == "" && err != nil:
 			t.Errorf("Validate(%+v) = %v; want nil", tc.cfg, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):

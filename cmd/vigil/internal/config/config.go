@@ -1,5 +1,12 @@
 // Package config loads Vigil's YAML configuration file: defaults first, then
 // the file on top, strict about unknown keys, with errors that name the key.
+//
+// The file is untrusted input to the extent that it must not take Vigil
+// down or mislead it: it is read up to MaxFileSize, a key given twice in one
+// mapping is an error naming both lines (YAML's last-one-wins would let a
+// second "broker:" or "allow_plaintext:" further down go unnoticed), and
+// credentials are refused in URLs (they belong in the *_file and *_env
+// settings), with errors that show such a URL masked.
 package config
 
 import (
@@ -14,6 +21,7 @@ import (
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/admin"
 	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
 	natsink "github.com/vigil-iot/vigil/pipeline/nats"
@@ -169,11 +177,31 @@ func Default() *File {
 	return f
 }
 
-// Load reads and validates a configuration file.
+// MaxFileSize is the largest configuration Load and Parse accept: 1 MiB,
+// some hundred times the annotated example. Decoding YAML takes several
+// times the text's size in memory, so an unbounded file (a log given as
+// --config by mistake, /dev/zero) could exhaust it.
+const MaxFileSize = 1 << 20
+
+// Load reads and validates a configuration file. It reads at most
+// MaxFileSize bytes (and one more, to tell a longer file), also from a pipe
+// or /dev/stdin, whose size is not known in advance.
 func Load(path string) (*File, error) {
-	b, err := os.ReadFile(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(b) > MaxFileSize {
+		size := fmt.Sprintf("more than %d bytes", MaxFileSize)
+		if fi, err := fh.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fmt.Sprintf("%d bytes", fi.Size())
+		}
+		return nil, fmt.Errorf("config %s: the file is %s; the limit is %d bytes (1 MiB)", path, size, MaxFileSize)
 	}
 	f, err := Parse(b)
 	if err != nil {
@@ -183,9 +211,17 @@ func Load(path string) (*File, error) {
 }
 
 // Parse decodes and validates configuration text on top of the defaults.
+// The text holds one YAML document (JSON is YAML too) of at most
+// MaxFileSize bytes, in which no mapping has a key twice.
 func Parse(text []byte) (*File, error) {
+	if len(text) > MaxFileSize {
+		return nil, fmt.Errorf("the text is %d bytes; the limit is %d bytes (1 MiB)", len(text), MaxFileSize)
+	}
 	f := Default()
 	if len(bytes.TrimSpace(text)) > 0 {
+		if err := checkDocument(text); err != nil {
+			return nil, err
+		}
 		dec := yaml.NewDecoder(bytes.NewReader(text))
 		dec.KnownFields(true)
 		// A given signals map replaces the default mapping rather than merging
@@ -221,6 +257,83 @@ func Parse(text []byte) (*File, error) {
 	return f, nil
 }
 
+// checkDocument checks that text is a single YAML document in which no
+// mapping has a key twice, at any depth. YAML's decoder reports some
+// duplicates itself, but without the key's path, and not inside the parts
+// decoded again from a node (classes' detectors, outputs), where its line
+// numbers are those of the re-encoded node.
+func checkDocument(text []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return fmt.Errorf("line %d: a second YAML document (after ---); the configuration is one document", extra.Line)
+	} else if !errors.Is(err, io.EOF) {
+		return err
+	}
+	return errors.Join(duplicateKeys(&doc, "")...)
+}
+
+// duplicateKeys reports each key given twice in a mapping under n, by key
+// path (alerts.outputs[1].url) and both lines. Aliases are not followed:
+// the anchored node is checked where it is defined. A merge key (<<) is
+// not a duplicate of the keys it merges: YAML lets the mapping's own keys
+// override those.
+func duplicateKeys(n *yaml.Node, path string) []error {
+	var errs []error
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			errs = append(errs, duplicateKeys(c, path)...)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			errs = append(errs, duplicateKeys(c, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	case yaml.MappingNode:
+		first := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			if path != "" {
+				key = path + "." + k.Value
+			}
+			if k.Kind == yaml.ScalarNode && k.Tag != "!!merge" {
+				if line, dup := first[k.Value]; dup {
+					errs = append(errs, fmt.Errorf("%s: duplicate key at line %d (first at line %d)", key, k.Line, line))
+				} else {
+					first[k.Value] = k.Line
+				}
+			}
+			errs = append(errs, duplicateKeys(v, key)...)
+		}
+	}
+	return errs
+}
+
+// under prefixes each error of err with key: the errors a Validate method
+// joins are listed one per line, and each line names its key
+// (mqtt.broker: …, mqtt.client_id: …), not only the first.
+func under(key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, under(key, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s.%w", key, err)
+}
+
 // decodeStrict decodes a node rejecting unknown keys (yaml.Node.Decode has no
 // strict mode, so the node is re-encoded and decoded strictly).
 func decodeStrict(n *yaml.Node, v any) error {
@@ -252,7 +365,7 @@ func (f *File) Validate() error {
 	}
 	if f.MQTT.Broker != "" {
 		if err := f.MQTT.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("mqtt: %w", err))
+			errs = append(errs, under("mqtt", err))
 		}
 	}
 	if err := f.validateOutputs(); err != nil {
@@ -266,6 +379,8 @@ func (f *File) Validate() error {
 	}
 	if enc := f.State.Encryption; enc.KeyFile != "" && enc.KeyEnv != "" {
 		errs = append(errs, errors.New("state.encryption: key_file and key_env are alternatives; give one"))
+	} else if enc.KeyEnv != "" && redact.EnvName(enc.KeyEnv) != nil {
+		errs = append(errs, fmt.Errorf("state.encryption.key_env: %w", redact.EnvName(enc.KeyEnv)))
 	} else if !enc.On() && len(enc.OldKeyFiles) > 0 {
 		errs = append(errs, errors.New("state.encryption.old_key_files: needs key_file or key_env (the key new snapshots use)"))
 	}

@@ -219,7 +219,7 @@ func (f *File) validateOutputs() error {
 			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		}
 		if err := f.validateSettings(o); err != nil {
-			errs = append(errs, fmt.Errorf("%s.%w", key, err))
+			errs = append(errs, under(key, err))
 		}
 	}
 	return errors.Join(errs...)
