@@ -167,6 +167,21 @@ func TestSystemdUnit(t *testing.T) {
 		}
 	})
 
+	t.Run("commands", func(t *testing.T) {
+		run := u.one(t, svc, "ExecStart")
+		prog, _, _ := strings.Cut(run, " ")
+		check := prog + " config check " + strings.TrimPrefix(run, prog+" run --config ")
+		if !strings.HasPrefix(run, prog+" run --config /etc/vigil/") {
+			t.Fatalf("ExecStart=%s; want %s run --config /etc/vigil/…", run, prog)
+		}
+		if pre := u[svc]["ExecStartPre"]; !slices.Equal(pre, []string{check}) {
+			t.Errorf("ExecStartPre=%q; want %q (the configuration checked with the service's credentials)", pre, check)
+		}
+		if rl := u[svc]["ExecReload"]; !slices.Equal(rl, []string{check, "/bin/kill -HUP $MAINPID"}) {
+			t.Errorf("ExecReload=%q; want the check, then SIGHUP (Vigil reloads its configuration on SIGHUP)", rl)
+		}
+	})
+
 	t.Run("stop timeout", func(t *testing.T) {
 		stop, err := time.ParseDuration(strings.ReplaceAll(u.one(t, svc, "TimeoutStopSec"), "min", "m"))
 		if err != nil {
@@ -191,12 +206,11 @@ func TestSystemdUnit(t *testing.T) {
 
 	t.Run("systemd-analyze", func(t *testing.T) {
 		analyze := requireTool(t, "systemd-analyze", "/usr/bin/systemd-analyze", "/bin/systemd-analyze")
-		// verify needs ExecStart's program to exist: the copy runs the
-		// binary just built.
-		exec := u.one(t, svc, "ExecStart")
-		prog, _, _ := strings.Cut(exec, " ")
+		// verify needs the programs to exist: the copy runs the binary
+		// just built.
+		prog, _, _ := strings.Cut(u.one(t, svc, "ExecStart"), " ")
 		copyPath := filepath.Join(t.TempDir(), "vigil.service")
-		writeFile(t, copyPath, strings.Replace(text, "ExecStart="+prog, "ExecStart="+bin, 1), 0o644)
+		writeFile(t, copyPath, strings.ReplaceAll(text, "="+prog+" ", "="+bin+" "), 0o644)
 		code, out, errs := runTool(t, analyze, "verify", "--man=false", copyPath)
 		var said []string
 		for _, l := range strings.Split(out+errs, "\n") {
