@@ -168,15 +168,16 @@ type composeFile struct {
 
 // TestComposeStack runs the compose stack's pieces on this machine, without
 // containers: dev-pki.sh makes the PKI and passwords; Mosquitto starts with
-// the stack's mosquitto.conf (a bad configuration makes it exit at once) and
+// the stack's mosquitto.conf (a bad configuration makes it exit at once; so
+// does the block of settings docs/LIVE.md recommends) and
 // refuses a wrong password, a client without a certificate and anonymous
 // access; vigil config check accepts the stack's configurations with their
 // files; vigil run with the stack's vigil.yaml connects, and with the
 // simulated plant publishing (the stack's plant-sim.yaml) writes alerts to
 // both outputs and takes a snapshot; then every metric the dashboard and
 // the rules name is in its /metrics, vigil health reports it ready, and it
-// stops cleanly on SIGTERM. compose.yaml itself is checked against the
-// files it mounts.
+// stops cleanly on SIGTERM, as does Mosquitto, saving its sessions.
+// compose.yaml itself is checked against the files it mounts.
 func TestComposeStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Mosquitto and Vigil")
@@ -267,36 +268,31 @@ func TestComposeStack(t *testing.T) {
 		"/mosquitto/data/", data + "/",
 		"\nlistener 8883\n", fmt.Sprintf("\nlistener %d 127.0.0.1\n", port),
 	}, "/mosquitto/", "/run/secrets/", "listener 8883")
-	if os.Geteuid() == 0 {
-		// Else Mosquitto drops to its own user, who cannot read the
-		// test's private directories.
-		conf = "user root\n" + conf
-	}
-	confPath := filepath.Join(work, "mosquitto.conf")
-	writeFile(t, confPath, conf, 0o600)
-	broker := startProcess(t, mosquitto, "-c", confPath)
-	if !waitFor(10*time.Second, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
+	broker := startMosquitto(t, mosquitto, filepath.Join(work, "mosquitto.conf"), conf, port)
+
+	t.Run("LIVE.md's Mosquitto settings", func(t *testing.T) {
+		live := readFile(t, "../docs/LIVE.md")
+		_, block, ok := strings.Cut(live, "## Recommended Mosquitto settings\n\n```\n")
+		block, _, ok2 := strings.Cut(block, "```")
+		if !ok || !ok2 {
+			t.Fatal("docs/LIVE.md has no fenced block under \"Recommended Mosquitto settings\"")
 		}
-		select {
-		case <-broker.done:
-			return true
-		default:
-		}
-		return err == nil
-	}) {
-		t.Fatalf("mosquitto did not listen:\n%s", broker.out.String())
-	}
-	select {
-	case <-broker.done:
-		t.Fatalf("mosquitto exited with the stack's configuration (%v):\n%s", broker.err, broker.out.String())
-	default:
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("mosquitto's log:\n%s", broker.out.String())
+		livePort := freePort(t)
+		liveData := t.TempDir()
+		conf := adapt(t, "LIVE.md's settings", block, []string{
+			"listener 8883 10.8.0.1", fmt.Sprintf("listener %d 127.0.0.1", livePort),
+			"/etc/mosquitto/ca.pem", filepath.Join(secrets, "ca.crt"),
+			"/etc/mosquitto/server.crt", filepath.Join(secrets, "mosquitto.crt"),
+			"/etc/mosquitto/server.key", filepath.Join(secrets, "mosquitto.key"),
+			"/etc/mosquitto/passwd", filepath.Join(secrets, "passwd"),
+			"/etc/mosquitto/acl", acl,
+		}, "/etc/mosquitto", "10.8.0.1")
+		// Not in the block, which leaves it to the distribution's file:
+		// without it Mosquitto would save into the working directory.
+		conf += "persistence_location " + liveData + "/\n"
+		p := startMosquitto(t, mosquitto, filepath.Join(liveData, "mosquitto.conf"), conf, livePort)
+		if err := p.stop(t, 10*time.Second); err != nil {
+			t.Errorf("mosquitto with LIVE.md's settings: %v\n%s", err, p.out.String())
 		}
 	})
 
@@ -417,6 +413,52 @@ func TestComposeStack(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(state, "vigil.state")); err != nil {
 		t.Errorf("no snapshot on the state volume after the stop: %v", err)
 	}
+	// The broker saves sessions and queued messages at a clean stop.
+	if err := broker.stop(t, 10*time.Second); err != nil {
+		t.Errorf("mosquitto after SIGTERM: %v; want exit 0", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "mosquitto.db")); err != nil {
+		t.Errorf("no persistence file on Mosquitto's volume after a clean stop: %v", err)
+	}
+}
+
+// startMosquitto writes conf to path and starts mosquitto with it (as root,
+// with "user root": else it drops to its own user, who cannot read the
+// test's private directories). It fails the test if Mosquitto exits, which
+// it does at once on a bad configuration, or does not listen on port.
+func startMosquitto(t *testing.T, bin, path, conf string, port int) *process {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		conf = "user root\n" + conf
+	}
+	writeFile(t, path, conf, 0o600)
+	p := startProcess(t, bin, "-c", path)
+	listening := waitFor(10*time.Second, func() bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+		}
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	select {
+	case <-p.done:
+		t.Fatalf("mosquitto exited (%v) with %s:\n%s", p.err, path, p.out.String())
+	default:
+	}
+	if !listening {
+		t.Fatalf("mosquitto did not listen on %d:\n%s", port, p.out.String())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("mosquitto's log (%s):\n%s", path, p.out.String())
+		}
+	})
+	return p
 }
 
 // grep returns the lines of s containing sub.
