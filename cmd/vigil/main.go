@@ -7,6 +7,8 @@
 //	vigil config check FILE         validate a configuration file
 //	vigil journal check|inspect DIR check, repair or print the alert journal
 //	vigil state inspect FILE        show what a snapshot has learned
+//	vigil health [--url URL]        probe a running Vigil's /healthz (for container health checks)
+//	vigil version                   the version, commit and Go version of this binary
 //
 // Run "vigil help COMMAND" for the flags of a command.
 package main
@@ -49,6 +51,8 @@ func commands() []command {
 		{"config", "check a configuration file (config check FILE)", runConfig},
 		{"journal", "check, repair or inspect the alert journal (journal check|inspect DIR)", runJournal},
 		{"state", "show a learned-state snapshot (state inspect FILE)", runState},
+		{"health", "probe a running Vigil's /healthz or /readyz; exit 0 when it answers 200", runHealth},
+		{"version", "print the version, commit and Go version of this binary (also --version)", runVersion},
 	}
 }
 
@@ -114,6 +118,9 @@ func run(ctx context.Context, args []string, e *env) int {
 	}
 	name := args[0]
 	rest := args[1:]
+	if name == "--version" || name == "-version" {
+		name = "version"
+	}
 	if name == "help" {
 		name, rest = args[1], []string{"-h"}
 	}
