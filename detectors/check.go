@@ -95,16 +95,29 @@ func (k StatKind) Unit(unit string) string {
 }
 
 // SignalDetector judges samples of one signal kind. Judge writes one verdict
-// per check (in the order of Checks) into v. x is the raw value; season is
-// the signal's seasonal component at t (0 when it has no learned cycle): the
-// checks marked Residual judge x − season against the baseline, which learns
-// that residual, and report thresholds on the raw scale (shifted by season).
-// Judge may update the detector memory in s (CUSUM sums, short windows) but
-// never the baseline, which the caller updates afterwards with the outcome; it
-// does no I/O and never reads the clock.
+// per check (in the order of Checks) into v. x is the raw value, se the
+// signal's seasonal component at t (zero when it has no learned cycle): the
+// checks marked Residual judge the residual from it and report thresholds on
+// the raw scale. Judge may update the detector memory in s (CUSUM sums, short
+// windows) but never the baseline, which the caller updates afterwards with
+// the outcome (the residual x − se.At); it does no I/O and never reads the
+// clock.
 type SignalDetector interface {
 	Checks() []Check
-	Judge(x, season float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict)
+	Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict)
+}
+
+// Season is the seasonal component of a reading of a signal with a learned
+// cycle; the zero value is no cycle, and then the checks judge x itself.
+type Season struct {
+	// At is the profile's value at the reading's phase: the baseline learns
+	// x − At, and the checks on spread and rate (fluctuation, rate) judge it.
+	At float64
+	// Near is the profile's value within the phase tolerance (one phase bin
+	// either side) nearest to x − level: the checks on level (spike, CUSUM)
+	// judge x − Near, so that a reading inside the profile's local range is
+	// not an anomaly because the phase is known only to within a bin.
+	Near float64
 }
 
 // Memory is the extra memory of a signal whose checks need more than
@@ -264,13 +277,13 @@ func (s Spike) validate(name string) error {
 // verdict judges deviation dev (already signed for the side tested) of the
 // residual from the band; twice the threshold is critical. The threshold is
 // on the raw scale: the band moved by season.
-func (s Spike) verdict(x, dev, spread, season float64, st *baselines.Stats, up bool) Verdict {
+func (s Spike) verdict(x, dev, spread float64, se Season, st *baselines.Stats, up bool) Verdict {
 	thr := st.Median + s.Z*spread
 	if !up {
 		thr = st.Median - s.Z*spread
 	}
-	if season != 0 {
-		thr += season
+	if se.Near != 0 {
+		thr += se.Near
 	}
 	score := dev / (s.Z * spread)
 	sev := pipeline.Warning

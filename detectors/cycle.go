@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"gonum.org/v1/gonum/dsp/fourier"
@@ -37,7 +38,7 @@ const (
 	cycleMinLag = 6   // shortest period searched, in bins
 	cycleSpan   = 2.5 // periods the searched window must span
 	cycleFill   = 0.8 // share of non-empty bins a search needs
-	cycleMisses = 3   // searches in a row without the cycle before it is lost
+	cycleMisses = 4   // searches in a row without the cycle before it is lost
 	cycleEmpty  = math.MinInt16
 	cycleClip   = 4  // a sample teaches the profile at most this many spreads away
 	cycleMaxLvl = 30 // widest bin: 2^30 ms, about 12 days
@@ -150,6 +151,8 @@ type CycleState struct {
 	// BinM2 its count, mean and sum of squared deviations.
 	Bin           int64
 	BinN          uint32
+	BinKept       uint32  // readings of the open bin that taught the baseline
+	Gone          float32 // EW share of recent bins left empty as anomalous
 	BinMean       float64
 	BinM2         float64
 	Within        float32 // EW variance of readings within a bin: the noise
@@ -191,16 +194,16 @@ func (s *CycleState) season(t int64) float64 {
 	return (1-f)*float64(s.Profile[k]) + f*float64(s.Profile[(k+1)%cyclePhases])
 }
 
-// judged returns the seasonal component the checks subtract from x at event
-// time t, and the profile's value there (nominal). The phase of a reading is
+// judged returns the seasonal component of reading x at event time t (see
+// Season). The phase of a reading is
 // only known to within one phase bin (the profile is piecewise linear between
 // bin centres, and a batch cycle's edges are steeper than that), so the checks
 // are given the value of the profile within one phase bin either side that is
 // nearest to x − level: a reading inside the profile's local range has no
 // residual beyond the level. Without a cycle both are 0.
-func (s *CycleState) judged(x, level float64, t int64) (season, nominal float64) {
+func (s *CycleState) judged(x, level float64, t int64) Season {
 	if s.Period == 0 {
-		return 0, 0
+		return Season{}
 	}
 	ph := math.Mod(float64(t-s.T0), s.Period)
 	if ph < 0 {
@@ -211,12 +214,12 @@ func (s *CycleState) judged(x, level float64, t int64) (season, nominal float64)
 	f := ph - i
 	k := (int(i) + cyclePhases) % cyclePhases
 	p := func(j int) float64 { return float64(s.Profile[(k+j+cyclePhases)%cyclePhases]) }
-	nominal = (1-f)*p(0) + f*p(1)
+	at := (1-f)*p(0) + f*p(1)
 	before := f*p(0) + (1-f)*p(-1) // one bin earlier
 	after := (1-f)*p(1) + f*p(2)   // one bin later
 	lo := min(before, p(0), p(1), after)
 	hi := max(before, p(0), p(1), after)
-	return min(max(x-level, lo), hi), nominal
+	return Season{At: at, Near: min(max(x-level, lo), hi)}
 }
 
 // cycleEvent is what observing a reading did to the cycle model.
@@ -236,6 +239,8 @@ type cycleScratch struct {
 	x    [2 * cycleBins]float64
 	coef [cycleBins + 1]complex128
 	acf  [2 * cycleBins]float64
+	dev  [cycleBins]float64
+	ph   [cycleBins]uint8
 	fold [cyclePhases]float64
 	cnt  [cyclePhases]float64
 }
@@ -274,6 +279,9 @@ func (cy *cycles) observe(s *CycleState, sig *SignalState, l *baselines.Learner,
 		}
 	}
 	// Welford within the open bin (late readings join the open bin).
+	if learned {
+		s.BinKept++
+	}
 	s.BinN++
 	d := x - s.BinMean
 	s.BinMean += d / float64(s.BinN)
@@ -286,11 +294,28 @@ func (cy *cycles) restart(s *CycleState, t int64) {
 	s.Level = max(cy.start, 1)
 	s.Head, s.Filled, s.Since, s.Exp, s.Ref = 0, 0, 0, -60, 0
 	s.Bin = t / s.width()
-	s.BinN, s.BinMean, s.BinM2 = 0, 0, 0
+	s.BinN, s.BinKept, s.BinMean, s.BinM2 = 0, 0, 0, 0
 }
 
 // closeBins closes the open bin and the empty ones up to idx (exclusive).
 func (cy *cycles) closeBins(s *CycleState, idx int64) {
+	if s.BinN > 0 {
+		// Mostly anomalous readings: the bin is left empty, so that an
+		// anomaly cannot hide a cycle from the search for as long as it
+		// stays in the ring, nor recurring anomalies pass for a cycle;
+		// unless that has been the case for a fifth of the recent bins:
+		// then the signal is not having an anomaly but a new rhythm, which
+		// the search must see.
+		gone := 2*s.BinKept < s.BinN
+		if gone {
+			s.Gone += (1 - s.Gone) / 64
+		} else {
+			s.Gone -= s.Gone / 64
+		}
+		if gone && s.Gone < 0.2 {
+			s.BinN = 0
+		}
+	}
 	if s.BinN > 1 {
 		v := float32(s.BinM2 / float64(s.BinN-1))
 		if s.PerBin == 0 {
@@ -316,7 +341,7 @@ func (cy *cycles) closeBins(s *CycleState, idx int64) {
 		cy.push(s, math.NaN())
 	}
 	s.Bin = idx
-	s.BinN, s.BinMean, s.BinM2 = 0, 0, 0
+	s.BinN, s.BinKept, s.BinMean, s.BinM2 = 0, 0, 0, 0
 	// Without a cycle, a full ring halves its resolution (pairs must align:
 	// the open bin must be the first of a pair) or, at the coarsest width,
 	// starts again from the finest.
@@ -441,6 +466,8 @@ type found struct {
 	noise    float64 // variance of the readings around the profile
 	t0       int64   // event time of phase 0 of the fold
 	phases   int     // phase bins of the fold
+	level    float64 // the trend line at the end of the window
+	skipped  bool    // too few bins to search
 }
 
 // search looks for the dominant period in the ring and updates the model.
@@ -450,7 +477,7 @@ func (cy *cycles) search(s *CycleState, sig *SignalState, l *baselines.Learner, 
 	tol := cy.cfg.Tolerance
 	near := func(a, b float64) bool { return a > 0 && b > 0 && math.Abs(a-b) <= tol*b }
 	if s.Period == 0 {
-		if !ok {
+		if !ok || !cy.strong(&f) {
 			s.Cand, s.Found = 0, 0
 			return cycleNone
 		}
@@ -466,17 +493,20 @@ func (cy *cycles) search(s *CycleState, sig *SignalState, l *baselines.Learner, 
 		cy.realign(s, &f, sc)
 		return cycleNone
 	}
+	if f.skipped {
+		return cycleNone
+	}
 	s.Misses++
-	if ok {
+	if ok && cy.strong(&f) {
 		if near(f.period*w, s.Cand) {
 			*note = rhythmNote{from: s.Period, to: f.period * w}
 			cy.adopt(s, sig, &f, sc)
 			return cycleChanged
 		}
 		s.Cand = f.period * w
-	} else {
-		s.Cand = 0
+		return cycleNone // the next search confirms it or not
 	}
+	s.Cand = 0
 	if s.Misses >= cycleMisses {
 		*note = rhythmNote{from: s.Period}
 		cy.drop(s, sig)
@@ -491,19 +521,29 @@ func (cy *cycles) search(s *CycleState, sig *SignalState, l *baselines.Learner, 
 func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
 	s.sharpen()
 	n := int(s.Filled)
+	w := float64(s.width())
+	prefer := 0.0 // the learned period, in bins
+	if s.Period > 0 {
+		// A learned cycle is looked for in its last three periods (at
+		// least half the ring), so that a new rhythm shows after a few of
+		// its own periods rather than after the whole ring has turned over.
+		prefer = s.Period / w
+		n = min(n, max(cycleBins/2, int(math.Ceil(3*prefer))))
+	}
+	skip := int(s.Filled) - n
 	x := sc.x[:n]
 	have := 0
 	for i := range x {
-		x[i] = s.value(i)
+		x[i] = s.value(skip + i)
 		if !math.IsNaN(x[i]) {
 			have++
 		}
 	}
 	if float64(have) < cycleFill*float64(n) {
-		return found{}, false
+		return found{skipped: true}, false
 	}
 	interpolate(x)
-	detrend(x)
+	level := detrend(x)
 	var v0 float64
 	for _, v := range x {
 		v0 += v * v
@@ -523,7 +563,6 @@ func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
 	for k := range r {
 		r[k] = r[k] / a0 * float64(n) / float64(n-k) // unbiased
 	}
-	w := float64(s.width())
 	lo := max(cycleMinLag, int(math.Ceil(float64(cy.cfg.MinPeriod)/w)))
 	hi := min(int(float64(n)/cycleSpan), int(float64(cy.cfg.MaxPeriod)/w))
 	if hi < lo+1 {
@@ -548,7 +587,21 @@ func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
 			break
 		}
 	}
-	if bestLag == 0 || best < cy.cfg.MinStrength {
+	// The learned period, if it is still a peak, wins over its harmonics
+	// and over a rival that is not clearly stronger.
+	if prefer > 0 {
+		tol := cy.cfg.Tolerance * prefer
+		keep := 0 // strengths[0] is 0
+		for k := max(lo, int(prefer-tol)); k <= min(hi, int(prefer+tol)+1); k++ {
+			if strengths[k] > strengths[keep] {
+				keep = k
+			}
+		}
+		if keep > 0 && strengths[keep] >= 0.7*best {
+			bestLag, best = keep, strengths[keep]
+		}
+	}
+	if bestLag == 0 || best < cy.cfg.MinStrength/2 {
 		return found{}, false
 	}
 	p := float64(bestLag) + parabola(r, bestLag)
@@ -565,9 +618,16 @@ func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
 			p = (float64(k) + parabola(r, k)) / float64(m)
 		}
 	}
-	f := found{period: p, strength: best}
+	f := found{period: p, strength: best, level: level}
 	cy.fold(s, x, &f, sc)
-	return f, f.amp >= cy.cfg.MinAmplitude
+	return f, f.amp >= cy.cfg.MinAmplitude/2
+}
+
+// strong reports whether f is strong enough to be adopted as a new cycle;
+// a learned cycle is kept while it is found at half the strength and
+// amplitude (hysteresis).
+func (cy *cycles) strong(f *found) bool {
+	return f.strength >= cy.cfg.MinStrength && f.amp >= cy.cfg.MinAmplitude
 }
 
 // fold averages the detrended ring x by phase at the period found, and
@@ -581,28 +641,46 @@ func (cy *cycles) fold(s *CycleState, x []float64, f *found, sc *cycleScratch) {
 	phase := func(i int) int {
 		return int(math.Mod(float64(i)+0.5, f.period) / f.period * float64(k))
 	}
+	// The fold is the median of each phase bin (an anomaly in the ring
+	// must not pass for part of the cycle): bucket the values by phase.
+	var start [cyclePhases + 1]int
+	for i := range x {
+		sc.ph[i] = uint8(phase(i))
+		start[sc.ph[i]+1]++
+	}
+	for j := range k {
+		sc.cnt[j] = float64(start[j+1])
+		start[j+1] += start[j]
+	}
+	next := start
 	for i, v := range x {
-		j := phase(i)
-		sc.fold[j] += v
-		sc.cnt[j]++
+		j := sc.ph[i]
+		sc.dev[next[j]] = v
+		next[j]++
 	}
 	var mean float64
 	for j := range k {
-		if sc.cnt[j] > 0 {
-			sc.fold[j] /= sc.cnt[j]
+		if b := sc.dev[start[j]:start[j+1]]; len(b) > 0 {
+			slices.Sort(b)
+			sc.fold[j] = (b[(len(b)-1)/2] + b[len(b)/2]) / 2
 		}
 		mean += sc.fold[j] * sc.cnt[j]
 	}
 	mean /= float64(n)
-	var cyc, res float64
+	var cyc float64
+	dev := sc.dev[:n]
 	for i, v := range x {
-		j := phase(i)
+		j := sc.ph[i]
 		d := sc.fold[j] - mean
 		cyc += d * d
-		res += (v - sc.fold[j]) * (v - sc.fold[j])
+		dev[i] = math.Abs(v - sc.fold[j])
 	}
 	cyc /= float64(n)
-	res /= float64(n)
+	// The spread around the fold, robustly (an anomaly in the ring must not
+	// pass for noise): 1.4826 × the median absolute residual, squared.
+	slices.Sort(dev)
+	mad := 1.4826 * (dev[(n-1)/2] + dev[n/2]) / 2
+	res := mad * mad
 	// The noise the checks see: within-bin variance plus what the fold
 	// leaves between bins beyond the averaged-down within-bin noise.
 	noise := res
@@ -612,7 +690,7 @@ func (cy *cycles) fold(s *CycleState, x []float64, f *found, sc *cycleScratch) {
 	}
 	f.noise = noise
 	f.amp = math.Sqrt(2 * cyc / max(noise, 1e-300))
-	f.t0 = (s.Bin - int64(n)) * s.width()
+	f.t0 = (s.Bin - int64(n)) * s.width() // the window ends at the open bin
 }
 
 // adopt makes the period found the signal's cycle: the profile starts from
@@ -640,6 +718,9 @@ func (cy *cycles) adopt(s *CycleState, sig *SignalState, f *found, sc *cycleScra
 	slope /= s.Period / cyclePhases / 1e9 // units per second
 	b.Last -= s.season(b.LastT)
 	sd := math.Sqrt(f.noise)
+	// The level the baseline learned from raw values swings with the cycle
+	// (an EW mean lags it); the trend line of the window does not.
+	b.Mean, b.Median = f.level, f.level
 	b.Var = f.noise
 	b.MAD = sd / 1.4826
 	b.RiseMax = max(b.RiseMax-slope, 0)
@@ -767,8 +848,9 @@ func interpolate(x []float64) {
 	}
 }
 
-// detrend removes the least-squares line from x.
-func detrend(x []float64) {
+// detrend removes the least-squares line from x and returns its value at
+// the end of x.
+func detrend(x []float64) float64 {
 	n := float64(len(x))
 	var sy, sxy float64
 	for i, v := range x {
@@ -782,6 +864,7 @@ func detrend(x []float64) {
 	for i := range x {
 		x[i] -= my + b*(float64(i)-mx)
 	}
+	return my + b*(n-mx)
 }
 
 // parabola returns the offset of the vertex of the parabola through r at

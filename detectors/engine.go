@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-iot/vigil/baselines"
 	"github.com/vigil-iot/vigil/pipeline"
@@ -423,13 +424,13 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		vs := e.vs[:len(checks)]
 		clear(vs)
 		var cs *CycleState
-		season, nominal := 0.0, 0.0
+		var se Season
 		if p.cycles != nil {
 			if cs = d.cycle(s); cs != nil {
-				season, nominal = cs.judged(val.V, s.Base.Mean, r.Time)
+				se = cs.judged(val.V, s.Base.Mean, r.Time)
 			}
 		}
-		det.Judge(val.V, season, r.Time, s, p.learner, vs)
+		det.Judge(val.V, se, r.Time, s, p.learner, vs)
 		if ext := p.extended[s.Kind]; ext != nil {
 			ext.JudgeExtended(val.V, r.Time, s, d.memory(s, p.needs[s.Kind]), vs)
 		}
@@ -468,12 +469,15 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			}
 		}
 		wasWarm := s.Base.Warm
-		learned := p.learner.Observe(&s.Base, val.V-season, r.Time, learn)
+		// The baseline learns the residual from the profile itself (the
+		// noise around the cycle), not the one the checks judged, so its
+		// scale is not shrunk by the phase tolerance.
+		learned := p.learner.Observe(&s.Base, val.V-se.At, r.Time, learn)
 		if s.Base.Warm && !wasWarm {
 			s.endWarmup()
 		}
 		if cs != nil {
-			out = e.observeCycle(d, s, cs, p, r, val.V, nominal, learned, out)
+			out = e.observeCycle(d, s, cs, p, r, val.V, se.At, learned, out)
 		}
 	}
 	if p.traffic.cfg.Enabled {
@@ -708,6 +712,24 @@ func describeStatus(a *pipeline.Alert, _ string) string {
 
 // TopicMatch reports whether an MQTT topic matches a filter with + and #.
 func TopicMatch(filter, topic string) bool { return topicMatch(filter, topic) }
+
+// Cycle returns the learned cycle of a device's signal: its period and
+// strength, and false when the signal has none (or the engine does not know
+// it).
+func (e *Engine) Cycle(device, signal string) (time.Duration, float64, bool) {
+	d := e.devices[device]
+	if d == nil {
+		return 0, 0, false
+	}
+	for i := range d.Signals {
+		if s := &d.Signals[i]; s.Name == signal {
+			if cs := d.cycleOf(s); cs != nil && cs.Active() {
+				return time.Duration(cs.Period), float64(cs.Strength), true
+			}
+		}
+	}
+	return 0, 0, false
+}
 
 // Band is the learned normal band of one signal of one device.
 type Band struct {

@@ -72,9 +72,9 @@ func NewOverpressure(cfg OverpressureConfig) *Overpressure {
 func (o *Overpressure) Checks() []Check { return o.checks }
 
 // Judge implements SignalDetector.
-func (o *Overpressure) Judge(x, season float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
+func (o *Overpressure) Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
 	v[0] = upperLimit(x, o.cfg.Limit, pipeline.Critical)
-	r := x - season
+	r := x - se.Near
 	if cusumReady(s, l) {
 		v[2] = o.cfg.Rise.up(s, zscore(r, l, &s.Base))
 	}
@@ -82,10 +82,10 @@ func (o *Overpressure) Judge(x, season float64, t int64, s *SignalState, l *base
 		v[2] = Verdict{}
 		return
 	}
-	v[1] = o.cfg.Spike.verdict(x, r-s.Base.Median, l.Spread(&s.Base), season, &s.Base, true)
+	v[1] = o.cfg.Spike.verdict(x, r-s.Base.Median, l.Spread(&s.Base), se, &s.Base, true)
 	// A fast rise is overpressure only if it ends above the normal band: a
 	// quick recovery from a dip is not.
-	if rate, ok := s.Base.Rate(r, t); ok && r > s.Base.Median+l.Spread(&s.Base) {
+	if rate, ok := s.Base.Rate(x-se.At, t); ok && r > s.Base.Median+l.Spread(&s.Base) {
 		v[3] = o.cfg.Rate.verdict(rate, s.Base.RiseMax, rateFloor(l, &s.Base))
 	}
 }

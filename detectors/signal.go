@@ -78,8 +78,8 @@ func (sd *Signal) JudgeExtended(x float64, t int64, s *SignalState, m Memory, v 
 }
 
 // Judge implements SignalDetector.
-func (sd *Signal) Judge(x, season float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
-	r := x - season
+func (sd *Signal) Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
+	r := x - se.Near
 	if cusumReady(s, l) {
 		v[1] = sd.cfg.Drift.upDown(s, zscore(r, l, &s.Base))
 	}
@@ -90,8 +90,8 @@ func (sd *Signal) Judge(x, season float64, t int64, s *SignalState, l *baselines
 	spread := l.Spread(&s.Base)
 	dev := r - s.Base.Median
 	if dev >= 0 {
-		v[0] = sd.cfg.Spike.verdict(x, dev, spread, season, &s.Base, true)
+		v[0] = sd.cfg.Spike.verdict(x, dev, spread, se, &s.Base, true)
 	} else {
-		v[0] = sd.cfg.Spike.verdict(x, -dev, spread, season, &s.Base, false)
+		v[0] = sd.cfg.Spike.verdict(x, -dev, spread, se, &s.Base, false)
 	}
 }

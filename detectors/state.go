@@ -190,8 +190,9 @@ func (w *stateWriter) cycle(c *CycleState) {
 	w.Byte(c.Misses)
 	w.Varint(c.Bin)
 	w.Uvarint(uint64(c.BinN))
+	w.Uvarint(uint64(c.BinKept))
 	w.Varint(c.T0)
-	for _, f := range [...]float32{c.Within, c.PerBin, c.Gain, c.Strength, c.Amp, c.Low, c.High} {
+	for _, f := range [...]float32{c.Within, c.PerBin, c.Gain, c.Strength, c.Amp, c.Low, c.High, c.Gone} {
 		w.F32(f)
 	}
 	for _, f := range c.Profile {
@@ -214,8 +215,9 @@ func (r *stateReader) cycle(c *CycleState) {
 	c.Misses = r.Byte()
 	c.Bin = r.Varint()
 	c.BinN = uint32(r.Uvarint())
+	c.BinKept = uint32(r.Uvarint())
 	c.T0 = r.Varint()
-	for _, f := range [...]*float32{&c.Within, &c.PerBin, &c.Gain, &c.Strength, &c.Amp, &c.Low, &c.High} {
+	for _, f := range [...]*float32{&c.Within, &c.PerBin, &c.Gain, &c.Strength, &c.Amp, &c.Low, &c.High, &c.Gone} {
 		*f = r.F32()
 	}
 	for i := range c.Profile {

@@ -88,15 +88,15 @@ func NewThermal(cfg ThermalConfig) *Thermal {
 func (th *Thermal) Checks() []Check { return th.checks }
 
 // Judge implements SignalDetector.
-func (th *Thermal) Judge(x, season float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
+func (th *Thermal) Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
 	hi := upperLimit(x, th.cfg.High, pipeline.Critical)
 	lo := lowerLimit(x, th.cfg.Low, pipeline.Critical)
 	if lo.Score > hi.Score {
 		hi = lo
 	}
 	v[0] = hi
-	r := x - season
-	short(s, r, th.alpha)
+	r, at := x-se.Near, x-se.At
+	short(s, at, th.alpha)
 	if cusumReady(s, l) {
 		v[1] = th.cfg.Drift.upDown(s, zscore(r, l, &s.Base))
 	}
@@ -105,7 +105,7 @@ func (th *Thermal) Judge(x, season float64, t int64, s *SignalState, l *baseline
 		return
 	}
 	v[2] = th.cfg.Fluctuation.verdict(s, l)
-	if rate, ok := s.Base.Rate(r, t); ok {
+	if rate, ok := s.Base.Rate(at, t); ok {
 		v[3] = th.cfg.Rate.verdict(math.Abs(rate), s.Base.RatePeak(), rateFloor(l, &s.Base))
 	}
 }

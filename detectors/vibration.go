@@ -87,7 +87,7 @@ func NewVibration(cfg VibrationConfig) *Vibration {
 func (vd *Vibration) Checks() []Check { return vd.checks }
 
 // Judge implements SignalDetector.
-func (vd *Vibration) Judge(x, season float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
+func (vd *Vibration) Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
 	z := vd.cfg.Zones
 	switch {
 	case x >= z.CD:
@@ -95,7 +95,7 @@ func (vd *Vibration) Judge(x, season float64, t int64, s *SignalState, l *baseli
 	default:
 		v[0] = upperLimit(x, &z.BC, pipeline.Warning)
 	}
-	r := x - season
+	r := x - se.Near
 	if cusumReady(s, l) {
 		v[2] = vd.cfg.Elevation.up(s, zscore(r, l, &s.Base))
 	}
@@ -103,5 +103,5 @@ func (vd *Vibration) Judge(x, season float64, t int64, s *SignalState, l *baseli
 		v[2] = Verdict{}
 		return
 	}
-	v[1] = vd.cfg.Jump.verdict(x, r-s.Base.Median, l.Spread(&s.Base), season, &s.Base, true)
+	v[1] = vd.cfg.Jump.verdict(x, r-s.Base.Median, l.Spread(&s.Base), se, &s.Base, true)
 }
