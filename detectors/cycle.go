@@ -74,13 +74,13 @@ type CycleConfig struct {
 }
 
 // DefaultCycles returns the defaults: on, periods from 30 s to 25 h,
-// strength 0.3, amplitude at least twice the noise, 10 % tolerance.
+// strength 0.5, amplitude at least twice the noise, 10 % tolerance.
 func DefaultCycles() CycleConfig {
 	return CycleConfig{
 		Enabled:      true,
 		MinPeriod:    30 * time.Second,
 		MaxPeriod:    25 * time.Hour,
-		MinStrength:  0.3,
+		MinStrength:  0.5,
 		MinAmplitude: 2,
 		Tolerance:    0.1,
 		Learn:        0.2,
@@ -677,10 +677,17 @@ func (cy *cycles) fold(s *CycleState, x []float64, f *found, sc *cycleScratch) {
 	}
 	cyc /= float64(n)
 	// The spread around the fold, robustly (an anomaly in the ring must not
-	// pass for noise): 1.4826 × the median absolute residual, squared.
+	// pass for noise): 1.4826 × the median absolute residual, squared; but
+	// at least half the mean square, so that heavy-tailed noise (bursts,
+	// counts) is not taken for a tight band around a weak cycle.
+	var ms float64
+	for _, d := range dev {
+		ms += d * d
+	}
+	ms /= float64(n)
 	slices.Sort(dev)
 	mad := 1.4826 * (dev[(n-1)/2] + dev[n/2]) / 2
-	res := mad * mad
+	res := max(mad*mad, ms/2)
 	// The noise the checks see: within-bin variance plus what the fold
 	// leaves between bins beyond the averaged-down within-bin noise.
 	noise := res

@@ -155,15 +155,16 @@ func (cl *Class) Validate() error {
 
 // profile is the compiled, immutable form of one class's Params.
 type profile struct {
-	name      string
-	params    Params
-	learner   *baselines.Learner
-	detectors [4]SignalDetector // indexed by pipeline.SignalKind
-	extended  [4]Extended       // the detectors that need Memory, or nil
-	needs     [4][2]bool        // what they need: record, daily
-	status    Check
-	traffic   trafficProfile
-	cycles    *cycles // nil: off
+	name       string
+	params     Params
+	learner    *baselines.Learner
+	detectors  [4]SignalDetector // indexed by pipeline.SignalKind
+	extended   [4]Extended       // the detectors that need Memory, or nil
+	needs      [4][2]bool        // what they need: record, daily
+	status     Check
+	traffic    trafficProfile
+	cycles     *cycles // nil: off
+	cycleKinds [4]bool // the signal kinds with checks on the residual
 }
 
 func compile(name string, p Params) (*profile, error) {
@@ -185,6 +186,16 @@ func compile(name string, p Params) (*profile, error) {
 	}
 	pr.status = Check{Detector: "status", Kind: "status", Rule: p.Status, describe: describeStatus}
 	pr.cycles = compileCycles(p.Cycles)
+	if pr.cycles != nil {
+		// Cycles serve the checks on the residual: a signal kind whose
+		// checks on it are all off (as in the NAB configurations) needs no
+		// cycle memory.
+		for k, d := range pr.detectors {
+			for _, c := range d.Checks() {
+				pr.cycleKinds[k] = pr.cycleKinds[k] || c.Residual && !c.Rule.Off
+			}
+		}
+	}
 	pr.traffic = compileTraffic(&p)
 	return pr, nil
 }
@@ -425,7 +436,7 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		clear(vs)
 		var cs *CycleState
 		var se Season
-		if p.cycles != nil {
+		if p.cycles != nil && p.cycleKinds[s.Kind] {
 			if cs = d.cycle(s); cs != nil {
 				se = cs.judged(val.V, s.Base.Mean, r.Time)
 			}

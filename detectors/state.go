@@ -370,7 +370,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 		if version >= 2 && r.Bool() {
 			var cs CycleState
 			r.cycle(&cs)
-			if p.cycles != nil {
+			if p.cycles != nil && p.cycleKinds[s.Kind] {
 				if d.Extra == nil {
 					d.Extra = &DeviceExtra{}
 				}
