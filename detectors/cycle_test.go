@@ -390,3 +390,33 @@ func continueCyclic(eng *detectors.Engine, devs []cyclicDevice, as []anomaly, fr
 	}
 	return out
 }
+
+// TestCyclesConfig: the defaults validate, a bad value is reported under its
+// key, and switched off the section is not checked.
+func TestCyclesConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*detectors.CycleConfig)
+		want string // "" valid
+	}{
+		{"defaults", func(*detectors.CycleConfig) {}, ""},
+		{"short range", func(c *detectors.CycleConfig) { c.MaxPeriod = 2 * c.MinPeriod }, "cycles: need min_period"},
+		{"strength", func(c *detectors.CycleConfig) { c.MinStrength = 1 }, "cycles: min_strength"},
+		{"tolerance", func(c *detectors.CycleConfig) { c.Tolerance = 0 }, "cycles: tolerance"},
+		{"learn", func(c *detectors.CycleConfig) { c.Learn = 2 }, "cycles: learn"},
+		{"rhythm rule", func(c *detectors.CycleConfig) { c.Rhythm.Hold = 0 }, "cycles: rhythm: hold"},
+		{"off is not checked", func(c *detectors.CycleConfig) { c.Enabled, c.Learn = false, 2 }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := detectors.DefaultConfig()
+			tc.edit(&cfg.Params.Cycles)
+			err := cfg.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("got %v; want valid", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
