@@ -23,6 +23,9 @@ type SignalState struct {
 	// Daily is 1 + the index of the signal's daily profile in
 	// Device.Extra.Dailies, 0 when it has none.
 	Daily uint8
+	// Cycle is 1 + the index of the signal's cycle memory in
+	// Device.Extra.Cycles, 0 when it has none.
+	Cycle uint8
 	// Lead is 1 + the index of the check whose episode leads the signal's
 	// alert when checks fold (Params.Fold), 0 when none is firing.
 	Lead uint8
@@ -57,6 +60,9 @@ type Check struct {
 	// whose statistic approaches the threshold in normal operation (a CUSUM
 	// building up, a value near its record).
 	GateOnCross bool
+	// Residual says the check judges the residual from the signal's learned
+	// cycle (the raw value when it has none), not the raw value.
+	Residual bool
 	// describe renders the alert's message.
 	describe func(a *pipeline.Alert, unit string) string
 }
@@ -66,9 +72,10 @@ type StatKind uint8
 
 // Statistic kinds.
 const (
-	StatValue StatKind = iota // the signal itself, in its unit
-	StatRate                  // rate of change, unit per second
-	StatSigma                 // a CUSUM sum of standardised deviations
+	StatValue  StatKind = iota // the signal itself, in its unit
+	StatRate                   // rate of change, unit per second
+	StatSigma                  // a CUSUM sum of standardised deviations
+	StatPeriod                 // the period of a cycle, in seconds
 )
 
 // Unit returns the unit of a statistic on a signal measured in unit.
@@ -81,17 +88,36 @@ func (k StatKind) Unit(unit string) string {
 		return unit + "/s"
 	case StatSigma:
 		return "sigma"
+	case StatPeriod:
+		return "s"
 	}
 	return unit
 }
 
 // SignalDetector judges samples of one signal kind. Judge writes one verdict
-// per check (in the order of Checks) into v. It may update the detector memory
-// in s (CUSUM sums, short windows) but never the baseline, which the caller
-// updates afterwards with the outcome; it does no I/O and never reads the clock.
+// per check (in the order of Checks) into v. x is the raw value, se the
+// signal's seasonal component at t (zero when it has no learned cycle): the
+// checks marked Residual judge the residual from it and report thresholds on
+// the raw scale. Judge may update the detector memory in s (CUSUM sums, short
+// windows) but never the baseline, which the caller updates afterwards with
+// the outcome (the residual x − se.At); it does no I/O and never reads the
+// clock.
 type SignalDetector interface {
 	Checks() []Check
-	Judge(x float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict)
+	Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict)
+}
+
+// Season is the seasonal component of a reading of a signal with a learned
+// cycle; the zero value is no cycle, and then the checks judge x itself.
+type Season struct {
+	// At is the profile's value at the reading's phase: the baseline learns
+	// x − At, and the checks on spread and rate (fluctuation, rate) judge it.
+	At float64
+	// Near is the profile's value within the phase tolerance (one phase bin
+	// either side) nearest to x − level: the checks on level (spike, CUSUM)
+	// judge x − Near, so that a reading inside the profile's local range is
+	// not an anomaly because the phase is known only to within a bin.
+	Near float64
 }
 
 // Memory is the extra memory of a signal whose checks need more than
@@ -248,12 +274,16 @@ func (s Spike) validate(name string) error {
 	return nil
 }
 
-// verdict judges deviation dev (already signed for the side tested) against
-// the band; twice the threshold is critical.
-func (s Spike) verdict(x, dev, spread float64, st *baselines.Stats, up bool) Verdict {
+// verdict judges deviation dev (already signed for the side tested) of the
+// residual from the band; twice the threshold is critical. The threshold is
+// on the raw scale: the band moved by season.
+func (s Spike) verdict(x, dev, spread float64, se Season, st *baselines.Stats, up bool) Verdict {
 	thr := st.Median + s.Z*spread
 	if !up {
 		thr = st.Median - s.Z*spread
+	}
+	if se.Near != 0 {
+		thr += se.Near
 	}
 	score := dev / (s.Z * spread)
 	sev := pipeline.Warning

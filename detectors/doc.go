@@ -8,6 +8,13 @@
 // yields a Verdict whose Score is 1 at its threshold. Detectors are pure
 // functions of (sample, state): no I/O, no goroutines, no clock.
 //
+// Cycle-aware baselines (cycle.go): per signal, a fixed ring of time bins is
+// searched now and then for a dominant period (autocorrelation by FFT); a
+// significant one becomes a learned phase profile (CycleState), and the
+// spike, drift, fluctuation and rate checks then judge the residual from it.
+// A signal without a cycle is judged exactly as without this; a change of
+// rhythm raises a signal.rhythm alert.
+//
 // Every check has its own Episode, the alert lifecycle inactive → pending →
 // firing → resolved, with a hold (consecutive anomalous samples before firing),
 // a clear count and hysteresis, stepped by event time.

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-iot/vigil/baselines"
 	"github.com/vigil-iot/vigil/pipeline"
@@ -22,6 +23,9 @@ type Params struct {
 	Signal       SignalConfig       `yaml:"signal"`
 	// Traffic configures the traffic detectors: how each device talks.
 	Traffic TrafficConfig `yaml:"traffic"`
+	// Cycles configures cycle-aware baselines: the checks of a signal with a
+	// dominant period judge its residual from the learned profile.
+	Cycles CycleConfig `yaml:"cycles"`
 	// Status is the lifecycle of the device's own status flag.
 	Status Rule `yaml:"status"`
 	// Hysteresis is the score below which a firing alert counts a sample as
@@ -47,6 +51,7 @@ func DefaultParams() Params {
 		Vibration:    DefaultVibration(),
 		Signal:       DefaultSignal(),
 		Traffic:      DefaultTraffic(),
+		Cycles:       DefaultCycles(),
 		Status:       Rule{Hold: 1, Clear: 1},
 		Hysteresis:   0.8,
 		LearnBelow:   0.6,
@@ -70,8 +75,17 @@ func (p *Params) Validate() error {
 		prefix("vibration", p.Vibration.Validate()),
 		prefix("signal", p.Signal.Validate()),
 		prefix("traffic", p.Traffic.Validate()),
+		prefix("cycles", p.validateCycles()),
 		prefix("status", p.Status.Validate()),
 	)
+}
+
+// validateCycles checks the cycle parameters when they are used.
+func (p *Params) validateCycles() error {
+	if !p.Cycles.Enabled {
+		return nil
+	}
+	return p.Cycles.Validate()
 }
 
 // Class gives devices their own parameters: those whose node_id matches one
@@ -141,14 +155,16 @@ func (cl *Class) Validate() error {
 
 // profile is the compiled, immutable form of one class's Params.
 type profile struct {
-	name      string
-	params    Params
-	learner   *baselines.Learner
-	detectors [4]SignalDetector // indexed by pipeline.SignalKind
-	extended  [4]Extended       // the detectors that need Memory, or nil
-	needs     [4][2]bool        // what they need: record, daily
-	status    Check
-	traffic   trafficProfile
+	name       string
+	params     Params
+	learner    *baselines.Learner
+	detectors  [4]SignalDetector // indexed by pipeline.SignalKind
+	extended   [4]Extended       // the detectors that need Memory, or nil
+	needs      [4][2]bool        // what they need: record, daily
+	status     Check
+	traffic    trafficProfile
+	cycles     *cycles // nil: off
+	cycleKinds [4]bool // the signal kinds with checks on the residual
 }
 
 func compile(name string, p Params) (*profile, error) {
@@ -169,6 +185,17 @@ func compile(name string, p Params) (*profile, error) {
 		}
 	}
 	pr.status = Check{Detector: "status", Kind: "status", Rule: p.Status, describe: describeStatus}
+	pr.cycles = compileCycles(p.Cycles)
+	if pr.cycles != nil {
+		// Cycles serve the checks on the residual: a signal kind whose
+		// checks on it are all off (as in the NAB configurations) needs no
+		// cycle memory.
+		for k, d := range pr.detectors {
+			for _, c := range d.Checks() {
+				pr.cycleKinds[k] = pr.cycleKinds[k] || c.Residual && !c.Rule.Off
+			}
+		}
+	}
 	pr.traffic = compileTraffic(&p)
 	return pr, nil
 }
@@ -281,6 +308,7 @@ type Engine struct {
 	set     *Set
 	devices map[string]*Device
 	vs      [maxChecks]Verdict // scratch: an array passed to an interface method would escape
+	cyc     *cycleScratch      // scratch of the period search, made on first use
 
 	// Devices by recency, for eviction when the cap is reached.
 	newest, oldest *Device
@@ -390,7 +418,7 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		fields |= statusField
 		v := statusVerdict(r.Status)
 		if tr, esc := d.Status.stepEsc(v, r.Time, p.status.Rule, p.params.Hysteresis); tr != 0 {
-			a := e.alert(d, "status", "", &p.status, &d.Status, v, tr, r, float64(r.Status), nil)
+			a := e.alert(d, "status", "", &p.status, &d.Status, v, tr, r, float64(r.Status), nil, nil)
 			a.Escalation = esc
 			out = append(out, a)
 		}
@@ -406,7 +434,14 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		checks := det.Checks()
 		vs := e.vs[:len(checks)]
 		clear(vs)
-		det.Judge(val.V, r.Time, s, p.learner, vs)
+		var cs *CycleState
+		var se Season
+		if p.cycles != nil && p.cycleKinds[s.Kind] {
+			if cs = d.cycle(s); cs != nil {
+				se = cs.judged(val.V, s.Base.Mean, r.Time)
+			}
+		}
+		det.Judge(val.V, se, r.Time, s, p.learner, vs)
 		if ext := p.extended[s.Kind]; ext != nil {
 			ext.JudgeExtended(val.V, r.Time, s, d.memory(s, p.needs[s.Kind]), vs)
 		}
@@ -432,26 +467,56 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 				continue
 			}
 			if !p.params.Fold {
-				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base)
+				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base, cs)
 				a.Escalation = esc
 				out = append(out, a)
 				continue
 			}
 			if c, ep, tr, esc := s.fold(c, tr); tr != 0 {
-				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, vs[c], tr, r, val.V, &s.Base)
+				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, vs[c], tr, r, val.V, &s.Base, cs)
 				a.ID = episodeID(d.Name, checks[c].Kind, s.Name, ep.Started)
 				a.Escalation = esc
 				out = append(out, a)
 			}
 		}
 		wasWarm := s.Base.Warm
-		p.learner.Observe(&s.Base, val.V, r.Time, learn)
+		// The baseline learns the residual from the profile itself (the
+		// noise around the cycle), not the one the checks judged, so its
+		// scale is not shrunk by the phase tolerance.
+		learned := p.learner.Observe(&s.Base, val.V-se.At, r.Time, learn)
 		if s.Base.Warm && !wasWarm {
 			s.endWarmup()
+		}
+		if cs != nil {
+			out = e.observeCycle(d, s, cs, p, r, val.V, se.At, learned, out)
 		}
 	}
 	if p.traffic.cfg.Enabled {
 		out = e.judgeTraffic(d, &p.traffic, r, fields, prevTopic, isNew, out)
+	}
+	return out
+}
+
+// observeCycle teaches the signal's cycle memory the reading and raises a
+// signal.rhythm alert when its learned cycle changed or stopped.
+func (e *Engine) observeCycle(d *Device, s *SignalState, cs *CycleState, p *profile, r *pipeline.Reading, x, nominal float64, learned bool, out []pipeline.Alert) []pipeline.Alert {
+	if e.cyc == nil {
+		e.cyc = newCycleScratch()
+	}
+	var note rhythmNote
+	ev := p.cycles.observe(cs, s, p.learner, x, nominal, r.Time, learned, e.cyc, &note)
+	ck := &p.cycles.rhythm
+	if ck.Rule.Off || (ev == cycleNone && cs.Rhythm.State == Inactive) {
+		return out
+	}
+	var v Verdict
+	if ev == cycleChanged || ev == cycleLost {
+		v = Verdict{Score: 1, Severity: pipeline.Warning, Stat: note.to / 1e9, Threshold: note.from / 1e9}
+	}
+	if tr, esc := cs.Rhythm.stepEsc(v, r.Time, ck.Rule, p.params.Hysteresis); tr != 0 {
+		a := e.alert(d, s.Name, unitOf(s.Kind), ck, &cs.Rhythm, v, tr, r, x, nil, nil)
+		a.Escalation = esc
+		out = append(out, a)
 	}
 	return out
 }
@@ -519,11 +584,40 @@ func (d *Device) signal(v *pipeline.Value) int {
 }
 
 // DeviceExtra is the memory of a device's signals that do not fit in
-// SignalState: record memories and daily profiles, indexed from
-// SignalState.Record and SignalState.Daily.
+// SignalState: record memories, daily profiles and cycle memories, indexed
+// from SignalState.Record, SignalState.Daily and SignalState.Cycle.
 type DeviceExtra struct {
 	Records []RecordState
 	Dailies []DailyState
+	Cycles  []CycleState
+}
+
+// cycle returns the cycle memory of signal s, adding it on first use (nil
+// past the 255th signal of the device).
+func (d *Device) cycle(s *SignalState) *CycleState {
+	if s.Cycle == 0 {
+		if d.Extra == nil {
+			d.Extra = &DeviceExtra{}
+		}
+		x := d.Extra
+		if len(x.Cycles) >= math.MaxUint8 {
+			return nil
+		}
+		if x.Cycles == nil {
+			x.Cycles = make([]CycleState, 0, max(cap(d.Signals), 1))
+		}
+		x.Cycles = append(x.Cycles, CycleState{})
+		s.Cycle = uint8(len(x.Cycles))
+	}
+	return &d.Extra.Cycles[s.Cycle-1]
+}
+
+// cycleOf returns the cycle memory of s, or nil.
+func (d *Device) cycleOf(s *SignalState) *CycleState {
+	if s.Cycle > 0 && d.Extra != nil && int(s.Cycle) <= len(d.Extra.Cycles) {
+		return &d.Extra.Cycles[s.Cycle-1]
+	}
+	return nil
 }
 
 // memory returns the extra memory of signal s, adding what is needed on
@@ -557,8 +651,8 @@ func (d *Device) memory(s *SignalState, needs [2]bool) Memory {
 }
 
 // alert builds the alert of a transition; base is the signal's baseline (nil
-// for the status flag).
-func (e *Engine) alert(d *Device, signal, unit string, c *Check, ep *Episode, v Verdict, tr pipeline.AlertState, r *pipeline.Reading, x float64, base *baselines.Stats) pipeline.Alert {
+// for the status flag), cs its cycle memory (nil: none).
+func (e *Engine) alert(d *Device, signal, unit string, c *Check, ep *Episode, v Verdict, tr pipeline.AlertState, r *pipeline.Reading, x float64, base *baselines.Stats, cs *CycleState) pipeline.Alert {
 	a := pipeline.Alert{
 		ID:        episodeID(d.Name, c.Detector, signal, ep.Started),
 		Seq:       r.Seq,
@@ -580,8 +674,15 @@ func (e *Engine) alert(d *Device, signal, unit string, c *Check, ep *Episode, v 
 	if base != nil {
 		a.Mean, a.Std = base.Mean, base.Std()
 	}
+	cyclic := c.Residual && base != nil && cs != nil && cs.Active()
+	if cyclic {
+		a.Mean += cs.season(r.Time) // what is normal at this phase
+	}
 	if tr == pipeline.Firing {
 		a.Message = c.describe(&a, unit)
+		if cyclic {
+			a.Message = describeCycle(&a, unit, cs, e.set.profiles[d.profile].learner.Spread(base)) + a.Message
+		}
 	} else {
 		a.Message = describeResolved(&a, unit)
 	}
@@ -622,6 +723,24 @@ func describeStatus(a *pipeline.Alert, _ string) string {
 
 // TopicMatch reports whether an MQTT topic matches a filter with + and #.
 func TopicMatch(filter, topic string) bool { return topicMatch(filter, topic) }
+
+// Cycle returns the learned cycle of a device's signal: its period and
+// strength, and false when the signal has none (or the engine does not know
+// it).
+func (e *Engine) Cycle(device, signal string) (time.Duration, float64, bool) {
+	d := e.devices[device]
+	if d == nil {
+		return 0, 0, false
+	}
+	for i := range d.Signals {
+		if s := &d.Signals[i]; s.Name == signal {
+			if cs := d.cycleOf(s); cs != nil && cs.Active() {
+				return time.Duration(cs.Period), float64(cs.Strength), true
+			}
+		}
+	}
+	return 0, 0, false
+}
 
 // Band is the learned normal band of one signal of one device.
 type Band struct {

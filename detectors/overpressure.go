@@ -62,9 +62,9 @@ type Overpressure struct {
 func NewOverpressure(cfg OverpressureConfig) *Overpressure {
 	return &Overpressure{cfg: cfg, checks: []Check{
 		{Detector: "overpressure.limit", Kind: "overpressure", Rule: cfg.LimitRule, describe: describeUpperLimit},
-		{Detector: "overpressure.spike", Kind: "overpressure", Rule: cfg.Spike.Rule, Warm: true, describe: describeSpike},
-		{Detector: "overpressure.rise", Kind: "overpressure", Rule: cfg.Rise.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, describe: describeCUSUM("sustained rise")},
-		{Detector: "overpressure.rate", Kind: "overpressure", Rule: cfg.Rate.Rule, Warm: true, Stat: StatRate, describe: describeRate("rises", cfg.Rate.Factor)},
+		{Detector: "overpressure.spike", Kind: "overpressure", Rule: cfg.Spike.Rule, Warm: true, Residual: true, describe: describeSpike},
+		{Detector: "overpressure.rise", Kind: "overpressure", Rule: cfg.Rise.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, Residual: true, describe: describeCUSUM("sustained rise")},
+		{Detector: "overpressure.rate", Kind: "overpressure", Rule: cfg.Rate.Rule, Warm: true, Stat: StatRate, Residual: true, describe: describeRate("rises", cfg.Rate.Factor)},
 	}}
 }
 
@@ -72,19 +72,20 @@ func NewOverpressure(cfg OverpressureConfig) *Overpressure {
 func (o *Overpressure) Checks() []Check { return o.checks }
 
 // Judge implements SignalDetector.
-func (o *Overpressure) Judge(x float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
+func (o *Overpressure) Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
 	v[0] = upperLimit(x, o.cfg.Limit, pipeline.Critical)
+	r := x - se.Near
 	if cusumReady(s, l) {
-		v[2] = o.cfg.Rise.up(s, zscore(x, l, &s.Base))
+		v[2] = o.cfg.Rise.up(s, zscore(r, l, &s.Base))
 	}
 	if !s.Base.Warm {
 		v[2] = Verdict{}
 		return
 	}
-	v[1] = o.cfg.Spike.verdict(x, x-s.Base.Median, l.Spread(&s.Base), &s.Base, true)
+	v[1] = o.cfg.Spike.verdict(x, r-s.Base.Median, l.Spread(&s.Base), se, &s.Base, true)
 	// A fast rise is overpressure only if it ends above the normal band: a
 	// quick recovery from a dip is not.
-	if rate, ok := s.Base.Rate(x, t); ok && x > s.Base.Median+l.Spread(&s.Base) {
+	if rate, ok := s.Base.Rate(x-se.At, t); ok && r > s.Base.Median+l.Spread(&s.Base) {
 		v[3] = o.cfg.Rate.verdict(rate, s.Base.RiseMax, rateFloor(l, &s.Base))
 	}
 }

@@ -47,8 +47,8 @@ type Signal struct {
 // NewSignal returns the detector for cfg.
 func NewSignal(cfg SignalConfig) *Signal {
 	return &Signal{cfg: cfg, checks: []Check{
-		{Detector: "signal.spike", Kind: "signal", Rule: cfg.Spike.Rule, Warm: true, describe: describeSpike},
-		{Detector: "signal.drift", Kind: "signal", Rule: cfg.Drift.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, describe: describeCUSUM("drift")},
+		{Detector: "signal.spike", Kind: "signal", Rule: cfg.Spike.Rule, Warm: true, Residual: true, describe: describeSpike},
+		{Detector: "signal.drift", Kind: "signal", Rule: cfg.Drift.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, Residual: true, describe: describeCUSUM("drift")},
 		{Detector: "signal.record", Kind: "signal", Rule: cfg.Record.Rule, Warm: true, GateOnCross: true, describe: describeRecord(cfg.Record)},
 		{Detector: "signal.daily", Kind: "signal", Rule: cfg.Daily.Rule, Warm: true, GateOnCross: true, Stat: StatSigma, describe: describeDaily},
 	}}
@@ -78,19 +78,20 @@ func (sd *Signal) JudgeExtended(x float64, t int64, s *SignalState, m Memory, v 
 }
 
 // Judge implements SignalDetector.
-func (sd *Signal) Judge(x float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
+func (sd *Signal) Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
+	r := x - se.Near
 	if cusumReady(s, l) {
-		v[1] = sd.cfg.Drift.upDown(s, zscore(x, l, &s.Base))
+		v[1] = sd.cfg.Drift.upDown(s, zscore(r, l, &s.Base))
 	}
 	if !s.Base.Warm {
 		v[1] = Verdict{}
 		return
 	}
 	spread := l.Spread(&s.Base)
-	dev := x - s.Base.Median
+	dev := r - s.Base.Median
 	if dev >= 0 {
-		v[0] = sd.cfg.Spike.verdict(x, dev, spread, &s.Base, true)
+		v[0] = sd.cfg.Spike.verdict(x, dev, spread, se, &s.Base, true)
 	} else {
-		v[0] = sd.cfg.Spike.verdict(x, -dev, spread, &s.Base, false)
+		v[0] = sd.cfg.Spike.verdict(x, -dev, spread, se, &s.Base, false)
 	}
 }

@@ -11,7 +11,10 @@ import (
 
 // StateVersion is the version of the device state encoding written by
 // AppendDevice. DecodeDevice reads every version up to it.
-const StateVersion = 1
+//
+// Version 2 adds each signal's cycle memory (CycleState) after its daily
+// profile; version 1 devices restore with none (it is learned afresh).
+const StateVersion = 2
 
 // A device's state is encoded by name, not by position: the class by its
 // name, each check's episode by the check's detector name, traffic episodes
@@ -164,8 +167,66 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 			w.Varint(day.First)
 			w.Bool(day.Started)
 		}
+		cs := d.cycleOf(s)
+		w.Bool(cs != nil)
+		if cs != nil {
+			w.cycle(cs)
+		}
 	}
 	return w.B
+}
+
+func (w *stateWriter) cycle(c *CycleState) {
+	for _, q := range c.Bins {
+		w.Varint(int64(q))
+	}
+	w.F64(c.Ref, c.BinMean, c.BinM2, c.Cand, c.Period)
+	w.Varint(int64(c.Exp))
+	w.Uvarint(uint64(c.Head))
+	w.Uvarint(uint64(c.Filled))
+	w.Uvarint(uint64(c.Since))
+	w.Byte(c.Level)
+	w.Byte(c.Found)
+	w.Byte(c.Misses)
+	w.Varint(c.Bin)
+	w.Uvarint(uint64(c.BinN))
+	w.Uvarint(uint64(c.BinKept))
+	w.Varint(c.T0)
+	for _, f := range [...]float32{c.Within, c.PerBin, c.Gain, c.Strength, c.Amp, c.Low, c.High, c.Gone} {
+		w.F32(f)
+	}
+	for _, f := range c.Profile {
+		w.F32(f)
+	}
+	w.episode(&c.Rhythm)
+}
+
+func (r *stateReader) cycle(c *CycleState) {
+	for i := range c.Bins {
+		c.Bins[i] = int16(r.Varint())
+	}
+	r.F64(&c.Ref, &c.BinMean, &c.BinM2, &c.Cand, &c.Period)
+	c.Exp = int16(r.Varint())
+	c.Head = uint16(r.Uvarint())
+	c.Filled = uint16(r.Uvarint())
+	c.Since = uint16(r.Uvarint())
+	c.Level = r.Byte()
+	c.Found = r.Byte()
+	c.Misses = r.Byte()
+	c.Bin = r.Varint()
+	c.BinN = uint32(r.Uvarint())
+	c.BinKept = uint32(r.Uvarint())
+	c.T0 = r.Varint()
+	for _, f := range [...]*float32{&c.Within, &c.PerBin, &c.Gain, &c.Strength, &c.Amp, &c.Low, &c.High, &c.Gone} {
+		*f = r.F32()
+	}
+	for i := range c.Profile {
+		c.Profile[i] = r.F32()
+	}
+	r.episode(&c.Rhythm)
+	if r.Err == nil && (c.Head >= cycleBins || c.Filled > cycleBins || c.Level > cycleMaxLvl || c.Period < 0 || math.IsNaN(c.Period)) {
+		r.Err = errors.New("cycle memory out of range")
+	}
 }
 
 func (e *Engine) appendTraffic(w *stateWriter, t *TrafficState, due int64) {
@@ -202,8 +263,9 @@ func (e *Engine) appendTraffic(w *stateWriter, t *TrafficState, due int64) {
 
 func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, error) {
 	r := stateReader{wire.Reader{B: b}}
-	if v := r.Byte(); r.Err == nil && (v == 0 || v > StateVersion) {
-		return nil, 0, fmt.Errorf("detectors: device state version %d is not supported (this build reads 1 to %d)", v, StateVersion)
+	version := r.Byte()
+	if r.Err == nil && (version == 0 || version > StateVersion) {
+		return nil, 0, fmt.Errorf("detectors: device state version %d is not supported (this build reads 1 to %d)", version, StateVersion)
 	}
 	d := &Device{Name: r.Str(), Topic: r.Str()}
 	class := r.Str()
@@ -303,6 +365,20 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 				}
 				d.Extra.Dailies = append(d.Extra.Dailies, day)
 				s.Daily = uint8(len(d.Extra.Dailies))
+			}
+		}
+		if version >= 2 && r.Bool() {
+			var cs CycleState
+			r.cycle(&cs)
+			if p.cycles != nil && p.cycleKinds[s.Kind] {
+				if d.Extra == nil {
+					d.Extra = &DeviceExtra{}
+				}
+				if d.Extra.Cycles == nil {
+					d.Extra.Cycles = make([]CycleState, 0, len(d.Signals))
+				}
+				d.Extra.Cycles = append(d.Extra.Cycles, cs)
+				s.Cycle = uint8(len(d.Extra.Cycles))
 			}
 		}
 	}
@@ -469,6 +545,11 @@ func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
 			out = append(out, OpenEpisode{Detector: trafficKinds[k], Episode: d.Traffic.Episodes[k]})
 		}
 	}
+	for i := range d.Signals {
+		if cs := d.cycleOf(&d.Signals[i]); cs != nil && cs.Rhythm.Active() {
+			out = append(out, OpenEpisode{Signal: d.Signals[i].Name, Detector: "signal.rhythm", Episode: cs.Rhythm})
+		}
+	}
 	return out
 }
 
@@ -549,6 +630,13 @@ func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.A
 				if int(s.Lead) == c+1 {
 					s.Lead = 0
 				}
+			}
+		}
+	}
+	if newP.cycles == nil || newP.cycles.rhythm.Rule.Off {
+		for i := range d.Signals {
+			if cs := d.cycleOf(&d.Signals[i]); cs != nil && cs.Rhythm.Active() {
+				retire(&cs.Rhythm, "rhythm", "signal.rhythm", d.Signals[i].Name, false)
 			}
 		}
 	}

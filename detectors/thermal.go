@@ -78,9 +78,9 @@ type Thermal struct {
 func NewThermal(cfg ThermalConfig) *Thermal {
 	return &Thermal{cfg: cfg, alpha: 1 - math.Exp2(-1/cfg.Fluctuation.Window), checks: []Check{
 		{Detector: "thermal.limit", Kind: "thermal", Rule: cfg.LimitRule, describe: describeLimits},
-		{Detector: "thermal.drift", Kind: "thermal", Rule: cfg.Drift.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, describe: describeCUSUM("drift")},
-		{Detector: "thermal.fluctuation", Kind: "thermal", Rule: cfg.Fluctuation.Rule, Warm: true, describe: describeFluctuation},
-		{Detector: "thermal.rate", Kind: "thermal", Rule: cfg.Rate.Rule, Warm: true, Stat: StatRate, describe: describeRate("changes", cfg.Rate.Factor)},
+		{Detector: "thermal.drift", Kind: "thermal", Rule: cfg.Drift.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, Residual: true, describe: describeCUSUM("drift")},
+		{Detector: "thermal.fluctuation", Kind: "thermal", Rule: cfg.Fluctuation.Rule, Warm: true, Residual: true, describe: describeFluctuation},
+		{Detector: "thermal.rate", Kind: "thermal", Rule: cfg.Rate.Rule, Warm: true, Stat: StatRate, Residual: true, describe: describeRate("changes", cfg.Rate.Factor)},
 	}}
 }
 
@@ -88,23 +88,24 @@ func NewThermal(cfg ThermalConfig) *Thermal {
 func (th *Thermal) Checks() []Check { return th.checks }
 
 // Judge implements SignalDetector.
-func (th *Thermal) Judge(x float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
+func (th *Thermal) Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
 	hi := upperLimit(x, th.cfg.High, pipeline.Critical)
 	lo := lowerLimit(x, th.cfg.Low, pipeline.Critical)
 	if lo.Score > hi.Score {
 		hi = lo
 	}
 	v[0] = hi
-	short(s, x, th.alpha)
+	r, at := x-se.Near, x-se.At
+	short(s, at, th.alpha)
 	if cusumReady(s, l) {
-		v[1] = th.cfg.Drift.upDown(s, zscore(x, l, &s.Base))
+		v[1] = th.cfg.Drift.upDown(s, zscore(r, l, &s.Base))
 	}
 	if !s.Base.Warm {
 		v[1] = Verdict{}
 		return
 	}
 	v[2] = th.cfg.Fluctuation.verdict(s, l)
-	if rate, ok := s.Base.Rate(x, t); ok {
+	if rate, ok := s.Base.Rate(at, t); ok {
 		v[3] = th.cfg.Rate.verdict(math.Abs(rate), s.Base.RatePeak(), rateFloor(l, &s.Base))
 	}
 }

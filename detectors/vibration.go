@@ -78,8 +78,8 @@ type Vibration struct {
 func NewVibration(cfg VibrationConfig) *Vibration {
 	return &Vibration{cfg: cfg, checks: []Check{
 		{Detector: "vibration.zone", Kind: "vibration", Rule: cfg.ZoneRule, describe: describeZone(cfg.Zones)},
-		{Detector: "vibration.jump", Kind: "vibration", Rule: cfg.Jump.Rule, Warm: true, describe: describeSpike},
-		{Detector: "vibration.elevation", Kind: "vibration", Rule: cfg.Elevation.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, describe: describeCUSUM("sustained elevation")},
+		{Detector: "vibration.jump", Kind: "vibration", Rule: cfg.Jump.Rule, Warm: true, Residual: true, describe: describeSpike},
+		{Detector: "vibration.elevation", Kind: "vibration", Rule: cfg.Elevation.Rule, Warm: true, Stat: StatSigma, GateOnCross: true, Residual: true, describe: describeCUSUM("sustained elevation")},
 	}}
 }
 
@@ -87,7 +87,7 @@ func NewVibration(cfg VibrationConfig) *Vibration {
 func (vd *Vibration) Checks() []Check { return vd.checks }
 
 // Judge implements SignalDetector.
-func (vd *Vibration) Judge(x float64, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
+func (vd *Vibration) Judge(x float64, se Season, t int64, s *SignalState, l *baselines.Learner, v []Verdict) {
 	z := vd.cfg.Zones
 	switch {
 	case x >= z.CD:
@@ -95,12 +95,13 @@ func (vd *Vibration) Judge(x float64, t int64, s *SignalState, l *baselines.Lear
 	default:
 		v[0] = upperLimit(x, &z.BC, pipeline.Warning)
 	}
+	r := x - se.Near
 	if cusumReady(s, l) {
-		v[2] = vd.cfg.Elevation.up(s, zscore(x, l, &s.Base))
+		v[2] = vd.cfg.Elevation.up(s, zscore(r, l, &s.Base))
 	}
 	if !s.Base.Warm {
 		v[2] = Verdict{}
 		return
 	}
-	v[1] = vd.cfg.Jump.verdict(x, x-s.Base.Median, l.Spread(&s.Base), &s.Base, true)
+	v[1] = vd.cfg.Jump.verdict(x, r-s.Base.Median, l.Spread(&s.Base), se, &s.Base, true)
 }
