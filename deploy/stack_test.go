@@ -168,8 +168,7 @@ type composeFile struct {
 
 // TestComposeStack runs the compose stack's pieces on this machine, without
 // containers: dev-pki.sh makes the PKI and passwords; Mosquitto starts with
-// the stack's mosquitto.conf (a bad configuration makes it exit at once; so
-// does the block of settings docs/LIVE.md recommends) and
+// the stack's mosquitto.conf (a bad configuration makes it exit at once) and
 // refuses a wrong password, a client without a certificate and anonymous
 // access; vigil config check accepts the stack's configurations with their
 // files; vigil run with the stack's vigil.yaml connects, and with the
@@ -270,31 +269,9 @@ func TestComposeStack(t *testing.T) {
 	}, "/mosquitto/", "/run/secrets/", "listener 8883")
 	broker := startMosquitto(t, mosquitto, filepath.Join(work, "mosquitto.conf"), conf, port)
 
-	t.Run("LIVE.md's Mosquitto settings", func(t *testing.T) {
-		live := readFile(t, "../docs/LIVE.md")
-		_, block, ok := strings.Cut(live, "## Recommended Mosquitto settings\n\n```\n")
-		block, _, ok2 := strings.Cut(block, "```")
-		if !ok || !ok2 {
-			t.Fatal("docs/LIVE.md has no fenced block under \"Recommended Mosquitto settings\"")
-		}
-		livePort := freePort(t)
-		liveData := t.TempDir()
-		conf := adapt(t, "LIVE.md's settings", block, []string{
-			"listener 8883 10.8.0.1", fmt.Sprintf("listener %d 127.0.0.1", livePort),
-			"/etc/mosquitto/ca.pem", filepath.Join(secrets, "ca.crt"),
-			"/etc/mosquitto/server.crt", filepath.Join(secrets, "mosquitto.crt"),
-			"/etc/mosquitto/server.key", filepath.Join(secrets, "mosquitto.key"),
-			"/etc/mosquitto/passwd", filepath.Join(secrets, "passwd"),
-			"/etc/mosquitto/acl", acl,
-		}, "/etc/mosquitto", "10.8.0.1")
-		// Not in the block, which leaves it to the distribution's file:
-		// without it Mosquitto would save into the working directory.
-		conf += "persistence_location " + liveData + "/\n"
-		p := startMosquitto(t, mosquitto, filepath.Join(liveData, "mosquitto.conf"), conf, livePort)
-		if err := p.stop(t, 10*time.Second); err != nil {
-			t.Errorf("mosquitto with LIVE.md's settings: %v\n%s", err, p.out.String())
-		}
-	})
+	// docs/LIVE.md's recommended settings are started by
+	// TestDocumentedMosquittoConfig (pipeline/mqtt/mqtttest), with every
+	// other Mosquitto snippet of the docs.
 
 	// Vigil's and the simulator's configurations.
 	state := filepath.Join(work, "vigil-data")

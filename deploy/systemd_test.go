@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +202,14 @@ func TestSystemdUnit(t *testing.T) {
 		code, out, errs := runTool(t, bin, "config", "check", "--files=false", unitConfig)
 		if code != 0 || !strings.Contains(out, "ok") {
 			t.Errorf("vigil config check %s: exit %d, %s%s", unitConfig, code, out, errs)
+		}
+		// An invalid configuration exits with the status the unit does not
+		// restart on: a restart loop cannot fix it.
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		writeFile(t, bad, "pipeline: {workers: -1}\n", 0o600)
+		code, _, errs = runTool(t, bin, "config", "check", bad)
+		if want := u.one(t, svc, "RestartPreventExitStatus"); strconv.Itoa(code) != want {
+			t.Errorf("vigil config check of an invalid file: exit %d (%s); the unit's RestartPreventExitStatus=%s", code, strings.TrimSpace(errs), want)
 		}
 	})
 
