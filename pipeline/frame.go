@@ -67,10 +67,21 @@ func (b *FrameBatch) Len() int { return len(b.Frames) }
 // Bytes reports the payload bytes held by the batch.
 func (b *FrameBatch) Bytes() int { return len(b.buf) }
 
-// Reset empties the batch, keeping its capacity.
+// maxRetainedBuf is the largest payload buffer a reset batch keeps. A burst
+// of large payloads grows a batch's buffer; kept, every batch in the pool
+// would end up that size for good.
+const maxRetainedBuf = 8 << 20
+
+// Reset empties the batch, keeping its capacity unless its payload buffer
+// grew past maxRetainedBuf (a burst of large messages): that one goes back
+// to the allocator.
 func (b *FrameBatch) Reset() {
 	b.Frames = b.Frames[:0]
-	b.buf = b.buf[:0]
+	if cap(b.buf) > maxRetainedBuf {
+		b.buf = nil
+	} else {
+		b.buf = b.buf[:0]
+	}
 	b.Ack = nil
 }
 

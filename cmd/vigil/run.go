@@ -77,6 +77,9 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 
 	srcOpts := cfg.Source
 	srcOpts.Logger, srcOpts.Metrics = log.With("component", "mqtt-source"), ms
+	// The broker drops, before sending, what the decoder would reject as
+	// too large anyway: a publisher cannot make Vigil allocate more.
+	srcOpts.MaxPacketSize = mqtt.PacketSizeFor(dc.MaxPayload)
 	src, err := mqtt.NewSource(cfg.MQTT, srcOpts)
 	if err != nil {
 		return err

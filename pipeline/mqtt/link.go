@@ -69,6 +69,8 @@ type linkHooks struct {
 	down func()
 	// manualAck enables manual acknowledgement of received messages.
 	manualAck bool
+	// maxPacket, when positive, is announced as the Maximum Packet Size.
+	maxPacket uint32
 }
 
 // linkRun is one run of the connection manager, from start to stop.
@@ -306,6 +308,10 @@ func (l *link) buildConnect(cp *paho.Connect, _ *url.URL) (*paho.Connect, error)
 	}
 	rm := uint16(l.cfg.ReceiveMaximum)
 	cp.Properties.ReceiveMaximum = &rm
+	if l.hooks.maxPacket > 0 {
+		mp := l.hooks.maxPacket
+		cp.Properties.MaximumPacketSize = &mp
+	}
 	return cp, nil
 }
 

@@ -374,6 +374,9 @@ func (f *File) Validate() error {
 	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 || f.Pipeline.DrainTimeout < 0 || f.Pipeline.MaxDevices < 0 {
 		errs = append(errs, fmt.Errorf("pipeline: workers, decoders, batch_size, drain_timeout and max_devices must not be negative"))
 	}
+	if f.Source.MaxQueuedQoS0 < 0 || f.Source.MaxQueuedBytes < 0 {
+		errs = append(errs, errors.New("source: max_queued_qos0 and max_queued_bytes must not be negative"))
+	}
 	if f.State.Interval < 0 || f.State.Keep < 0 {
 		errs = append(errs, errors.New("state: interval and keep must not be negative"))
 	}
