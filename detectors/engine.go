@@ -312,7 +312,7 @@ type Engine struct {
 
 	// Devices by recency, for eviction when the cap is reached.
 	newest, oldest *Device
-	maxDevices     int
+	cap            *DeviceCap // never nil
 	evicted        uint64
 
 	start      int64        // the stream start (from Tick)
@@ -322,14 +322,23 @@ type Engine struct {
 
 // NewEngine returns an empty engine for one shard.
 func (s *Set) NewEngine() *Engine {
-	return &Engine{set: s, devices: make(map[string]*Device)}
+	return &Engine{set: s, devices: make(map[string]*Device), cap: NewDeviceCap(0)}
 }
 
-// SetMaxDevices caps the devices the engine tracks (0: no cap). When a new
+// SetMaxDevices caps the devices this engine tracks (0: no cap). When a new
 // device arrives at the cap, the device seen least recently is forgotten and
 // counted, so memory stays bounded when a compromised client sprays node IDs.
-// A forgotten device that returns starts learning again from scratch.
-func (e *Engine) SetMaxDevices(n int) { e.maxDevices = max(n, 0) }
+// A forgotten device that returns starts learning again from scratch. The
+// shards of a pipeline share one cap instead: see ShareCap.
+func (e *Engine) SetMaxDevices(n int) { e.ShareCap(NewDeviceCap(n)) }
+
+// ShareCap makes the engine count its devices against c, shared with other
+// engines, instead of its own cap.
+func (e *Engine) ShareCap(c *DeviceCap) {
+	e.cap.add(-len(e.devices))
+	e.cap = c
+	c.add(len(e.devices))
+}
 
 // Devices reports the number of devices tracked.
 func (e *Engine) Devices() int { return len(e.devices) }
@@ -375,6 +384,7 @@ func (e *Engine) evictOldest() {
 	}
 	e.unlink(d)
 	delete(e.devices, d.Name)
+	e.cap.add(-1)
 	d.Traffic.Flags |= TrafficGone // it may still be in the silence queue
 	e.evicted++
 }
@@ -399,12 +409,13 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 	d := e.devices[r.Device]
 	isNew := d == nil
 	if isNew {
-		if e.maxDevices > 0 && len(e.devices) >= e.maxDevices {
+		for range e.cap.over() { // one at the cap, two above it (lowered)
 			e.evictOldest()
 		}
 		pi := e.set.profileFor(r.Device, r.Topic)
 		d = &Device{Name: r.Device, profile: pi, Signals: make([]SignalState, 0, 3)}
 		e.devices[r.Device] = d
+		e.cap.add(1)
 		e.newDevices++
 	}
 	e.touch(d)

@@ -85,6 +85,8 @@ func (e *Engine) Restore(state []byte, rep *RestoreReport) error {
 	if old := e.devices[d.Name]; old != nil {
 		e.unlink(old)
 		old.Traffic.Flags |= TrafficGone
+	} else {
+		e.cap.add(1)
 	}
 	e.devices[d.Name] = d
 	e.touch(d)
@@ -575,7 +577,8 @@ func (e *Engine) Reconfigure(set *Set, clock int64, out []pipeline.Alert) ([]pip
 		encoded = append(encoded, append([]byte(nil), b...))
 	}
 	st := e.State()
-	*e = Engine{set: set, devices: make(map[string]*Device, len(encoded)), maxDevices: e.maxDevices}
+	e.cap.add(-len(e.devices)) // Restore counts them in again
+	*e = Engine{set: set, devices: make(map[string]*Device, len(encoded)), cap: e.cap}
 	e.SetState(st)
 	for _, enc := range encoded {
 		if err := e.Restore(enc, &rep); err != nil {

@@ -187,3 +187,28 @@ func TestReplayDeviceCap(t *testing.T) {
 		t.Errorf("devices %d, evicted %d; want at most 4 tracked and evictions counted", sum.Devices, sum.Evicted)
 	}
 }
+
+// TestReplayDeviceCapIsTotal: pipeline.max_devices is the total over the
+// shards. With the cap equal to the fleet's 12 devices and 4 shards, nothing
+// is evicted (a per-shard share of 3 forgot devices thousands of times, since
+// names do not spread evenly).
+func TestReplayDeviceCapIsTotal(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "cap.yaml")
+	if err := os.WriteFile(cfg, []byte("pipeline: {max_devices: 12, workers: 4}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI(t, "replay", "--alerts", os.DevNull, "--summary", "json", "--config", cfg, fixtureLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var sum struct {
+		Devices int    `json:"devices"`
+		Evicted uint64 `json:"evicted"`
+	}
+	if err := json.Unmarshal([]byte(errs), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Devices != 12 || sum.Evicted != 0 {
+		t.Errorf("devices %d, evicted %d; want all 12 tracked and none evicted", sum.Devices, sum.Evicted)
+	}
+}

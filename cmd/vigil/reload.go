@@ -23,8 +23,8 @@ type reloader struct {
 	cur     *config.File
 	pl      *pipeline.Pipeline
 	engines []*detectors.Engine
-	fleet   **detectors.Fleet // replaced on the merge stage's goroutine
-	workers int
+	fleet   **detectors.Fleet    // replaced on the merge stage's goroutine
+	devCap  *detectors.DeviceCap // shared by the engines
 	log     *slog.Logger
 
 	ok, failed *metrics.Counter
@@ -79,13 +79,11 @@ func (r *reloader) reload(ctx context.Context) {
 	if len(restart) > 0 {
 		log.Warn("these sections changed and take effect at the next restart", "sections", restart)
 	}
-	capPerShard := next.Pipeline.EngineCap(r.workers)
 	reports := make([]detectors.RestoreReport, len(r.engines))
 	errs := make([]error, len(r.engines))
 	err = r.pl.Reconfigure(ctx, func(shard int, clock int64, proc pipeline.Processor, out []pipeline.Alert) []pipeline.Alert {
 		eng := r.engines[shard]
 		out, reports[shard], errs[shard] = eng.Reconfigure(set, clock, out)
-		eng.SetMaxDevices(capPerShard)
 		return out
 	}, func() { *r.fleet = (*r.fleet).Reconfigure(set) })
 	if err == nil {
@@ -105,6 +103,7 @@ func (r *reloader) reload(ctx context.Context) {
 	for _, rep := range reports {
 		devices, dropped, reclassed = devices+rep.Devices, dropped+rep.DroppedEpisodes, reclassed+rep.Reclassed
 	}
+	r.devCap.SetMax(next.Pipeline.MaxDevices)
 	r.cur = next
 	r.ok.Inc()
 	log.Info("configuration reloaded; learned state carried over", "devices", devices, "episodes_of_removed_checks", dropped, "devices_whose_class_is_gone", reclassed)

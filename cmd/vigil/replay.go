@@ -247,7 +247,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		decoders = cfg.Pipeline.Decoders
 	}
 	nWorkers := cmp.Or(workers, runtime.GOMAXPROCS(0))
-	engineCap := cfg.Pipeline.EngineCap(nWorkers)
+	devCap := detectors.NewDeviceCap(cfg.Pipeline.MaxDevices) // the total, shared by the shards
 	var keys *state.Keys
 	if o.loadState != "" || o.saveState != "" {
 		if keys, err = stateKeys(cfg); err != nil {
@@ -271,7 +271,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	var restored detectors.RestoreReport
 	for i := range built {
 		built[i] = set.NewEngine()
-		built[i].SetMaxDevices(engineCap)
+		built[i].ShareCap(devCap)
 		if learned != nil {
 			if err := learned.restoreEngine(built[i], i, nWorkers, &restored); err != nil {
 				return nil, err

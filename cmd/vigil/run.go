@@ -122,9 +122,12 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	fleet := set.NewFleet()
 	built := make([]*detectors.Engine, workers)
 	var restored detectors.RestoreReport
+	// One device cap for all shards: pipeline.max_devices is the total.
+	devCap := detectors.NewDeviceCap(cfg.Pipeline.MaxDevices)
+	ms.NewGauge(`vigil_devices_limit`, func() float64 { return float64(devCap.Max()) })
 	for i := range built {
 		built[i] = set.NewEngine()
-		built[i].SetMaxDevices(cfg.Pipeline.EngineCap(workers))
+		built[i].ShareCap(devCap)
 	}
 	var resume pipeline.Position
 	if learned != nil {
@@ -218,7 +221,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	}
 	log.Info("running", "workers", cfg.Pipeline.Workers, "subscriptions", len(cfg.MQTT.Subscriptions), "metrics", cfg.Metrics.Listen)
 	if hooks != nil && hooks.configPath != "" {
-		r := &reloader{path: hooks.configPath, cur: cfg, pl: pl, engines: built, fleet: &fleet, workers: workers, log: log,
+		r := &reloader{path: hooks.configPath, cur: cfg, pl: pl, engines: built, fleet: &fleet, devCap: devCap, log: log,
 			ok: ms.NewCounter(`vigil_config_reloads_total`), failed: ms.NewCounter(`vigil_config_reload_failures_total`)}
 		reloadCtx, stopReload := context.WithCancel(adminCtx)
 		defer stopReload()

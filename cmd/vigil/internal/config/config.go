@@ -48,17 +48,10 @@ type Pipeline struct {
 	BatchSize int `yaml:"batch_size"`
 	// DrainTimeout bounds the drain on shutdown (default 10s).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
-	// MaxDevices caps the devices tracked (default 1,000,000, about 1.1 GiB);
-	// at the cap the device seen least recently is forgotten. 0: no cap.
+	// MaxDevices caps the devices tracked by all shards together (default
+	// 1,000,000, about 1.1 GiB); at the cap the shard that meets a new
+	// device forgets its least recently seen one. 0: no cap.
 	MaxDevices int `yaml:"max_devices"`
-}
-
-// EngineCap is the device cap of each of workers shards (rounded up).
-func (p Pipeline) EngineCap(workers int) int {
-	if p.MaxDevices <= 0 || workers <= 0 {
-		return 0
-	}
-	return (p.MaxDevices + workers - 1) / workers
 }
 
 // Alerts says where alerts go. Every alert is written once to the journal;
