@@ -85,6 +85,21 @@ func (b *FrameBatch) Reset() {
 	b.Ack = nil
 }
 
+// A DecodedSource is a Source that holds its frames already decoded: a data
+// set kept in memory and replayed many times, as `vigil tune` does. Its
+// frames need no payload; the pipeline asks Decoded for each frame's reading
+// instead of decoding it, and everything after decoding (routing, rejections,
+// ticks, the fleet judge, merging) is the same, so a replay of a
+// DecodedSource gives the alerts a replay of the original frames gives.
+type DecodedSource interface {
+	Source
+	// Decoded fills r, reusing r.Values, with the reading of f (a frame
+	// this source appended), and returns the error decoding it gave: a
+	// *DecodeError for a rejected frame, with r.Device set when the decoder
+	// knew the device. It is called from several goroutines at once.
+	Decoded(f *Frame, r *Reading) error
+}
+
 // Source yields raw frames in batches.
 //
 // ReadBatch appends at least one frame to b, blocking until one is available, ctx is

@@ -53,7 +53,6 @@ func (r *reloader) reload(ctx context.Context) {
 	var set *detectors.Set
 	if err == nil {
 		dcfg := next.DetectorConfig()
-		dcfg.Fleet = next.Fleet
 		set, err = detectors.New(dcfg)
 	}
 	if err != nil {

@@ -198,7 +198,6 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	}
 	fopt.MaxLine = dc.MaxPayload
 	dcfg := cfg.DetectorConfig()
-	dcfg.Fleet = cfg.Fleet
 	set, err := detectors.New(dcfg)
 	if err != nil {
 		return nil, err

@@ -69,7 +69,6 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		return err
 	}
 	dcfg := cfg.DetectorConfig()
-	dcfg.Fleet = cfg.Fleet
 	set, err := detectors.New(dcfg)
 	if err != nil {
 		return err

@@ -181,7 +181,6 @@ func runState(_ context.Context, e *env, args []string) error {
 		}
 	}
 	dcfg := cfg.DetectorConfig()
-	dcfg.Fleet = cfg.Fleet
 	set, err := detectors.New(dcfg)
 	if err != nil {
 		return err

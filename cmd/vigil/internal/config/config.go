@@ -423,9 +423,9 @@ func (f *File) DecoderConfig() (pipeline.DecoderConfig, error) {
 	return dc, nil
 }
 
-// DetectorConfig returns the detection configuration with classes resolved.
-// The fleet section is separate (File.Fleet): set Config.Fleet from it where
-// the pipeline's fleet judge is wired.
+// DetectorConfig returns the detection configuration with classes resolved
+// and the fleet judge's section: what every command builds its detectors
+// from (run, demo, replay, tune, state inspect, reload).
 func (f *File) DetectorConfig() detectors.Config {
-	return detectors.Config{Params: f.Detectors, Classes: f.resolved}
+	return detectors.Config{Params: f.Detectors, Classes: f.resolved, Fleet: f.Fleet}
 }
