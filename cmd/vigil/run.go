@@ -28,9 +28,11 @@ import (
 // runLive is "vigil run": the pipeline as a sidecar to an MQTT broker.
 func runLive(ctx context.Context, e *env, args []string) error {
 	var cfgPath, statePath string
-	fs := newFlags(e, "run", "--config FILE [--state FILE]")
+	var watch bool
+	fs := newFlags(e, "run", "--config FILE [--state FILE] [--watch-config]")
 	fs.StringVar(&cfgPath, "config", "", "configuration `file` (YAML; see docs/vigil.example.yaml)")
 	fs.StringVar(&statePath, "state", "", "learned-state snapshot `file` to start from and to keep (overrides state.file; e.g. one written by \"vigil replay --save-state\")")
+	fs.BoolVar(&watch, "watch-config", false, "also reload the configuration when the file's content changes (checked every 2 s; a ConfigMap update or an editor's save), as on SIGHUP")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,16 +49,26 @@ func runLive(ctx context.Context, e *env, args []string) error {
 	if statePath != "" {
 		cfg.State.File = statePath
 	}
-	return live(ctx, e, cfg, &liveHooks{configPath: cfgPath})
+	hooks := &liveHooks{configPath: cfgPath, statePath: statePath}
+	if watch {
+		hooks.watch = watchInterval
+	}
+	return live(ctx, e, cfg, hooks)
 }
 
 // liveHooks lets the demo observe a live run.
 type liveHooks struct {
 	extraSink pipeline.Sink                                // also receives every alert
 	started   func(p *pipeline.Pipeline, src *mqtt.Source) // called once connected
-	// configPath, when set, is re-read on SIGHUP (see reloadLoop).
+	// configPath, when set, is re-read on SIGHUP (see reloader), and every
+	// watch when positive, if its content changed.
 	configPath string
+	watch      time.Duration
+	statePath  string // --state, which overrides state.file in every reload too
 }
+
+// watchInterval is how often --watch-config looks at the file.
+const watchInterval = 2 * time.Second
 
 // live runs the pipeline on the broker of cfg until ctx is cancelled, then
 // drains: the source stops, in-flight messages are processed and their alerts
@@ -220,7 +232,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	}
 	log.Info("running", "workers", cfg.Pipeline.Workers, "subscriptions", len(cfg.MQTT.Subscriptions), "metrics", cfg.Metrics.Listen)
 	if hooks != nil && hooks.configPath != "" {
-		r := &reloader{path: hooks.configPath, cur: cfg, pl: pl, engines: built, fleet: &fleet, devCap: devCap, log: log,
+		r := &reloader{path: hooks.configPath, watch: hooks.watch, statePath: hooks.statePath, cur: cfg, pl: pl, engines: built, fleet: &fleet, devCap: devCap, log: log,
 			ok: ms.NewCounter(`vigil_config_reloads_total`), failed: ms.NewCounter(`vigil_config_reload_failures_total`)}
 		reloadCtx, stopReload := context.WithCancel(adminCtx)
 		defer stopReload()
