@@ -16,7 +16,6 @@ import (
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/report"
-	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/detectors/eval"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/file"
@@ -197,11 +196,6 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		return nil, err
 	}
 	fopt.MaxLine = dc.MaxPayload
-	dcfg := cfg.DetectorConfig()
-	set, err := detectors.New(dcfg)
-	if err != nil {
-		return nil, err
-	}
 
 	var srcs []pipeline.Source
 	closeAll := func() {
@@ -246,7 +240,6 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		decoders = cfg.Pipeline.Decoders
 	}
 	nWorkers := cmp.Or(workers, runtime.GOMAXPROCS(0))
-	devCap := detectors.NewDeviceCap(cfg.Pipeline.MaxDevices) // the total, shared by the shards
 	var keys *state.Keys
 	if o.loadState != "" || o.saveState != "" {
 		if keys, err = stateKeys(cfg); err != nil {
@@ -259,27 +252,12 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 			return nil, err
 		}
 	}
-	fleet := set.NewFleet()
-	if learned != nil {
-		if err := learned.restoreFleet(fleet); err != nil {
-			return nil, err
-		}
-	}
 	// The engines are made (and restored) before the run, one per shard.
-	built := make([]*detectors.Engine, nWorkers)
-	var restored detectors.RestoreReport
-	for i := range built {
-		built[i] = set.NewEngine()
-		built[i].ShareCap(devCap)
-		if learned != nil {
-			if err := learned.restoreEngine(built[i], i, nWorkers, &restored); err != nil {
-				return nil, err
-			}
-		}
+	det, err := buildDetection(cfg, nWorkers, learned, e.log)
+	if err != nil {
+		return nil, err
 	}
-	if learned != nil {
-		logRestore(e.log, learned, restored)
-	}
+	built := det.engines
 	var (
 		log    *alertLog
 		cols   *collectors
@@ -303,7 +281,6 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	// Each shard: the engine, observed by the evaluation collector and the
 	// report recorder as taps (the recorder reads the engine's band just
 	// before the engine sees each reading).
-	newProc := func(shard int) pipeline.Processor { return built[shard] }
 	var taps func(int) []pipeline.Tap
 	if cols != nil || o.report.path != "" {
 		taps = func(shard int) []pipeline.Tap {
@@ -332,26 +309,11 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		dead = f
 	}
 
-	var fleetFn pipeline.FleetFunc
-	if fleet != nil {
-		fleetFn = fleet.Judge
-	}
-	var resume pipeline.Position
-	if learned != nil {
-		resume = learned.pos
-	}
-	pl, err := pipeline.New(pipeline.Config{
-		Workers:      nWorkers,
-		Decoders:     decoders,
-		BatchSize:    cfg.Pipeline.BatchSize,
-		Decoder:      dc,
-		NewProcessor: newProc,
-		Taps:         taps,
-		Fleet:        fleetFn, // no Tick: replay ticks on the stream's own clock
-		DeadLetter:   dead,
-		Logger:       e.log,
-		Resume:       resume,
-	})
+	pcfg := det.pipelineConfig(cfg, dc, e.log)
+	pcfg.Decoders = decoders
+	pcfg.Taps = taps // no Tick: replay ticks on the stream's own clock
+	pcfg.DeadLetter = dead
+	pl, err := pipeline.New(pcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +339,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		}
 		// One file, no rotation: keep 1.
 		snaps := newSnapshots(o.saveState, 1, seq, keys, e.log, metrics.NewSet())
-		if err := snaps.final(pl.Position(), fleet, built); err != nil {
+		if err := snaps.final(pl.Position(), det.fleet, built); err != nil {
 			return nil, err
 		}
 	}

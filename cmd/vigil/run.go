@@ -17,7 +17,6 @@ import (
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/admin"
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
-	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
@@ -80,11 +79,6 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	if err != nil {
 		return err
 	}
-	dcfg := cfg.DetectorConfig()
-	set, err := detectors.New(dcfg)
-	if err != nil {
-		return err
-	}
 
 	srcOpts := cfg.Source
 	srcOpts.Logger, srcOpts.Metrics = log.With("component", "mqtt-source"), ms
@@ -130,59 +124,17 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 			log.Error("starting without learned state", "err", err)
 		}
 	}
-	fleet := set.NewFleet()
-	built := make([]*detectors.Engine, workers)
-	var restored detectors.RestoreReport
-	// One device cap for all shards: pipeline.max_devices is the total.
-	devCap := detectors.NewDeviceCap(cfg.Pipeline.MaxDevices)
-	ms.NewGauge(`vigil_devices_limit`, func() float64 { return float64(devCap.Max()) })
-	for i := range built {
-		built[i] = set.NewEngine()
-		built[i].ShareCap(devCap)
+	det, err := buildDetection(cfg, workers, learned, log)
+	if err != nil {
+		return err
 	}
-	var resume pipeline.Position
-	if learned != nil {
-		if err := learned.restoreFleet(fleet); err != nil {
-			return err
-		}
-		for i, eng := range built {
-			if err := learned.restoreEngine(eng, i, workers, &restored); err != nil {
-				return err
-			}
-		}
-		resume = learned.pos
-		logRestore(log, learned, restored)
-	}
-	// The fleet judge is reached through fleet, which a reload replaces
-	// (on the merge stage's goroutine, the one that calls it).
-	fleetFn := func(clock int64, n int, out []pipeline.Alert) []pipeline.Alert {
-		if fleet == nil {
-			return out
-		}
-		return fleet.Judge(clock, n, out)
-	}
-	fleetSnap := func() []byte {
-		if fleet == nil {
-			return nil
-		}
-		return fleet.AppendState(nil)
-	}
-	pl, err := pipeline.New(pipeline.Config{
-		Workers:      workers,
-		Decoders:     cfg.Pipeline.Decoders,
-		BatchSize:    cfg.Pipeline.BatchSize,
-		Decoder:      dc,
-		NewProcessor: func(i int) pipeline.Processor { return built[i] },
-		// Ticks let the traffic detectors notice silence although no
-		// message arrives; Fleet judges the fleet as a whole (spraying).
-		Tick:          time.Second,
-		Fleet:         fleetFn,
-		FleetSnapshot: fleetSnap,
-		Resume:        resume,
-		DrainTimeout:  cfg.Pipeline.DrainTimeout,
-		Logger:        log,
-		Metrics:       ms,
-	})
+	ms.NewGauge(`vigil_devices_limit`, func() float64 { return float64(det.devCap.Max()) })
+	pcfg := det.pipelineConfig(cfg, dc, log)
+	// Ticks let the traffic detectors notice silence although no message
+	// arrives.
+	pcfg.Tick = time.Second
+	pcfg.Metrics = ms
+	pl, err := pipeline.New(pcfg)
 	if err != nil {
 		return err
 	}
@@ -232,7 +184,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	}
 	log.Info("running", "workers", cfg.Pipeline.Workers, "subscriptions", len(cfg.MQTT.Subscriptions), "metrics", cfg.Metrics.Listen)
 	if hooks != nil && hooks.configPath != "" {
-		r := &reloader{path: hooks.configPath, watch: hooks.watch, statePath: hooks.statePath, cur: cfg, pl: pl, engines: built, fleet: &fleet, devCap: devCap, log: log,
+		r := &reloader{path: hooks.configPath, watch: hooks.watch, statePath: hooks.statePath, cur: cfg, pl: pl, engines: det.engines, fleet: &det.fleet, devCap: det.devCap, log: log,
 			ok: ms.NewCounter(`vigil_config_reloads_total`), failed: ms.NewCounter(`vigil_config_reload_failures_total`)}
 		reloadCtx, stopReload := context.WithCancel(adminCtx)
 		defer stopReload()
@@ -246,7 +198,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	}
 	err = pl.Run(ctx, src, outs)
 	if snaps != nil {
-		if serr := snaps.final(pl.Position(), fleet, built); serr != nil && err == nil {
+		if serr := snaps.final(pl.Position(), det.fleet, det.engines); serr != nil && err == nil {
 			err = fmt.Errorf("state: %w", serr)
 		}
 	}
