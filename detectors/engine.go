@@ -517,15 +517,16 @@ func (e *Engine) observeCycle(d *Device, s *SignalState, cs *CycleState, p *prof
 	var note rhythmNote
 	ev := p.cycles.observe(cs, s, p.learner, x, nominal, r.Time, learned, e.cyc, &note)
 	ck := &p.cycles.rhythm
-	if ck.Rule.Off || (ev == cycleNone && cs.Rhythm.State == Inactive) {
+	ep := cs.rhythm()
+	if ck.Rule.Off || ep == nil || (ev == cycleNone && ep.State == Inactive) {
 		return out
 	}
 	var v Verdict
 	if ev == cycleChanged || ev == cycleLost {
 		v = Verdict{Score: 1, Severity: pipeline.Warning, Stat: note.to / 1e9, Threshold: note.from / 1e9}
 	}
-	if tr, esc := cs.Rhythm.stepEsc(v, r.Time, ck.Rule, p.params.Hysteresis); tr != 0 {
-		a := e.alert(d, s.Name, unitOf(s.Kind), ck, &cs.Rhythm, v, tr, r, x, nil, nil)
+	if tr, esc := ep.stepEsc(v, r.Time, ck.Rule, p.params.Hysteresis); tr != 0 {
+		a := e.alert(d, s.Name, unitOf(s.Kind), ck, ep, v, tr, r, x, nil, nil)
 		a.Escalation = esc
 		out = append(out, a)
 	}
@@ -604,7 +605,9 @@ type DeviceExtra struct {
 }
 
 // cycle returns the cycle memory of signal s, adding it on first use (nil
-// past the 255th signal of the device).
+// past the 255th signal of the device). Its slice holds what every reading
+// touches, side by side for the device's signals; the ring is a separate
+// allocation, touched only when a bin closes.
 func (d *Device) cycle(s *SignalState) *CycleState {
 	if s.Cycle == 0 {
 		if d.Extra == nil {
@@ -617,7 +620,7 @@ func (d *Device) cycle(s *SignalState) *CycleState {
 		if x.Cycles == nil {
 			x.Cycles = make([]CycleState, 0, max(cap(d.Signals), 1))
 		}
-		x.Cycles = append(x.Cycles, CycleState{})
+		x.Cycles = append(x.Cycles, newCycleState())
 		s.Cycle = uint8(len(x.Cycles))
 	}
 	return &d.Extra.Cycles[s.Cycle-1]
@@ -746,7 +749,7 @@ func (e *Engine) Cycle(device, signal string) (time.Duration, float64, bool) {
 	for i := range d.Signals {
 		if s := &d.Signals[i]; s.Name == signal {
 			if cs := d.cycleOf(s); cs != nil && cs.Active() {
-				return time.Duration(cs.Period), float64(cs.Strength), true
+				return time.Duration(cs.Model.Period), float64(cs.Model.Strength), true
 			}
 		}
 	}
