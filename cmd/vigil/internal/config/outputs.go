@@ -148,23 +148,19 @@ func (o *Output) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode(&probe); err != nil {
 		return err
 	}
-	mk, ok := outputTypes[probe.Type]
+	st, ok := outputStruct(probe.Type)
 	if !ok {
 		return fmt.Errorf("line %d: type: %q is not an output type (want one of %s)", n.Line, probe.Type, strings.Join(typeNames(), ", "))
 	}
-	settings := mk()
 	// Decode into a struct that inlines the common keys and the type's.
-	st := reflect.StructOf([]reflect.StructField{
-		{Name: "Common", Type: reflect.TypeFor[OutputCommon](), Tag: `yaml:",inline"`},
-		{Name: "Settings", Type: reflect.TypeOf(settings).Elem(), Tag: `yaml:",inline"`},
-	})
 	v := reflect.New(st)
-	if err := decodeStrict(n, v.Interface()); err != nil {
+	if err := decodeChecked(n, v.Interface(), ""); err != nil {
 		return fmt.Errorf("%s output: %w", probe.Type, err)
 	}
+	settings := reflect.New(st.Field(1).Type)
 	o.OutputCommon = v.Elem().Field(0).Interface().(OutputCommon)
-	reflect.ValueOf(settings).Elem().Set(v.Elem().Field(1))
-	o.Settings = settings
+	settings.Elem().Set(v.Elem().Field(1))
+	o.Settings = settings.Interface()
 	if o.Name == "" {
 		o.Name = o.Type
 	}

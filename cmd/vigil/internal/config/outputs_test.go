@@ -44,8 +44,8 @@ alerts:
 
 func TestOutputsConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ text, want string }{
-		{"alerts:\n  outputs: [{type: kafka}]", `type: "kafka" is not an output type`},
-		{"alerts:\n  outputs: [{type: file, path: x, topic: y}]", "field topic not found"},
+		{"alerts:\n  outputs: [{type: kafka}]", `alerts.outputs[0].type (line 2): "kafka" is not an output type`},
+		{"alerts:\n  outputs: [{type: file, path: x, topic: y}]", "alerts.outputs[0].topic (line 2): unknown key"},
 		{"alerts:\n  outputs: [{type: file}]", "alerts.outputs[0] (file).path: required"},
 		{"alerts:\n  outputs: [{type: stdout, name: a}, {type: file, name: a, path: x}]", `name "a" is also used`},
 		{"alerts:\n  file: x\n  outputs: [{type: stdout, name: file}]", "alerts.file: an output in alerts.outputs is named \"file\" too"},
@@ -64,7 +64,7 @@ func TestOutputsConfigErrors(t *testing.T) {
 		{"alerts:\n  outputs: [{type: syslog, address: \"siem:6514\", facility: kernel9}]", "facility"},
 		{"alerts:\n  outputs: [{type: hec, url: \"https://splunk:8088\"}]", "token"},
 		{"alerts:\n  outputs: [{type: elasticsearch, url: \"http://10.1.1.1:9200\"}]", "plaintext"},
-		{"alerts:\n  outputs: [{type: webhook, url: \"https://hooks\", per_alert: maybe}]", "webhook output: yaml: unmarshal errors"},
+		{"alerts:\n  outputs: [{type: webhook, url: \"https://hooks\", per_alert: maybe}]", `alerts.outputs[0].per_alert (line 2): want true or false, got "maybe"`},
 	} {
 		_, err := Parse([]byte(tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
