@@ -432,7 +432,7 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: %s", errUsage, usage)
 	}
 	fs := newFlags(e, "config check", "[--files=false] FILE")
-	files := fs.Bool("files", true, "also check that every file the configuration names (TLS material, credentials) can be read")
+	files := fs.Bool("files", true, "also check that every file the configuration names (TLS material, credentials) can be read, and warn about secret files others may read")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -447,6 +447,10 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 	if *files {
 		if err := cfg.CheckFiles(); err != nil {
 			return configError{fmt.Errorf("config %s: %w", path, err)}
+		}
+		// Secrets others can read are not wrong, only unwise: warn, exit 0.
+		for _, w := range cfg.SecretWarnings() {
+			fmt.Fprintf(e.stderr, "vigil config check: warning: %s\n", w)
 		}
 	}
 	fmt.Fprintf(e.stdout, "%s: ok\n", path)

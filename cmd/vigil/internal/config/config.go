@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -212,8 +213,12 @@ func Parse(text []byte) (*File, error) {
 	}
 	f := Default()
 	if len(bytes.TrimSpace(text)) > 0 {
-		if err := checkDocument(text); err != nil {
+		doc, err := checkDocument(text)
+		if err != nil {
 			return nil, err
+		}
+		if errs := checkNode(doc, reflect.TypeFor[File](), ""); len(errs) > 0 {
+			return nil, errors.Join(errs...)
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(text))
 		dec.KnownFields(true)
@@ -228,7 +233,7 @@ func Parse(text []byte) (*File, error) {
 			f.Decoder.Signals = nil
 		}
 		if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
+			return nil, withPaths(doc, err)
 		}
 	}
 	f.resolved = nil
@@ -238,8 +243,8 @@ func Parse(text []byte) (*File, error) {
 		p.Thermal.High = clonePtr(p.Thermal.High)
 		p.Thermal.Low = clonePtr(p.Thermal.Low)
 		if !c.Detectors.IsZero() {
-			if err := decodeStrict(&c.Detectors, &p); err != nil {
-				return nil, fmt.Errorf("classes[%d] (%s).detectors: %w", i, c.Name, err)
+			if err := decodeChecked(&c.Detectors, &p, fmt.Sprintf("classes[%d].detectors", i)); err != nil {
+				return nil, err
 			}
 		}
 		f.resolved = append(f.resolved, detectors.Class{Name: c.Name, Devices: c.Devices, Topics: c.Topics, Params: p})
@@ -251,26 +256,25 @@ func Parse(text []byte) (*File, error) {
 }
 
 // checkDocument checks that text is a single YAML document in which no
-// mapping has a key twice, at any depth. YAML's decoder reports some
-// duplicates itself, but without the key's path, and not inside the parts
-// decoded again from a node (classes' detectors, outputs), where its line
-// numbers are those of the re-encoded node.
-func checkDocument(text []byte) error {
+// mapping has a key twice, at any depth, and returns it. YAML's decoder
+// reports some duplicates itself, but without the key's path, and not
+// inside the parts decoded later from a node (classes' detectors, outputs).
+func checkDocument(text []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(text))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil
+			return &doc, nil
 		}
-		return err
+		return nil, err
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return fmt.Errorf("line %d: a second YAML document (after ---); the configuration is one document", extra.Line)
+		return nil, fmt.Errorf("line %d: a second YAML document (after ---); the configuration is one document", extra.Line)
 	} else if !errors.Is(err, io.EOF) {
-		return err
+		return nil, err
 	}
-	return errors.Join(duplicateKeys(&doc, "")...)
+	return &doc, errors.Join(duplicateKeys(&doc, "")...)
 }
 
 // duplicateKeys reports each key given twice in a mapping under n, by key
@@ -327,16 +331,18 @@ func under(key string, err error) error {
 	return fmt.Errorf("%s.%w", key, err)
 }
 
-// decodeStrict decodes a node rejecting unknown keys (yaml.Node.Decode has no
-// strict mode, so the node is re-encoded and decoded strictly).
-func decodeStrict(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
+// decodeChecked decodes a node into v after checking it with checkNode,
+// which refuses unknown keys (yaml.Node.Decode has no strict mode). Unlike
+// re-encoding the node to decode it strictly, this keeps the file's line
+// numbers in errors; path names the node's key.
+func decodeChecked(n *yaml.Node, v any, path string) error {
+	if errs := checkNode(n, reflect.TypeOf(v), path); len(errs) > 0 {
+		return errors.Join(errs...)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	return dec.Decode(v)
+	if err := n.Decode(v); err != nil {
+		return withPaths(n, err)
+	}
+	return nil
 }
 
 func clonePtr(p *float64) *float64 {
