@@ -131,7 +131,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if o.report.path != "" {
-		if err := writeReport(o.report, res, rep, windows); err != nil {
+		if err := writeReport(o.report, res, rep, windows, reportConfig(o.config, cfg, res.Files, res.workers, res.decoders)); err != nil {
 			return err
 		}
 	}
@@ -154,7 +154,7 @@ func checkRejected(st pipeline.Stats, max float64) error {
 }
 
 // writeReport writes the HTML report of a replay.
-func writeReport(o reportOptions, res *replayResult, rep *eval.Report, windows []eval.Window) error {
+func writeReport(o reportOptions, res *replayResult, rep *eval.Report, windows []eval.Window, settings []report.Setting) error {
 	f, err := createFile(o.path)
 	if err != nil {
 		return fmt.Errorf("--report: %w", err)
@@ -169,6 +169,7 @@ func writeReport(o reportOptions, res *replayResult, rep *eval.Report, windows [
 		Recording:  report.Merge(res.recorders...),
 		Z:          o.z,
 		DeviceHint: "choose devices with --report-devices and --report-max-devices",
+		Config:     settings,
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -188,6 +189,8 @@ type replayResult struct {
 	data      eval.DataInfo      // with labels: reading times per device
 	points    []eval.Point       // with point labels
 	recorders []*report.Recorder // with a report: the shards' series
+	workers   int                // shard workers
+	decoders  int                // decode workers (0: one per CPU)
 }
 
 func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o replayOptions, fopt file.Options, mode labelMode) (*replayResult, error) {
@@ -343,7 +346,7 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 			return nil, err
 		}
 	}
-	res := &replayResult{Files: paths, Stats: pl.Stats(), recorders: recs}
+	res := &replayResult{Files: paths, Stats: pl.Stats(), recorders: recs, workers: nWorkers, decoders: decoders}
 	if log != nil {
 		res.alerts = log.alerts
 	}
