@@ -94,8 +94,9 @@
 // normal band (label kind "process.relation", detail the signal that broke
 // away). ApplyProfile turns on realistic sets ("cyclic", "related",
 // "rhythm"). These draw from their own random streams: with them off, every
-// message is the same as without them, and with them on, the noise and
-// injections are the same as without them.
+// message is the same as before they existed, and with them on, each
+// device's noise and injection times stay as they were (Relation.Breaks adds
+// a fourth kind to the rotation).
 //
 // Injections never overlap on a device; more than 4 s separate them. A
 // Label covers an injection from the first to the last sample it changed; the
