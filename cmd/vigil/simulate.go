@@ -44,7 +44,23 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&cfg.Topics, "topics", cfg.Topics, "write \"topic payload\" lines as mosquitto_sub -v prints them")
 	fs.StringVar(&start, "start", cfg.Start.Format(time.RFC3339), "event time of the first message (RFC 3339)")
 	fs.StringVar(&traffic, "traffic", "", "inject traffic scenarios after the lead-in, each once on its own device: a comma-separated `list` of flood, silence, replay, spoof, rogue, or all")
+	var sh shapeFlags
+	fs.StringVar(&sh.profile, "profile", "", "turn on a realistic set of normal behaviour: a comma-separated `list` of cyclic (temperature 20–40 min cycles of 3–4σ, pressure 5–15 min of 3σ; 8 h run, 2 h lead-in), related (signals follow a common load; relation breaks injected), rhythm (with cyclic: one device's cycles 40% faster from hour 5); other flags override it")
+	fs.StringVar(&sh.cycles[0], "cycle-pressure", "", "pressure cycle: `PERIOD[-MAX]:AMP[-MAX][abs][@PHASE]`, amplitude in σ of the noise unless abs, phase random per device unless given (e.g. 5m-15m:3)")
+	fs.StringVar(&sh.cycles[1], "cycle-temperature", "", "temperature cycle, as --cycle-pressure (e.g. 20m-40m:3-4)")
+	fs.StringVar(&sh.cycles[2], "cycle-vibration", "", "vibration cycle, as --cycle-pressure")
+	fs.Float64Var(&cfg.Cycles.Daily, "daily", 0, "amplitude, in σ, of a 24-hour load cycle on every signal (peak at 14:00 UTC)")
+	fs.DurationVar(&sh.rhythm.At, "rhythm-at", 0, "some devices change the period of their cycles at this time after the start (label kind rhythm)")
+	fs.Float64Var(&sh.rhythm.Factor, "rhythm-factor", 0.6, "with --rhythm-at: new period / old period")
+	fs.DurationVar(&sh.rhythm.Ramp, "rhythm-ramp", 0, "with --rhythm-at: the change takes this long (0: at once)")
+	fs.IntVar(&sh.rhythm.Devices, "rhythm-devices", 1, "with --rhythm-at: how many devices change rhythm")
+	fs.StringVar(&sh.relation, "relation", "", "signals follow a common load: `p=K,t=K,v=K`, each coupling in σ per unit of load (e.g. p=3,t=3,v=2)")
+	fs.DurationVar(&sh.tau, "relation-tau", sim.DefaultLoadTau, "with --relation: time constant of the load")
+	fs.BoolVar(&sh.breaks, "relation-breaks", false, "with --relation: inject relation breaks in turn (one signal stops following the others; label kind process.relation)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := sh.apply(fs, &cfg); err != nil {
 		return err
 	}
 	if (out == "") == (brokerURL == "") {
@@ -138,6 +154,92 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "simulate: %d devices (%d anomalous), %s of telemetry, %d injected anomalies → %s, %s\n",
 		cfg.Devices, cfg.Anomalous, cfg.Duration, len(ls), out, to)
+	return nil
+}
+
+// shapeFlags are simulate's flags for cycles and relations.
+type shapeFlags struct {
+	profile  string
+	cycles   [3]string // pressure, temperature, vibration
+	rhythm   sim.Rhythm
+	relation string
+	tau      time.Duration
+	breaks   bool
+}
+
+// apply sets the cycles and relations of cfg from --profile and the flags;
+// flags given explicitly override the profile.
+func (sh *shapeFlags) apply(fs *flag.FlagSet, cfg *sim.Config) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if sh.profile != "" {
+		given := *cfg
+		if err := sim.ApplyProfile(cfg, sh.profile); err != nil {
+			return fmt.Errorf("%w: --profile: %v", errUsage, err)
+		}
+		if set["duration"] {
+			cfg.Duration = given.Duration
+		}
+		if set["lead-in"] {
+			cfg.LeadIn = given.LeadIn
+		}
+		if set["cycle"] {
+			cfg.Cycle = given.Cycle
+		}
+	}
+	for i, name := range []string{"cycle-pressure", "cycle-temperature", "cycle-vibration"} {
+		if !set[name] {
+			continue
+		}
+		c, err := sim.ParseCycle(sh.cycles[i])
+		if err != nil {
+			return fmt.Errorf("%w: --%s: %v", errUsage, name, err)
+		}
+		*[]*sim.Cycle{&cfg.Cycles.Pressure, &cfg.Cycles.Temperature, &cfg.Cycles.Vibration}[i] = c
+	}
+
+	rh := &cfg.Cycles.Rhythm
+	if set["rhythm-at"] {
+		*rh = sh.rhythm
+	}
+	for _, f := range []struct {
+		name string
+		set  func()
+	}{
+		{"rhythm-factor", func() { rh.Factor = sh.rhythm.Factor }},
+		{"rhythm-ramp", func() { rh.Ramp = sh.rhythm.Ramp }},
+		{"rhythm-devices", func() { rh.Devices = sh.rhythm.Devices }},
+	} {
+		switch {
+		case set[f.name] && !rh.On():
+			return fmt.Errorf("%w: --%s needs --rhythm-at or --profile rhythm", errUsage, f.name)
+		case set[f.name]:
+			f.set()
+		}
+	}
+
+	if set["relation"] {
+		r, err := sim.ParseRelation(sh.relation)
+		if err != nil {
+			return fmt.Errorf("%w: --relation: %v", errUsage, err)
+		}
+		r.Breaks = cfg.Relation.Breaks
+		cfg.Relation = r
+	}
+	for _, f := range []struct {
+		name string
+		set  func()
+	}{
+		{"relation-tau", func() { cfg.Relation.Tau = sh.tau }},
+		{"relation-breaks", func() { cfg.Relation.Breaks = sh.breaks }},
+	} {
+		switch {
+		case set[f.name] && !cfg.Relation.On():
+			return fmt.Errorf("%w: --%s needs --relation or --profile related", errUsage, f.name)
+		case set[f.name]:
+			f.set()
+		}
+	}
 	return nil
 }
 

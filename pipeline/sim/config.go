@@ -54,6 +54,13 @@ type Config struct {
 	// Traffic selects traffic scenarios (flood, silence, replay, spoof,
 	// rogue), all off by default.
 	Traffic Traffic
+
+	// Cycles adds normal cycles to the signals (and a rhythm change), all
+	// off by default.
+	Cycles Cycles
+	// Relation makes the signals follow a common load, and injects relation
+	// breaks; off by default.
+	Relation Relation
 }
 
 // DefaultConfig returns a 30-minute run of 12 devices, 8 of them anomalous,
@@ -105,5 +112,6 @@ func (c Config) Validate() error {
 	if !(c.InjectProb >= 0 && c.InjectProb <= 1) {
 		bad("InjectProb must be between 0 and 1, got %v", c.InjectProb)
 	}
+	errs = append(errs, c.Cycles.validate(c.Devices), c.Relation.validate(c))
 	return errors.Join(errs...)
 }

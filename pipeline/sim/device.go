@@ -35,6 +35,7 @@ const (
 	evFault
 	evCooling
 	evWear
+	evRelation
 )
 
 var eventNames = [...]struct{ kind, detail string }{
@@ -44,6 +45,7 @@ var eventNames = [...]struct{ kind, detail string }{
 	evFault:        {KindStatus, DetailFault},
 	evCooling:      {KindThermal, DetailDrift},
 	evWear:         {KindVibration, DetailWear},
+	evRelation:     {KindRelation, ""}, // detail: the signal that broke away
 }
 
 // event is an injection, planned or in progress. It changes the samples
@@ -52,9 +54,14 @@ type event struct {
 	kind       eventKind
 	start, end int64
 	rise, hold int64   // trapezoid shapes: rise and plateau; the fall takes the rest
-	amp        float64 // size of the change
+	amp        float64 // size of the change; relation break: bound of m
 	omega      float64 // thermal fluctuation: angular frequency, rad/ms
 	sigma      float64 // vibration jump: extra noise
+
+	sig     int8    // relation break: the signal that breaks away
+	started bool    // relation break: m is set
+	m       float64 // relation break: the broken signal's own load
+	mAt     int64   // and its time
 
 	seen        bool  // a sample was changed
 	first, last int64 // first and last changed sample
@@ -95,6 +102,9 @@ type device struct {
 	hasFault    bool      // the device reports a status fault
 	faultCycle  int64     // its cycle
 	faultPos    float64   // its position within the cycle, 0..1
+
+	shaped bool  // cycles or a load (Config.Cycles, Config.Relation)
+	sh     shape // their state
 
 	// Extra streams of traffic scenarios (phantom != phNone) publish at
 	// base + k·interval/den, with their timestamps off by skew, until until.
@@ -181,6 +191,11 @@ func (g *Generator) sample(d *device, t int64) (p, tc, v float64, status int) {
 	p = d.p0 + d.wave[0].at(ft) + d.sp*clippedNorm(d.noise)
 	tc = d.t0 + d.wave[1].at(ft) + d.st*clippedNorm(d.noise)
 	v = d.v0 + d.wave[2].at(ft) + d.sv*clippedNorm(d.noise)
+	if d.shaped {
+		x := [numSignals]float64{p, tc, v}
+		g.applyShape(d, t, &x)
+		p, tc, v = x[0], x[1], x[2]
+	}
 	if d.anomalous {
 		g.inject(d, t, &p, &tc, &v, &status)
 	}
@@ -221,6 +236,10 @@ func (g *Generator) inject(d *device, t int64, p, tc, v *float64, status *int) {
 		*tc += e.amp * e.trapezoid(u)
 	case evWear:
 		*v += e.amp * e.trapezoid(u)
+	case evRelation:
+		x := [numSignals]float64{*p, *tc, *v}
+		g.relationBreak(d, e, t, u, &x)
+		*p, *tc, *v = x[0], x[1], x[2]
 	}
 }
 
@@ -266,7 +285,7 @@ func (g *Generator) plan(d *device) {
 			break
 		}
 		var e event
-		switch (c + d.turn) % 3 {
+		switch (c + d.turn) % g.kinds {
 		case 0:
 			e.kind = evOverpressure
 			e.rise = ms(1000 + 1000*u1)
@@ -284,6 +303,8 @@ func (g *Generator) plan(d *device) {
 			e.amp = d.v0 * (1.2 + 0.8*u1)
 			e.end = ms(15000 + 10000*u2)
 			e.sigma = 2 * d.sv
+		case 3:
+			d.planBreak(&e, u1, u2, u3, u4)
 		}
 		e.start = cs + guard + int64(pos*float64(g.cycle-2*guard-e.end))
 		e.end += e.start

@@ -79,6 +79,25 @@
 // replay, identity, rogue). Replayed and spoofed messages carry their own
 // timestamps, so Next is then not in timestamp order for those devices.
 //
+// # Cycles, relations and rhythm (off by default)
+//
+// Config.Cycles adds a sinusoid per signal, its period and amplitude (in σ
+// of the signal's noise, or absolute) drawn per device from a range, its
+// phase random per device or fixed; Cycles.Daily a 24-hour load cycle
+// peaking at 14:00 UTC; Cycles.Rhythm a change of period on some devices at
+// a given time (label kind "rhythm", detail "period", covering 8 periods
+// after the change). Config.Relation makes the signals follow a common load,
+// a unit-variance Ornstein–Uhlenbeck process per device, with per-signal
+// couplings; with Relation.Breaks the anomalous devices take a fourth kind in
+// turn, a relation break: for 50–80 s one coupled signal follows a load of
+// its own that starts across the mean, while every signal stays in its
+// normal band (label kind "process.relation", detail the signal that broke
+// away). ApplyProfile turns on realistic sets ("cyclic", "related",
+// "rhythm"). These draw from their own random streams: with them off, every
+// message is the same as before they existed, and with them on, each
+// device's noise and injection times stay as they were (Relation.Breaks adds
+// a fourth kind to the rotation).
+//
 // Injections never overlap on a device; more than 4 s separate them. A
 // Label covers an injection from the first to the last sample it changed; the
 // samples outside labels are exactly those the device would publish were it

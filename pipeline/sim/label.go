@@ -16,6 +16,14 @@ const (
 	KindThermal      = "thermal"
 	KindVibration    = "vibration"
 	KindStatus       = "status"
+	// KindRelation labels a relation break (Relation.Breaks): one signal
+	// stopped following the others while each stayed in its own band. Its
+	// detail names the signal that broke away: pressure, temperature or
+	// vibration.
+	KindRelation = "process.relation"
+	// KindRhythm labels a change of the cycles' period (Cycles.Rhythm), as
+	// the signal.rhythm alert that should report it.
+	KindRhythm = "rhythm"
 )
 
 // Label details: which injection of its kind a label records.
@@ -26,6 +34,7 @@ const (
 	DetailDrift       = "drift"       // thermal drift of a cooling failure
 	DetailWear        = "wear"        // vibration rising with mechanical wear
 	DetailFault       = "fault"       // status 2 reported by the device
+	DetailPeriod      = "period"      // the cycles changed their period
 )
 
 // Label records one injected anomaly: the device, its kind and detail, and the

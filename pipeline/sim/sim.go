@@ -25,6 +25,19 @@ type DeviceInfo struct {
 	// standard deviations of the noise around it (before truncation at 5σ).
 	P0, T0, V0             float64
 	SigmaP, SigmaT, SigmaV float64
+	// Cycles are the device's cycles, indexed by Pressure, Temperature and
+	// Vibration (zero when off), before any rhythm change.
+	Cycles [numSignals]SignalCycle
+	// Load is each signal's response to one unit of the load, in the
+	// signal's units (Config.Relation's couplings times σ).
+	Load [numSignals]float64
+}
+
+// SignalCycle is the cycle one device drew for one signal.
+type SignalCycle struct {
+	Period    time.Duration // rounded to the millisecond
+	Amplitude float64       // in the signal's units
+	Phase     float64       // where in its cycle the signal is at Config.Start, 0 ≤ Phase < 1
 }
 
 // Generator produces the messages of a simulated fleet in timestamp order. It
@@ -37,6 +50,7 @@ type Generator struct {
 	cycle    int64
 	leadIn   int64
 	prob     float64
+	kinds    int64 // kinds injected in turn: 3, or 4 with relation breaks
 
 	devs []device
 	heap []int32 // device indices, ordered by (next, index)
@@ -70,6 +84,7 @@ func New(cfg Config) (*Generator, error) {
 		cycle:    cfg.Cycle.Milliseconds(),
 		leadIn:   cfg.LeadIn.Milliseconds(),
 		prob:     cfg.InjectProb,
+		kinds:    3,
 		devs:     make([]device, cfg.Devices),
 		buf:      make([]byte, 0, 256),
 		day:      math.MinInt64,
@@ -81,8 +96,20 @@ func New(cfg Config) (*Generator, error) {
 	g.jitter = min(maxJitter, g.interval/4)
 
 	width := max(2, len(strconv.Itoa(cfg.Devices)))
+	shaped := cfg.Cycles.Any() || cfg.Relation.On()
 	for i := range g.devs {
 		g.initDevice(i, cfg.Seed, width)
+		if shaped {
+			g.initShape(i, cfg)
+		}
+	}
+	if cfg.Relation.Breaks {
+		g.kinds = 4
+	}
+	if rh := cfg.Cycles.Rhythm; rh.On() {
+		for j := range rh.Devices {
+			g.devs[j*cfg.Devices/rh.Devices].setRhythm(rh, g.end)
+		}
 	}
 	// Spread the anomalous devices evenly; give drifts and the fault to
 	// devices a quarter, three quarters and half-way into that list.
@@ -123,6 +150,7 @@ func (g *Generator) Device(i int) DeviceInfo {
 		Name: d.name, Topic: d.topic, Anomalous: d.anomalous,
 		P0: d.p0, T0: d.t0, V0: d.v0,
 		SigmaP: d.sp, SigmaT: d.st, SigmaV: d.sv,
+		Cycles: d.sh.info(), Load: d.sh.k,
 	}
 }
 
@@ -222,6 +250,7 @@ func (g *Generator) finish() {
 	g.done = true
 	for i := range g.devs {
 		g.closeEvent(&g.devs[i])
+		g.closeRhythm(&g.devs[i])
 	}
 	for k := range g.scen {
 		if s := &g.scen[k]; s.on && !s.closed {
@@ -246,10 +275,14 @@ func (g *Generator) current(d *device) (Label, bool) {
 	if e.kind == evNone || !e.seen {
 		return Label{}, false
 	}
+	detail := eventNames[e.kind].detail
+	if e.kind == evRelation {
+		detail = signalNames[e.sig]
+	}
 	return Label{
 		Device: d.name,
 		Kind:   eventNames[e.kind].kind,
-		Detail: eventNames[e.kind].detail,
+		Detail: detail,
 		Start:  time.UnixMilli(g.start + e.first).UTC(),
 		End:    time.UnixMilli(g.start + e.last).UTC(),
 	}, true

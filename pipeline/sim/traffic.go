@@ -182,11 +182,15 @@ func (g *Generator) setupTraffic(cfg Config, width int) {
 		g.devs = append(g.devs, device{})
 		g.initDevice(int(i), cfg.Seed, width)
 		d := &g.devs[i]
+		if cfg.Cycles.Any() || cfg.Relation.On() {
+			g.initShape(int(i), cfg) // its own load
+		}
 		d.phantom, d.den = kind, den
 		if victim >= 0 {
 			v := &g.devs[victim]
 			d.name, d.topic = v.name, v.topic
 			d.p0, d.t0, d.v0, d.sp, d.st, d.sv, d.wave = v.p0, v.t0, v.v0, v.sp, v.st, v.sv, v.wave
+			d.sh.cyc, d.sh.daily, d.sh.k = v.sh.cyc, v.sh.daily, v.sh.k
 		}
 		return i
 	}
