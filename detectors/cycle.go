@@ -131,67 +131,106 @@ func compileCycles(c CycleConfig) *cycles {
 	return cy
 }
 
-// CycleState is one signal's cycle memory: the period-search ring and, once
-// a cycle is found, its profile. Plain data, about 760 bytes.
+// CycleState is one signal's cycle memory, in DeviceExtra.Cycles. It holds
+// what every reading touches, the open bin
+// (56 B, so the hot memory of a device's signals stays within a few cache
+// lines); the period-search ring, touched when a bin closes, is behind Ring,
+// and a learned cycle behind Model.
 type CycleState struct {
+	// Bin is the index (time / width) of the open bin; BinN, BinMean and
+	// BinM2 its count, mean and sum of squared deviations, BinKept the
+	// readings of it that taught the baseline.
+	Bin            int64
+	BinMean, BinM2 float64
+	BinN, BinKept  uint32
+	Level          uint8 // bin width 2^Level ms; 0 before the first reading
+	// Ring is the period-search memory (never nil once made).
+	Ring *CycleRing
+	// Model is the learned cycle; nil until the first is found. It stays
+	// (with Period 0) when the cycle is lost, for its rhythm episode.
+	Model *CycleModel
+}
+
+// CycleRing is the period-search memory of a signal: the ring of bin means
+// and what the search and the bins keep between searches. 552 B.
+type CycleRing struct {
+	Ref    float64
+	Cand   float64 // the candidate period (ns) found by the last search
+	Exp    int16
+	Head   uint16  // where the next bin goes
+	Filled uint16  // bins in the ring
+	Since  uint16  // bins closed since the last search
+	Found  uint8   // searches in a row that found the candidate
+	Misses uint8   // searches in a row that did not find the cycle
+	Gone   float32 // EW share of recent bins left empty as anomalous
+	Within float32 // EW variance of readings within a bin: the noise
+	PerBin float32 // EW readings per bin
 	// Bins is the ring of bin means, oldest at Head once full, stored as
 	// (mean − Ref) / 2^Exp in 16 bits (cycleEmpty: no reading in the bin);
 	// Exp grows when a value does not fit, so the resolution is 1/32767 of
 	// the largest deviation seen in the ring.
-	Bins   [cycleBins]int16
-	Ref    float64
-	Exp    int16
-	Head   uint16 // where the next bin goes
-	Filled uint16 // bins in the ring
-	Since  uint16 // bins closed since the last search
-	Level  uint8  // bin width 2^Level ms; 0 before the first reading
-	Found  uint8  // searches in a row that found the candidate
-	Misses uint8  // searches in a row that did not find the cycle
-	// Bin is the index (time / width) of the open bin; BinN, BinMean and
-	// BinM2 its count, mean and sum of squared deviations.
-	Bin           int64
-	BinN          uint32
-	BinKept       uint32  // readings of the open bin that taught the baseline
-	Gone          float32 // EW share of recent bins left empty as anomalous
-	BinMean       float64
-	BinM2         float64
-	Within        float32 // EW variance of readings within a bin: the noise
-	PerBin        float32 // EW readings per bin
-	Cand          float64 // the candidate period (ns) found by the last search
-	Period        float64 // the learned cycle's period (ns), 0: none
+	Bins [cycleBins]int16
+}
+
+// CycleModel is a learned cycle: its period, phase and profile. 184 B.
+type CycleModel struct {
+	Period        float64 // ns, 0: none (the cycle was lost)
 	T0            int64   // event time at which its phase is 0
 	Gain          float32 // per-reading learning rate of the profile
 	Strength, Amp float32 // of the last search that found it
-	Profile       [cyclePhases]float32
 	// Low and High are the profile's extremes: while a cycle is learned, the
 	// ring takes readings clipped to them (widened by cycleClip spreads
 	// around the level), so a large anomaly cannot hide the cycle from the
 	// search while a new rhythm of the same range passes whole.
 	Low, High float32
 	// Rhythm is the episode of the signal.rhythm alert.
-	Rhythm Episode
+	Rhythm  Episode
+	Profile [cyclePhases]float32
 }
 
 // width returns the bin width in ns.
 func (s *CycleState) width() int64 { return int64(time.Millisecond) << s.Level }
 
 // Active reports whether the signal has a learned cycle.
-func (s *CycleState) Active() bool { return s.Period > 0 }
+func (s *CycleState) Active() bool { return s.Model != nil && s.Model.Period > 0 }
+
+// model returns the learned cycle, nil when there is none.
+func (s *CycleState) model() *CycleModel {
+	if s.Model != nil && s.Model.Period > 0 {
+		return s.Model
+	}
+	return nil
+}
+
+// rhythm returns the signal.rhythm episode, nil when no cycle was ever
+// learned (then there is none).
+func (s *CycleState) rhythm() *Episode {
+	if s.Model == nil {
+		return nil
+	}
+	return &s.Model.Rhythm
+}
+
+// phase returns the profile bin k at or before event time t and the
+// fraction f of the way to the next.
+func (m *CycleModel) phase(t int64) (k int, f float64) {
+	ph := math.Mod(float64(t-m.T0), m.Period)
+	if ph < 0 {
+		ph += m.Period
+	}
+	ph = ph/m.Period*cyclePhases - 0.5
+	i := math.Floor(ph)
+	return (int(i) + cyclePhases) % cyclePhases, ph - i
+}
 
 // season returns the seasonal component at event time t: 0 without a cycle.
 func (s *CycleState) season(t int64) float64 {
-	if s.Period == 0 {
+	m := s.model()
+	if m == nil {
 		return 0
 	}
-	ph := math.Mod(float64(t-s.T0), s.Period)
-	if ph < 0 {
-		ph += s.Period
-	}
-	ph = ph/s.Period*cyclePhases - 0.5
-	i := math.Floor(ph)
-	f := ph - i
-	k := (int(i) + cyclePhases) % cyclePhases
-	return (1-f)*float64(s.Profile[k]) + f*float64(s.Profile[(k+1)%cyclePhases])
+	k, f := m.phase(t)
+	return (1-f)*float64(m.Profile[k]) + f*float64(m.Profile[(k+1)%cyclePhases])
 }
 
 // judged returns the seasonal component of reading x at event time t (see
@@ -202,18 +241,12 @@ func (s *CycleState) season(t int64) float64 {
 // nearest to x − level: a reading inside the profile's local range has no
 // residual beyond the level. Without a cycle both are 0.
 func (s *CycleState) judged(x, level float64, t int64) Season {
-	if s.Period == 0 {
+	m := s.model()
+	if m == nil {
 		return Season{}
 	}
-	ph := math.Mod(float64(t-s.T0), s.Period)
-	if ph < 0 {
-		ph += s.Period
-	}
-	ph = ph/s.Period*cyclePhases - 0.5
-	i := math.Floor(ph)
-	f := ph - i
-	k := (int(i) + cyclePhases) % cyclePhases
-	p := func(j int) float64 { return float64(s.Profile[(k+j+cyclePhases)%cyclePhases]) }
+	k, f := m.phase(t)
+	p := func(j int) float64 { return float64(m.Profile[(k+j+cyclePhases)%cyclePhases]) }
 	at := (1-f)*p(0) + f*p(1)
 	before := f*p(0) + (1-f)*p(-1) // one bin earlier
 	after := (1-f)*p(1) + f*p(2)   // one bin later
@@ -221,6 +254,9 @@ func (s *CycleState) judged(x, level float64, t int64) Season {
 	hi := max(before, p(0), p(1), after)
 	return Season{At: at, Near: min(max(x-level, lo), hi)}
 }
+
+// newCycleState returns fresh cycle memory: the ring made, no model.
+func newCycleState() CycleState { return CycleState{Ring: new(CycleRing)} }
 
 // cycleEvent is what observing a reading did to the cycle model.
 type cycleEvent uint8
@@ -263,19 +299,23 @@ func (cy *cycles) observe(s *CycleState, sig *SignalState, l *baselines.Learner,
 	if s.Level == 0 {
 		cy.restart(s, t)
 	}
-	if s.Period > 0 && learned {
-		cy.teach(s, sig, l, x, season, t)
-	}
-	if s.Period > 0 {
+	if m := s.model(); m != nil {
+		if learned {
+			cy.teach(m, sig, l, x, season, t)
+		}
 		lv, sp := sig.Base.Mean, cycleClip*l.Spread(&sig.Base)
-		x = min(max(x, lv+float64(s.Low)-sp), lv+float64(s.High)+sp)
+		x = min(max(x, lv+float64(m.Low)-sp), lv+float64(m.High)+sp)
 	}
 	ev := cycleNone
-	if idx := t / s.width(); idx > s.Bin {
-		cy.closeBins(s, idx)
-		if s.Since >= cycleEvery && int(s.Filled) >= 2*cycleEvery {
-			s.Since = 0
-			ev = cy.search(s, sig, l, sc, note)
+	// t / width > Bin, without the division while the bin is open (event
+	// times before 1970 take the division).
+	if w := s.width(); t >= (s.Bin+1)*w || t < 0 {
+		if idx := t / w; idx > s.Bin {
+			cy.closeBins(s, idx)
+			if g := s.Ring; g.Since >= cycleEvery && int(g.Filled) >= 2*cycleEvery {
+				g.Since = 0
+				ev = cy.search(s, sig, l, sc, note)
+			}
 		}
 	}
 	// Welford within the open bin (late readings join the open bin).
@@ -291,14 +331,16 @@ func (cy *cycles) observe(s *CycleState, sig *SignalState, l *baselines.Learner,
 
 // restart empties the ring at the finest width.
 func (cy *cycles) restart(s *CycleState, t int64) {
+	g := s.Ring
 	s.Level = max(cy.start, 1)
-	s.Head, s.Filled, s.Since, s.Exp, s.Ref = 0, 0, 0, -60, 0
+	g.Head, g.Filled, g.Since, g.Exp, g.Ref = 0, 0, 0, -60, 0
 	s.Bin = t / s.width()
 	s.BinN, s.BinKept, s.BinMean, s.BinM2 = 0, 0, 0, 0
 }
 
 // closeBins closes the open bin and the empty ones up to idx (exclusive).
 func (cy *cycles) closeBins(s *CycleState, idx int64) {
+	g := s.Ring
 	if s.BinN > 0 {
 		// Mostly anomalous readings: the bin is left empty, so that an
 		// anomaly cannot hide a cycle from the search for as long as it
@@ -308,46 +350,46 @@ func (cy *cycles) closeBins(s *CycleState, idx int64) {
 		// the search must see.
 		gone := 2*s.BinKept < s.BinN
 		if gone {
-			s.Gone += (1 - s.Gone) / 64
+			g.Gone += (1 - g.Gone) / 64
 		} else {
-			s.Gone -= s.Gone / 64
+			g.Gone -= g.Gone / 64
 		}
-		if gone && s.Gone < 0.2 {
+		if gone && g.Gone < 0.2 {
 			s.BinN = 0
 		}
 	}
 	if s.BinN > 1 {
 		v := float32(s.BinM2 / float64(s.BinN-1))
-		if s.PerBin == 0 {
-			s.Within, s.PerBin = v, float32(s.BinN)
+		if g.PerBin == 0 {
+			g.Within, g.PerBin = v, float32(s.BinN)
 		} else {
-			s.Within += (v - s.Within) / 32
-			s.PerBin += (float32(s.BinN) - s.PerBin) / 32
+			g.Within += (v - g.Within) / 32
+			g.PerBin += (float32(s.BinN) - g.PerBin) / 32
 		}
-	} else if s.BinN == 1 && s.PerBin != 0 {
-		s.PerBin += (1 - s.PerBin) / 32
+	} else if s.BinN == 1 && g.PerBin != 0 {
+		g.PerBin += (1 - g.PerBin) / 32
 	}
 	if s.BinN > 0 {
-		cy.push(s, s.BinMean)
+		g.push(s.BinMean)
 	} else {
-		cy.push(s, math.NaN())
+		g.push(math.NaN())
 	}
 	gap := idx - s.Bin - 1
 	if gap >= cycleBins {
-		s.Head, s.Filled = 0, 0
+		g.Head, g.Filled = 0, 0
 		gap = 0
 	}
 	for ; gap > 0; gap-- {
-		cy.push(s, math.NaN())
+		g.push(math.NaN())
 	}
 	s.Bin = idx
 	s.BinN, s.BinKept, s.BinMean, s.BinM2 = 0, 0, 0, 0
 	// Without a cycle, a full ring halves its resolution (pairs must align:
 	// the open bin must be the first of a pair) or, at the coarsest width,
 	// starts again from the finest.
-	if s.Period == 0 && s.Filled == cycleBins && s.Bin%2 == 0 {
+	if s.model() == nil && g.Filled == cycleBins && s.Bin%2 == 0 {
 		if s.Level >= cy.top {
-			if s.Since >= cycleEvery {
+			if g.Since >= cycleEvery {
 				return // search this full ring first
 			}
 			cy.restart(s, s.Bin*s.width())
@@ -358,16 +400,16 @@ func (cy *cycles) closeBins(s *CycleState, idx int64) {
 }
 
 // push appends one bin mean (NaN: empty) to the ring.
-func (cy *cycles) push(s *CycleState, v float64) {
+func (g *CycleRing) push(v float64) {
 	q := int16(cycleEmpty)
 	if !math.IsNaN(v) {
-		if s.Filled == 0 {
-			s.Ref, s.Exp = v, -60
+		if g.Filled == 0 {
+			g.Ref, g.Exp = v, -60
 		}
-		d := math.Ldexp(v-s.Ref, -int(s.Exp))
+		d := math.Ldexp(v-g.Ref, -int(g.Exp))
 		if a := math.Abs(d); a > math.MaxInt16 {
 			_, e := math.Frexp(a / math.MaxInt16)
-			s.rescale(e)
+			g.rescale(e)
 			d = math.Ldexp(d, -e)
 		}
 		q = int16(math.Round(d))
@@ -375,44 +417,44 @@ func (cy *cycles) push(s *CycleState, v float64) {
 			q++
 		}
 	}
-	s.Bins[s.Head] = q
-	s.Head = (s.Head + 1) % cycleBins
-	if s.Filled < cycleBins {
-		s.Filled++
+	g.Bins[g.Head] = q
+	g.Head = (g.Head + 1) % cycleBins
+	if g.Filled < cycleBins {
+		g.Filled++
 	}
-	s.Since++
+	g.Since++
 }
 
 // rescale divides the stored bins by 2^e (e > 0).
-func (s *CycleState) rescale(e int) {
-	s.Exp += int16(e)
-	for i, q := range s.Bins {
+func (g *CycleRing) rescale(e int) {
+	g.Exp += int16(e)
+	for i, q := range g.Bins {
 		if q != cycleEmpty {
-			s.Bins[i] = int16(math.Round(math.Ldexp(float64(q), -e)))
+			g.Bins[i] = int16(math.Round(math.Ldexp(float64(q), -e)))
 		}
 	}
 }
 
 // sharpen scales the stored bins up when the largest no longer needs the
 // range (a large deviation that set Exp has left the ring).
-func (s *CycleState) sharpen() {
+func (g *CycleRing) sharpen() {
 	var m int
-	for _, q := range s.Bins {
+	for _, q := range g.Bins {
 		if q != cycleEmpty {
 			m = max(m, abs16(q))
 		}
 	}
 	e := 0
-	for m > 0 && m<<(e+1) <= math.MaxInt16 && s.Exp-int16(e) > -60 {
+	for m > 0 && m<<(e+1) <= math.MaxInt16 && g.Exp-int16(e) > -60 {
 		e++
 	}
 	if e == 0 {
 		return
 	}
-	s.Exp -= int16(e)
-	for i, q := range s.Bins {
+	g.Exp -= int16(e)
+	for i, q := range g.Bins {
 		if q != cycleEmpty {
-			s.Bins[i] = q << e
+			g.Bins[i] = q << e
 		}
 	}
 }
@@ -426,10 +468,11 @@ func abs16(q int16) int {
 
 // merge halves the ring's resolution: each pair of bins becomes one.
 func (cy *cycles) merge(s *CycleState) {
+	g := s.Ring
 	var out [cycleBins / 2]int16
 	for j := range out {
-		a := s.Bins[(int(s.Head)+2*j)%cycleBins]
-		b := s.Bins[(int(s.Head)+2*j+1)%cycleBins]
+		a := g.Bins[(int(g.Head)+2*j)%cycleBins]
+		b := g.Bins[(int(g.Head)+2*j+1)%cycleBins]
 		switch {
 		case a == cycleEmpty:
 			out[j] = b
@@ -439,23 +482,23 @@ func (cy *cycles) merge(s *CycleState) {
 			out[j] = int16((int32(a) + int32(b)) / 2)
 		}
 	}
-	copy(s.Bins[:], out[:])
-	s.Head, s.Filled, s.Since = cycleBins/2, cycleBins/2, cycleEvery
+	copy(g.Bins[:], out[:])
+	g.Head, g.Filled, g.Since = cycleBins/2, cycleBins/2, cycleEvery
 	s.Level++
 	s.Bin /= 2
 }
 
 // value returns ring bin i (0: oldest) in signal units, NaN when empty.
-func (s *CycleState) value(i int) float64 {
+func (g *CycleRing) value(i int) float64 {
 	start := 0
-	if s.Filled == cycleBins {
-		start = int(s.Head)
+	if g.Filled == cycleBins {
+		start = int(g.Head)
 	}
-	q := s.Bins[(start+i)%cycleBins]
+	q := g.Bins[(start+i)%cycleBins]
 	if q == cycleEmpty {
 		return math.NaN()
 	}
-	return s.Ref + math.Ldexp(float64(q), int(s.Exp))
+	return g.Ref + math.Ldexp(float64(q), int(g.Exp))
 }
 
 // found is what a period search found.
@@ -473,42 +516,44 @@ type found struct {
 // search looks for the dominant period in the ring and updates the model.
 func (cy *cycles) search(s *CycleState, sig *SignalState, l *baselines.Learner, sc *cycleScratch, note *rhythmNote) cycleEvent {
 	f, ok := cy.find(s, sc)
+	g := s.Ring
 	w := float64(s.width())
 	tol := cy.cfg.Tolerance
 	near := func(a, b float64) bool { return a > 0 && b > 0 && math.Abs(a-b) <= tol*b }
-	if s.Period == 0 {
+	m := s.model()
+	if m == nil {
 		if !ok || !cy.strong(&f) {
-			s.Cand, s.Found = 0, 0
+			g.Cand, g.Found = 0, 0
 			return cycleNone
 		}
-		if !near(f.period*w, s.Cand) {
-			s.Cand, s.Found = f.period*w, 1
+		if !near(f.period*w, g.Cand) {
+			g.Cand, g.Found = f.period*w, 1
 			return cycleNone
 		}
 		cy.adopt(s, sig, &f, sc)
 		return cycleFound
 	}
-	if ok && near(f.period*w, s.Period) {
-		s.Misses, s.Cand = 0, 0
+	if ok && near(f.period*w, m.Period) {
+		g.Misses, g.Cand = 0, 0
 		cy.realign(s, &f, sc)
 		return cycleNone
 	}
 	if f.skipped {
 		return cycleNone
 	}
-	s.Misses++
+	g.Misses++
 	if ok && cy.strong(&f) {
-		if near(f.period*w, s.Cand) {
-			*note = rhythmNote{from: s.Period, to: f.period * w}
+		if near(f.period*w, g.Cand) {
+			*note = rhythmNote{from: m.Period, to: f.period * w}
 			cy.adopt(s, sig, &f, sc)
 			return cycleChanged
 		}
-		s.Cand = f.period * w
+		g.Cand = f.period * w
 		return cycleNone // the next search confirms it or not
 	}
-	s.Cand = 0
-	if s.Misses >= cycleMisses {
-		*note = rhythmNote{from: s.Period}
+	g.Cand = 0
+	if g.Misses >= cycleMisses {
+		*note = rhythmNote{from: m.Period}
 		cy.drop(s, sig)
 		cy.restart(s, s.Bin*s.width())
 		return cycleLost
@@ -519,22 +564,23 @@ func (cy *cycles) search(s *CycleState, sig *SignalState, l *baselines.Learner, 
 // find searches the ring: its autocorrelation's strongest peak, refined,
 // and the fold of the ring at that period.
 func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
-	s.sharpen()
-	n := int(s.Filled)
+	g := s.Ring
+	g.sharpen()
+	n := int(g.Filled)
 	w := float64(s.width())
 	prefer := 0.0 // the learned period, in bins
-	if s.Period > 0 {
+	if m := s.model(); m != nil {
 		// A learned cycle is looked for in its last three periods (at
 		// least half the ring), so that a new rhythm shows after a few of
 		// its own periods rather than after the whole ring has turned over.
-		prefer = s.Period / w
+		prefer = m.Period / w
 		n = min(n, max(cycleBins/2, int(math.Ceil(3*prefer))))
 	}
-	skip := int(s.Filled) - n
+	skip := int(g.Filled) - n
 	x := sc.x[:n]
 	have := 0
 	for i := range x {
-		x[i] = s.value(skip + i)
+		x[i] = g.value(skip + i)
 		if !math.IsNaN(x[i]) {
 			have++
 		}
@@ -691,9 +737,9 @@ func (cy *cycles) fold(s *CycleState, x []float64, f *found, sc *cycleScratch) {
 	// The noise the checks see: within-bin variance plus what the fold
 	// leaves between bins beyond the averaged-down within-bin noise.
 	noise := res
-	if s.PerBin >= 2 {
-		within := float64(s.Within)
-		noise = within + max(0, res-within/float64(s.PerBin))
+	if g := s.Ring; g.PerBin >= 2 {
+		within := float64(g.Within)
+		noise = within + max(0, res-within/float64(g.PerBin))
 	}
 	f.noise = noise
 	f.amp = math.Sqrt(2 * cyc / max(noise, 1e-300))
@@ -707,22 +753,24 @@ func (cy *cycles) fold(s *CycleState, x []float64, f *found, sc *cycleScratch) {
 func (cy *cycles) adopt(s *CycleState, sig *SignalState, f *found, sc *cycleScratch) {
 	w := float64(s.width())
 	b := &sig.Base
-	if s.Period > 0 {
-		b.Last += s.season(b.LastT) // back to the raw value
+	b.Last += s.season(b.LastT) // back to the raw value (0 without a cycle)
+	if s.Model == nil {
+		s.Model = new(CycleModel)
 	}
-	s.Period = f.period * w
-	s.T0 = f.t0
-	s.Strength, s.Amp = float32(f.strength), float32(f.amp)
-	s.Cand, s.Found, s.Misses = 0, 0, 0
-	stretch(sc.fold[:f.phases], &s.Profile)
-	s.extremes()
-	perPeriod := max(float64(s.PerBin), 1) * f.period
-	s.Gain = float32(min(0.5, cy.cfg.Learn*cyclePhases/perPeriod))
+	m, g := s.Model, s.Ring
+	m.Period = f.period * w
+	m.T0 = f.t0
+	m.Strength, m.Amp = float32(f.strength), float32(f.amp)
+	g.Cand, g.Found, g.Misses = 0, 0, 0
+	stretch(sc.fold[:f.phases], &m.Profile)
+	m.extremes()
+	perPeriod := max(float64(g.PerBin), 1) * f.period
+	m.Gain = float32(min(0.5, cy.cfg.Learn*cyclePhases/perPeriod))
 	var slope float64
-	for k := range s.Profile {
-		slope = max(slope, math.Abs(float64(s.Profile[(k+1)%cyclePhases]-s.Profile[k])))
+	for k := range m.Profile {
+		slope = max(slope, math.Abs(float64(m.Profile[(k+1)%cyclePhases]-m.Profile[k])))
 	}
-	slope /= s.Period / cyclePhases / 1e9 // units per second
+	slope /= m.Period / cyclePhases / 1e9 // units per second
 	b.Last -= s.season(b.LastT)
 	sd := math.Sqrt(f.noise)
 	// The level the baseline learned from raw values swings with the cycle
@@ -739,9 +787,11 @@ func (cy *cycles) adopt(s *CycleState, sig *SignalState, f *found, sc *cycleScra
 // drop forgets the cycle: the checks judge the raw value again.
 func (cy *cycles) drop(s *CycleState, sig *SignalState) {
 	sig.Base.Last += s.season(sig.Base.LastT)
-	s.Period, s.Cand, s.Found, s.Misses = 0, 0, 0, 0
-	s.Profile = [cyclePhases]float32{}
-	s.Low, s.High = 0, 0
+	m, g := s.Model, s.Ring
+	m.Period, g.Cand, g.Found, g.Misses = 0, 0, 0, 0
+	m.T0, m.Gain, m.Strength, m.Amp = 0, 0, 0, 0
+	m.Profile = [cyclePhases]float32{}
+	m.Low, m.High = 0, 0
 	sig.CusumHi, sig.CusumLo, sig.ExcHi, sig.ExcLo = 0, 0, 0, 0
 }
 
@@ -751,7 +801,8 @@ func (cy *cycles) drop(s *CycleState, sig *SignalState) {
 // drift. The profile is re-centred on zero.
 func (cy *cycles) realign(s *CycleState, f *found, sc *cycleScratch) {
 	w := float64(s.width())
-	s.Strength, s.Amp = float32(f.strength), float32(f.amp)
+	m := s.Model
+	m.Strength, m.Amp = float32(f.strength), float32(f.amp)
 	var fold [cyclePhases]float32
 	stretch(sc.fold[:f.phases], &fold)
 	// Circular cross-correlation of the fold with the profile.
@@ -759,7 +810,7 @@ func (cy *cycles) realign(s *CycleState, f *found, sc *cycleScratch) {
 	best := 0
 	for d := range cyclePhases {
 		for k := range cyclePhases {
-			cc[d] += float64(fold[(k+d)%cyclePhases]) * float64(s.Profile[k])
+			cc[d] += float64(fold[(k+d)%cyclePhases]) * float64(m.Profile[k])
 		}
 		if cc[d] > cc[best] {
 			best = d
@@ -769,47 +820,40 @@ func (cy *cycles) realign(s *CycleState, f *found, sc *cycleScratch) {
 	if a, c := cc[(best+cyclePhases-1)%cyclePhases], cc[(best+1)%cyclePhases]; a-2*cc[best]+c < 0 {
 		shift += 0.5 * (a - c) / (a - 2*cc[best] + c)
 	}
-	s.Period = f.period * w
+	m.Period = f.period * w
 	// The fold's phase shift/cyclePhases is the profile's phase 0.
-	t0 := f.t0 + int64(shift/cyclePhases*s.Period)
+	t0 := f.t0 + int64(shift/cyclePhases*m.Period)
 	// Keep T0 close to the present so float phases stay exact.
-	s.T0 = t0
+	m.T0 = t0
 	var mean float32
-	for _, v := range s.Profile {
+	for _, v := range m.Profile {
 		mean += v
 	}
 	mean /= cyclePhases
-	for k := range s.Profile {
-		s.Profile[k] -= mean
+	for k := range m.Profile {
+		m.Profile[k] -= mean
 	}
-	s.extremes()
+	m.extremes()
 }
 
 // extremes sets Low and High from the profile.
-func (s *CycleState) extremes() {
-	s.Low, s.High = s.Profile[0], s.Profile[0]
-	for _, v := range s.Profile {
-		s.Low, s.High = min(s.Low, v), max(s.High, v)
+func (m *CycleModel) extremes() {
+	m.Low, m.High = m.Profile[0], m.Profile[0]
+	for _, v := range m.Profile {
+		m.Low, m.High = min(m.Low, v), max(m.High, v)
 	}
 }
 
 // teach moves the profile towards the reading's residual from the level
 // (Holt-Winters' seasonal update), clipped so an anomaly teaches little.
-func (cy *cycles) teach(s *CycleState, sig *SignalState, l *baselines.Learner, x, season float64, t int64) {
+func (cy *cycles) teach(m *CycleModel, sig *SignalState, l *baselines.Learner, x, season float64, t int64) {
 	e := x - season - sig.Base.Mean
 	lim := cycleClip * l.Spread(&sig.Base)
 	e = min(max(e, -lim), lim)
-	ph := math.Mod(float64(t-s.T0), s.Period)
-	if ph < 0 {
-		ph += s.Period
-	}
-	ph = ph/s.Period*cyclePhases - 0.5
-	i := math.Floor(ph)
-	fr := ph - i
-	k := (int(i) + cyclePhases) % cyclePhases
-	g := float64(s.Gain) * e
-	s.Profile[k] += float32(g * (1 - fr))
-	s.Profile[(k+1)%cyclePhases] += float32(g * fr)
+	k, fr := m.phase(t)
+	g := float64(m.Gain) * e
+	m.Profile[k] += float32(g * (1 - fr))
+	m.Profile[(k+1)%cyclePhases] += float32(g * fr)
 }
 
 // stretch resamples a circular fold of len(src) phases to cyclePhases,
@@ -921,5 +965,5 @@ func trimNum(v float64) string {
 // its 30-minute cycle (strength 0.93). "
 func describeCycle(a *pipeline.Alert, unit string, s *CycleState, spread float64) string {
 	return fmt.Sprintf("%s %s where %s ± %s is normal at this point of its %s cycle (strength %.2f). ",
-		a.Signal, withUnit(a.Observed, unit), num(a.Mean), withUnit(spread, unit), periodWords(s.Period/1e9), s.Strength)
+		a.Signal, withUnit(a.Observed, unit), num(a.Mean), withUnit(spread, unit), periodWords(s.Model.Period/1e9), s.Model.Strength)
 }

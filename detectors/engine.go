@@ -312,7 +312,7 @@ type Engine struct {
 
 	// Devices by recency, for eviction when the cap is reached.
 	newest, oldest *Device
-	maxDevices     int
+	cap            *DeviceCap // never nil
 	evicted        uint64
 
 	start      int64        // the stream start (from Tick)
@@ -322,14 +322,23 @@ type Engine struct {
 
 // NewEngine returns an empty engine for one shard.
 func (s *Set) NewEngine() *Engine {
-	return &Engine{set: s, devices: make(map[string]*Device)}
+	return &Engine{set: s, devices: make(map[string]*Device), cap: NewDeviceCap(0)}
 }
 
-// SetMaxDevices caps the devices the engine tracks (0: no cap). When a new
+// SetMaxDevices caps the devices this engine tracks (0: no cap). When a new
 // device arrives at the cap, the device seen least recently is forgotten and
 // counted, so memory stays bounded when a compromised client sprays node IDs.
-// A forgotten device that returns starts learning again from scratch.
-func (e *Engine) SetMaxDevices(n int) { e.maxDevices = max(n, 0) }
+// A forgotten device that returns starts learning again from scratch. The
+// shards of a pipeline share one cap instead: see ShareCap.
+func (e *Engine) SetMaxDevices(n int) { e.ShareCap(NewDeviceCap(n)) }
+
+// ShareCap makes the engine count its devices against c, shared with other
+// engines, instead of its own cap.
+func (e *Engine) ShareCap(c *DeviceCap) {
+	e.cap.add(-len(e.devices))
+	e.cap = c
+	c.add(len(e.devices))
+}
 
 // Devices reports the number of devices tracked.
 func (e *Engine) Devices() int { return len(e.devices) }
@@ -375,6 +384,7 @@ func (e *Engine) evictOldest() {
 	}
 	e.unlink(d)
 	delete(e.devices, d.Name)
+	e.cap.add(-1)
 	d.Traffic.Flags |= TrafficGone // it may still be in the silence queue
 	e.evicted++
 }
@@ -399,12 +409,13 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 	d := e.devices[r.Device]
 	isNew := d == nil
 	if isNew {
-		if e.maxDevices > 0 && len(e.devices) >= e.maxDevices {
+		for range e.cap.over() { // one at the cap, two above it (lowered)
 			e.evictOldest()
 		}
 		pi := e.set.profileFor(r.Device, r.Topic)
 		d = &Device{Name: r.Device, profile: pi, Signals: make([]SignalState, 0, 3)}
 		e.devices[r.Device] = d
+		e.cap.add(1)
 		e.newDevices++
 	}
 	e.touch(d)
@@ -506,15 +517,16 @@ func (e *Engine) observeCycle(d *Device, s *SignalState, cs *CycleState, p *prof
 	var note rhythmNote
 	ev := p.cycles.observe(cs, s, p.learner, x, nominal, r.Time, learned, e.cyc, &note)
 	ck := &p.cycles.rhythm
-	if ck.Rule.Off || (ev == cycleNone && cs.Rhythm.State == Inactive) {
+	ep := cs.rhythm()
+	if ck.Rule.Off || ep == nil || (ev == cycleNone && ep.State == Inactive) {
 		return out
 	}
 	var v Verdict
 	if ev == cycleChanged || ev == cycleLost {
 		v = Verdict{Score: 1, Severity: pipeline.Warning, Stat: note.to / 1e9, Threshold: note.from / 1e9}
 	}
-	if tr, esc := cs.Rhythm.stepEsc(v, r.Time, ck.Rule, p.params.Hysteresis); tr != 0 {
-		a := e.alert(d, s.Name, unitOf(s.Kind), ck, &cs.Rhythm, v, tr, r, x, nil, nil)
+	if tr, esc := ep.stepEsc(v, r.Time, ck.Rule, p.params.Hysteresis); tr != 0 {
+		a := e.alert(d, s.Name, unitOf(s.Kind), ck, ep, v, tr, r, x, nil, nil)
 		a.Escalation = esc
 		out = append(out, a)
 	}
@@ -593,7 +605,9 @@ type DeviceExtra struct {
 }
 
 // cycle returns the cycle memory of signal s, adding it on first use (nil
-// past the 255th signal of the device).
+// past the 255th signal of the device). Its slice holds what every reading
+// touches, side by side for the device's signals; the ring is a separate
+// allocation, touched only when a bin closes.
 func (d *Device) cycle(s *SignalState) *CycleState {
 	if s.Cycle == 0 {
 		if d.Extra == nil {
@@ -606,7 +620,7 @@ func (d *Device) cycle(s *SignalState) *CycleState {
 		if x.Cycles == nil {
 			x.Cycles = make([]CycleState, 0, max(cap(d.Signals), 1))
 		}
-		x.Cycles = append(x.Cycles, CycleState{})
+		x.Cycles = append(x.Cycles, newCycleState())
 		s.Cycle = uint8(len(x.Cycles))
 	}
 	return &d.Extra.Cycles[s.Cycle-1]
@@ -735,7 +749,7 @@ func (e *Engine) Cycle(device, signal string) (time.Duration, float64, bool) {
 	for i := range d.Signals {
 		if s := &d.Signals[i]; s.Name == signal {
 			if cs := d.cycleOf(s); cs != nil && cs.Active() {
-				return time.Duration(cs.Period), float64(cs.Strength), true
+				return time.Duration(cs.Model.Period), float64(cs.Model.Strength), true
 			}
 		}
 	}

@@ -85,6 +85,8 @@ func (e *Engine) Restore(state []byte, rep *RestoreReport) error {
 	if old := e.devices[d.Name]; old != nil {
 		e.unlink(old)
 		old.Traffic.Flags |= TrafficGone
+	} else {
+		e.cap.add(1)
 	}
 	e.devices[d.Name] = d
 	e.touch(d)
@@ -177,55 +179,82 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 }
 
 func (w *stateWriter) cycle(c *CycleState) {
-	for _, q := range c.Bins {
-		w.Varint(int64(q))
-	}
-	w.F64(c.Ref, c.BinMean, c.BinM2, c.Cand, c.Period)
-	w.Varint(int64(c.Exp))
-	w.Uvarint(uint64(c.Head))
-	w.Uvarint(uint64(c.Filled))
-	w.Uvarint(uint64(c.Since))
-	w.Byte(c.Level)
-	w.Byte(c.Found)
-	w.Byte(c.Misses)
 	w.Varint(c.Bin)
+	w.F64(c.BinMean, c.BinM2)
 	w.Uvarint(uint64(c.BinN))
 	w.Uvarint(uint64(c.BinKept))
-	w.Varint(c.T0)
-	for _, f := range [...]float32{c.Within, c.PerBin, c.Gain, c.Strength, c.Amp, c.Low, c.High, c.Gone} {
+	w.Byte(c.Level)
+	g := c.Ring
+	w.F64(g.Ref, g.Cand)
+	w.Varint(int64(g.Exp))
+	w.Uvarint(uint64(g.Head))
+	w.Uvarint(uint64(g.Filled))
+	w.Uvarint(uint64(g.Since))
+	w.Byte(g.Found)
+	w.Byte(g.Misses)
+	for _, f := range [...]float32{g.Gone, g.Within, g.PerBin} {
 		w.F32(f)
 	}
-	for _, f := range c.Profile {
+	// All of the ring: bins past Filled still count when it is rescaled.
+	for _, q := range g.Bins {
+		w.Varint(int64(q))
+	}
+	m := c.Model
+	w.Bool(m != nil)
+	if m == nil {
+		return
+	}
+	w.F64(m.Period)
+	w.Varint(m.T0)
+	for _, f := range [...]float32{m.Gain, m.Strength, m.Amp, m.Low, m.High} {
 		w.F32(f)
 	}
-	w.episode(&c.Rhythm)
+	w.episode(&m.Rhythm)
+	for _, f := range m.Profile {
+		w.F32(f)
+	}
 }
 
 func (r *stateReader) cycle(c *CycleState) {
-	for i := range c.Bins {
-		c.Bins[i] = int16(r.Varint())
-	}
-	r.F64(&c.Ref, &c.BinMean, &c.BinM2, &c.Cand, &c.Period)
-	c.Exp = int16(r.Varint())
-	c.Head = uint16(r.Uvarint())
-	c.Filled = uint16(r.Uvarint())
-	c.Since = uint16(r.Uvarint())
-	c.Level = r.Byte()
-	c.Found = r.Byte()
-	c.Misses = r.Byte()
 	c.Bin = r.Varint()
+	r.F64(&c.BinMean, &c.BinM2)
 	c.BinN = uint32(r.Uvarint())
 	c.BinKept = uint32(r.Uvarint())
-	c.T0 = r.Varint()
-	for _, f := range [...]*float32{&c.Within, &c.PerBin, &c.Gain, &c.Strength, &c.Amp, &c.Low, &c.High, &c.Gone} {
+	c.Level = r.Byte()
+	g := new(CycleRing)
+	c.Ring = g
+	r.F64(&g.Ref, &g.Cand)
+	g.Exp = int16(r.Varint())
+	g.Head = uint16(r.Uvarint())
+	g.Filled = uint16(r.Uvarint())
+	g.Since = uint16(r.Uvarint())
+	g.Found = r.Byte()
+	g.Misses = r.Byte()
+	for _, f := range [...]*float32{&g.Gone, &g.Within, &g.PerBin} {
 		*f = r.F32()
 	}
-	for i := range c.Profile {
-		c.Profile[i] = r.F32()
+	for i := range g.Bins {
+		g.Bins[i] = int16(r.Varint())
 	}
-	r.episode(&c.Rhythm)
-	if r.Err == nil && (c.Head >= cycleBins || c.Filled > cycleBins || c.Level > cycleMaxLvl || c.Period < 0 || math.IsNaN(c.Period)) {
+	if r.Err == nil && (g.Head >= cycleBins || g.Filled > cycleBins || c.Level > cycleMaxLvl) {
 		r.Err = errors.New("cycle memory out of range")
+	}
+	if !r.Bool() {
+		return
+	}
+	m := new(CycleModel)
+	c.Model = m
+	r.F64(&m.Period)
+	m.T0 = r.Varint()
+	for _, f := range [...]*float32{&m.Gain, &m.Strength, &m.Amp, &m.Low, &m.High} {
+		*f = r.F32()
+	}
+	r.episode(&m.Rhythm)
+	for i := range m.Profile {
+		m.Profile[i] = r.F32()
+	}
+	if r.Err == nil && (m.Period < 0 || math.IsNaN(m.Period)) {
+		r.Err = errors.New("cycle period out of range")
 	}
 }
 
@@ -369,7 +398,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 		}
 		if version >= 2 && r.Bool() {
 			var cs CycleState
-			r.cycle(&cs)
+			r.cycle(&cs) // makes Ring (and Model when the snapshot has one)
 			if p.cycles != nil && p.cycleKinds[s.Kind] {
 				if d.Extra == nil {
 					d.Extra = &DeviceExtra{}
@@ -546,8 +575,8 @@ func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
 		}
 	}
 	for i := range d.Signals {
-		if cs := d.cycleOf(&d.Signals[i]); cs != nil && cs.Rhythm.Active() {
-			out = append(out, OpenEpisode{Signal: d.Signals[i].Name, Detector: "signal.rhythm", Episode: cs.Rhythm})
+		if cs := d.cycleOf(&d.Signals[i]); cs != nil && cs.rhythm() != nil && cs.rhythm().Active() {
+			out = append(out, OpenEpisode{Signal: d.Signals[i].Name, Detector: "signal.rhythm", Episode: *cs.rhythm()})
 		}
 	}
 	return out
@@ -575,7 +604,8 @@ func (e *Engine) Reconfigure(set *Set, clock int64, out []pipeline.Alert) ([]pip
 		encoded = append(encoded, append([]byte(nil), b...))
 	}
 	st := e.State()
-	*e = Engine{set: set, devices: make(map[string]*Device, len(encoded)), maxDevices: e.maxDevices}
+	e.cap.add(-len(e.devices)) // Restore counts them in again
+	*e = Engine{set: set, devices: make(map[string]*Device, len(encoded)), cap: e.cap}
 	e.SetState(st)
 	for _, enc := range encoded {
 		if err := e.Restore(enc, &rep); err != nil {
@@ -635,8 +665,8 @@ func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.A
 	}
 	if newP.cycles == nil || newP.cycles.rhythm.Rule.Off {
 		for i := range d.Signals {
-			if cs := d.cycleOf(&d.Signals[i]); cs != nil && cs.Rhythm.Active() {
-				retire(&cs.Rhythm, "rhythm", "signal.rhythm", d.Signals[i].Name, false)
+			if cs := d.cycleOf(&d.Signals[i]); cs != nil && cs.rhythm() != nil && cs.rhythm().Active() {
+				retire(cs.rhythm(), "rhythm", "signal.rhythm", d.Signals[i].Name, false)
 			}
 		}
 	}

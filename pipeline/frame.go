@@ -67,11 +67,37 @@ func (b *FrameBatch) Len() int { return len(b.Frames) }
 // Bytes reports the payload bytes held by the batch.
 func (b *FrameBatch) Bytes() int { return len(b.buf) }
 
-// Reset empties the batch, keeping its capacity.
+// maxRetainedBuf is the largest payload buffer a reset batch keeps. A burst
+// of large payloads grows a batch's buffer; kept, every batch in the pool
+// would end up that size for good.
+const maxRetainedBuf = 8 << 20
+
+// Reset empties the batch, keeping its capacity unless its payload buffer
+// grew past maxRetainedBuf (a burst of large messages): that one goes back
+// to the allocator.
 func (b *FrameBatch) Reset() {
 	b.Frames = b.Frames[:0]
-	b.buf = b.buf[:0]
+	if cap(b.buf) > maxRetainedBuf {
+		b.buf = nil
+	} else {
+		b.buf = b.buf[:0]
+	}
 	b.Ack = nil
+}
+
+// A DecodedSource is a Source that holds its frames already decoded: a data
+// set kept in memory and replayed many times, as `vigil tune` does. Its
+// frames need no payload; the pipeline asks Decoded for each frame's reading
+// instead of decoding it, and everything after decoding (routing, rejections,
+// ticks, the fleet judge, merging) is the same, so a replay of a
+// DecodedSource gives the alerts a replay of the original frames gives.
+type DecodedSource interface {
+	Source
+	// Decoded fills r, reusing r.Values, with the reading of f (a frame
+	// this source appended), and returns the error decoding it gave: a
+	// *DecodeError for a rejected frame, with r.Device set when the decoder
+	// knew the device. It is called from several goroutines at once.
+	Decoded(f *Frame, r *Reading) error
 }
 
 // Source yields raw frames in batches.

@@ -334,8 +334,9 @@ func (p *Pipeline) Run(ctx context.Context, src Source, sink Sink) error {
 		}
 	})
 	var decoders sync.WaitGroup
+	pre, _ := src.(DecodedSource)
 	for range p.cfg.Decoders {
-		decoders.Go(p.decode)
+		decoders.Go(func() { p.decode(pre) })
 	}
 	wg.Go(func() {
 		if err := p.dispatch(hard); err != nil {
@@ -450,9 +451,9 @@ func (p *Pipeline) readBatch(ctx context.Context, src Source, b *batch) error {
 	return err
 }
 
-// decode is a decode worker: it decodes a batch's frames and routes each
-// reading to its shard.
-func (p *Pipeline) decode() {
+// decode is a decode worker: it decodes a batch's frames (or takes them from
+// pre, already decoded) and routes each reading to its shard.
+func (p *Pipeline) decode(pre DecodedSource) {
 	dec := NewDecoder(p.cfg.Decoder)
 	n := uint64(p.cfg.Workers)
 	for b := range p.decodeQ {
@@ -486,7 +487,12 @@ func (p *Pipeline) decode() {
 		for i := range frames {
 			f := &frames[i]
 			r := &b.readings[i]
-			err := dec.Decode(b.frames.Payload(f), f.Topic, f.Arrival, r)
+			var err error
+			if pre != nil {
+				err = pre.Decoded(f, r)
+			} else {
+				err = dec.Decode(b.frames.Payload(f), f.Topic, f.Arrival, r)
+			}
 			b.errs[i] = err
 			r.Seq = b.seq + uint64(i)
 			if err != nil && r.Device == "" {

@@ -45,41 +45,57 @@ type snapRequest struct {
 }
 
 type snapResult struct {
-	pos Position
-	err error
+	pos   Position
+	err   error
+	fleet []byte       // the fleet judge's record, when there is one
+	parts []memRecords // each shard's records, in shard order
 }
 
 // barrier travels through the stages in a batch with no frames: each shard
-// writes its processor's records into its part, and the merge stage, which
-// sees the batch after every shard, writes the snapshot in shard order.
+// writes its processor's records into its part (in memory), and the merge
+// stage, which sees the batch after every shard, hands them to Snapshot,
+// which writes them to its writer once ingest has resumed.
 type barrier struct {
 	req   *snapRequest
 	parts []memRecords
 	errs  []error
 }
 
-// memRecords keeps records in memory (one buffer per shard).
+// memRecords keeps a shard's records in memory, in chunks: a shard is held
+// at the barrier while it writes them, and one growing buffer would copy
+// everything written so far each time it grows (hundreds of megabytes at a
+// million devices).
 type memRecords struct {
-	buf  []byte
-	recs []memRecord
+	chunks [][]byte
+	recs   []memRecord
 }
+
+// memChunk is the size of a chunk; a larger record gets a chunk of its own.
+const memChunk = 1 << 20
 
 type memRecord struct {
 	kind       byte
 	key        string
+	chunk      int
 	start, end int
 }
 
 func (m *memRecords) Add(kind byte, key string, value []byte) error {
-	start := len(m.buf)
-	m.buf = append(m.buf, value...)
-	m.recs = append(m.recs, memRecord{kind, key, start, len(m.buf)})
+	n := len(m.chunks)
+	if n == 0 || len(m.chunks[n-1])+len(value) > cap(m.chunks[n-1]) {
+		m.chunks = append(m.chunks, make([]byte, 0, max(memChunk, len(value))))
+		n++
+	}
+	c := &m.chunks[n-1]
+	start := len(*c)
+	*c = append(*c, value...)
+	m.recs = append(m.recs, memRecord{kind, key, n - 1, start, len(*c)})
 	return nil
 }
 
 func (m *memRecords) writeTo(w RecordWriter) error {
 	for _, r := range m.recs {
-		if err := w.Add(r.kind, r.key, m.buf[r.start:r.end]); err != nil {
+		if err := w.Add(r.kind, r.key, m.chunks[r.chunk][r.start:r.end]); err != nil {
 			return err
 		}
 	}
@@ -93,7 +109,8 @@ func (m *memRecords) writeTo(w RecordWriter) error {
 // judge (Config.FleetSnapshot), then each shard's. It returns the position,
 // or an error when ctx ends first, a processor fails, or the pipeline is
 // not running. Ingest pauses at each shard for as long as it takes that
-// shard to write its state.
+// shard to encode its state into memory; w is written afterwards, on the
+// caller's goroutine, while ingest goes on.
 func (p *Pipeline) Snapshot(ctx context.Context, w RecordWriter) (Position, error) {
 	req := &snapRequest{w: w, done: make(chan snapResult, 1)}
 	select {
@@ -103,12 +120,30 @@ func (p *Pipeline) Snapshot(ctx context.Context, w RecordWriter) (Position, erro
 	case <-ctx.Done():
 		return Position{}, ctx.Err()
 	}
+	var res snapResult
 	select {
-	case res := <-req.done:
-		return res.pos, res.err
+	case res = <-req.done:
 	case <-ctx.Done():
 		return Position{}, ctx.Err()
 	}
+	if res.err != nil {
+		return Position{}, res.err
+	}
+	// Ingest has resumed: the records, kept in memory at the barrier, go to
+	// w (a file, fsynced) on the caller's goroutine, not the pipeline's.
+	err := w.Add(RecordPosition, "", AppendPosition(nil, res.pos))
+	if err == nil && res.fleet != nil {
+		err = w.Add(RecordFleet, "", res.fleet)
+	}
+	for i := range res.parts {
+		if err == nil {
+			err = res.parts[i].writeTo(w)
+		}
+	}
+	if err != nil {
+		return Position{}, fmt.Errorf("pipeline: snapshot: %w", err)
+	}
+	return res.pos, nil
 }
 
 // atShard does a shard's part of a barrier: it writes the processor's
@@ -149,8 +184,8 @@ func (p *Pipeline) Reconfigure(ctx context.Context, apply func(shard int, clock 
 	}
 }
 
-// finish writes the snapshot of a barrier batch (in the merge stage) and
-// answers the request.
+// finish answers the request of a barrier batch (in the merge stage): for a
+// snapshot, the position, the fleet's record and the shards' records.
 func (p *Pipeline) finish(b *batch) {
 	br := b.barrier
 	if br.req.apply != nil {
@@ -161,23 +196,13 @@ func (p *Pipeline) finish(b *batch) {
 		b.barrier = nil
 		return
 	}
-	pos := Position{Start: b.start, Clock: b.clock, Seq: b.seq}
-	err := errors.Join(br.errs...)
-	if err == nil {
-		err = br.req.w.Add(RecordPosition, "", AppendPosition(nil, pos))
+	res := snapResult{pos: Position{Start: b.start, Clock: b.clock, Seq: b.seq}, parts: br.parts}
+	if err := errors.Join(br.errs...); err != nil {
+		res.err = fmt.Errorf("pipeline: snapshot: %w", err)
+	} else if p.cfg.FleetSnapshot != nil {
+		res.fleet = p.cfg.FleetSnapshot() // on this goroutine, the one that calls Fleet
 	}
-	if err == nil && p.cfg.FleetSnapshot != nil {
-		err = br.req.w.Add(RecordFleet, "", p.cfg.FleetSnapshot())
-	}
-	for i := range br.parts {
-		if err == nil {
-			err = br.parts[i].writeTo(br.req.w)
-		}
-	}
-	if err != nil {
-		err = fmt.Errorf("pipeline: snapshot: %w", err)
-	}
-	br.req.done <- snapResult{pos, err}
+	br.req.done <- res // buffered: Snapshot writes the records
 	b.barrier = nil
 }
 

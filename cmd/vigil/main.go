@@ -9,8 +9,10 @@
 //	vigil state inspect FILE        show what a snapshot has learned
 //	vigil health [--url URL]        probe a running Vigil's /healthz (for container health checks)
 //	vigil version                   the version, commit and Go version of this binary
+//	vigil completion bash|zsh|fish  a shell completion script
 //
-// Run "vigil help COMMAND" for the flags of a command.
+// Run "vigil help COMMAND" for the flags of a command, "vigil help" for the
+// help topics (config, alerts, exit-codes).
 package main
 
 import (
@@ -32,6 +34,9 @@ type command struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, env *env, args []string) error
+	// subs are the words that must follow name ("journal check"), if any:
+	// for completion, which runs "name sub -h" for each to learn its flags.
+	subs []string
 }
 
 // env is what a command may touch: no globals, so commands are testable.
@@ -39,20 +44,24 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	log            *slog.Logger
+	// onFlags, when set, is told of every flag set a command builds, with
+	// its synopsis: how completion learns the flags from the commands.
+	onFlags func(fs *flag.FlagSet, synopsis string)
 }
 
 func commands() []command {
 	return []command{
-		{"run", "run as a sidecar to an MQTT broker and republish alerts", runLive},
-		{"demo", "run an embedded broker, a simulated fleet and the pipeline, with a live view", runDemo},
-		{"replay", "replay plant logs through the detection pipeline and print alerts", runReplay},
-		{"tune", "search detector parameters over labelled logs and write the best as a config", runTune},
-		{"simulate", "generate a labelled plant log, or publish a simulated fleet to a broker", runSimulate},
-		{"config", "check a configuration file (config check FILE)", runConfig},
-		{"journal", "check, repair or inspect the alert journal (journal check|inspect DIR)", runJournal},
-		{"state", "show a learned-state snapshot (state inspect FILE)", runState},
-		{"health", "probe a running Vigil's /healthz or /readyz; exit 0 when it answers 200", runHealth},
-		{"version", "print the version, commit and Go version of this binary (also --version)", runVersion},
+		{"run", "run as a sidecar to an MQTT broker and republish alerts", runLive, nil},
+		{"demo", "run an embedded broker, a simulated fleet and the pipeline, with a live view", runDemo, nil},
+		{"replay", "replay plant logs through the detection pipeline and print alerts", runReplay, nil},
+		{"tune", "search detector parameters over labelled logs and write the best as a config", runTune, nil},
+		{"simulate", "generate a labelled plant log, or publish a simulated fleet to a broker", runSimulate, nil},
+		{"config", "check a configuration file (config check FILE)", runConfig, []string{"check"}},
+		{"journal", "check, repair or inspect the alert journal (journal check|inspect DIR)", runJournal, []string{"check", "inspect"}},
+		{"state", "show a learned-state snapshot (state inspect FILE)", runState, []string{"inspect"}},
+		{"health", "probe a running Vigil's /healthz or /readyz; exit 0 when it answers 200", runHealth, nil},
+		{"version", "print the version, commit and Go version of this binary (also --version)", runVersion, nil},
+		{"completion", "print a shell completion script (completion bash|zsh|fish)", runCompletion, nil},
 	}
 }
 
@@ -122,6 +131,14 @@ func run(ctx context.Context, args []string, e *env) int {
 		name = "version"
 	}
 	if name == "help" {
+		if len(args) > 2 {
+			fmt.Fprintln(e.stderr, "vigil help: one command or topic at a time")
+			return exitUsage
+		}
+		if t, ok := helpTopic(args[1]); ok {
+			fmt.Fprint(e.stdout, t.text())
+			return exitOK
+		}
 		name, rest = args[1], []string{"-h"}
 	}
 	for _, c := range commands() {
@@ -160,7 +177,11 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'vigil COMMAND -h' for a command's flags.")
+	fmt.Fprintln(w, "\nHelp topics (vigil help TOPIC):")
+	for _, t := range helpTopics() {
+		fmt.Fprintf(w, "  %-10s %s\n", t.name, t.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'vigil COMMAND -h' (or 'vigil help COMMAND') for a command's flags and examples.")
 }
 
 // newFlags returns a flag set that reports errors instead of exiting.
@@ -170,6 +191,15 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "Usage: vigil %s %s\n\nFlags:\n", name, synopsis)
 		fs.PrintDefaults()
+		if ex := examples(name); len(ex) > 0 {
+			fmt.Fprintln(e.stderr, "\nExamples:")
+			for _, x := range ex {
+				fmt.Fprintf(e.stderr, "  %s\n", x)
+			}
+		}
+	}
+	if e.onFlags != nil {
+		e.onFlags(fs, synopsis)
 	}
 	return fs
 }

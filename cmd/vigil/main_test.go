@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -124,7 +125,7 @@ func TestConfigCheck(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	for _, tc := range []struct{ text, want string }{
 		{"detectors:\n  overpressure:\n    spike: {z: -1}\n", "detectors: overpressure: spike: z must be positive"},
-		{"detectors:\n  bogus: 1\n", "field bogus not found"},
+		{"detectors:\n  bogus: 1\n", "detectors.bogus (line 2): unknown key"},
 		{"decoder:\n  signals:\n    p: {name: pressure, kind: steam}\n", "decoder.signals.p.kind"},
 		{"classes:\n  - name: a\n    devices: ['[']\n", "bad device pattern"},
 		{"classes:\n  - name: a\n    devices: [x]\n    detectors:\n      vibration: {zones: {ab: 5, bc: 4, cd: 7}}\n", "classes[0]: a: detectors: vibration: zones"},
@@ -136,6 +137,38 @@ func TestConfigCheck(t *testing.T) {
 		if code != exitConfig || !strings.Contains(errs, tc.want) {
 			t.Errorf("config %q: exit %d, stderr %q; want exit %d and %q", tc.text, code, errs, exitConfig, tc.want)
 		}
+	}
+}
+
+// TestConfigCheckWarnsAboutSecrets: a secret file that others may read is
+// a warning on stderr naming its key and the chmod, and the check still
+// passes; once restricted, the warning goes.
+func TestConfigCheckWarnsAboutSecrets(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("mode bits do not say who may read a file on Windows")
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "state.key")
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(key, []byte("AGE-SECRET-KEY-1X\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte("state:\n  encryption: {key_file: "+key+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "config", "check", cfg)
+	want := "vigil config check: warning: state.encryption.key_file: the secret file " + key + " is open to group and others (mode 0644); restrict it with: chmod 600 " + key + "\n"
+	if code != exitOK || !strings.Contains(out, "ok") || errs != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 0, ok and stderr %q", code, out, errs, want)
+	}
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCLI(t, "config", "check", cfg); code != exitOK || errs != "" {
+		t.Errorf("after chmod 600: exit %d, stderr %q; want exit 0 and no warning", code, errs)
 	}
 }
 
@@ -185,5 +218,30 @@ func TestReplayDeviceCap(t *testing.T) {
 	}
 	if sum.Devices > 4 || sum.Evicted == 0 {
 		t.Errorf("devices %d, evicted %d; want at most 4 tracked and evictions counted", sum.Devices, sum.Evicted)
+	}
+}
+
+// TestReplayDeviceCapIsTotal: pipeline.max_devices is the total over the
+// shards. With the cap equal to the fleet's 12 devices and 4 shards, nothing
+// is evicted (a per-shard share of 3 forgot devices thousands of times, since
+// names do not spread evenly).
+func TestReplayDeviceCapIsTotal(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "cap.yaml")
+	if err := os.WriteFile(cfg, []byte("pipeline: {max_devices: 12, workers: 4}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI(t, "replay", "--alerts", os.DevNull, "--summary", "json", "--config", cfg, fixtureLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var sum struct {
+		Devices int    `json:"devices"`
+		Evicted uint64 `json:"evicted"`
+	}
+	if err := json.Unmarshal([]byte(errs), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Devices != 12 || sum.Evicted != 0 {
+		t.Errorf("devices %d, evicted %d; want all 12 tracked and none evicted", sum.Devices, sum.Evicted)
 	}
 }

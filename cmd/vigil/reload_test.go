@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -88,5 +89,51 @@ func TestReloadKeepsState(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("vigil run after the reloads: %v\n%s", err, logs.String())
+	}
+}
+
+// TestWatchConfig: with --watch-config, a change of the file's content is
+// applied as a SIGHUP would apply it; an invalid change is refused once
+// (not every poll); rewriting the same content applies nothing; --state
+// keeps overriding state.file (no "state changed" warning).
+func TestWatchConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	mqtttest.Require(t)
+	bin := buildVigil(t)
+	b := mqtttest.Start(t, mqtttest.Options{})
+	dir := t.TempDir()
+	metricsAddr := freeAddr(t)
+	base := "mqtt:\n  broker: " + b.URL() + "\n  client_id: vigil-watch\n  username: vigil\n  password_file: " +
+		b.PasswordFile("vigil") + "\n  tls: {ca_file: " + b.CAFile + "}\n  subscriptions: [\"plant/#\"]\n" +
+		"alerts:\n  journal: {dir: " + filepath.Join(dir, "journal") + "}\n  mqtt: {enabled: false}\n  file: " + filepath.Join(dir, "alerts.jsonl") + "\n" +
+		"state: {file: " + filepath.Join(dir, "ignored.state") + "}\nmetrics:\n  listen: " + metricsAddr + "\n"
+	cfg := writeConfig(t, "vigil.yaml", base)
+	var logs syncBuffer
+	cmd := exec.Command(bin, "run", "--config", cfg, "--watch-config", "--state", filepath.Join(dir, "vigil.state"))
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitReady(t, metricsAddr, &logs)
+
+	os.WriteFile(cfg, []byte(base+"detectors: {overpressure: {spike: {z: 40}}}\n"), 0o600)
+	waitMetric(t, metricsAddr, "vigil_config_reloads_total 1\n", &logs)
+	os.WriteFile(cfg, []byte(base+"detectors: {overpressure: {spike: {z: -1}}}\n"), 0o600)
+	waitMetric(t, metricsAddr, "vigil_config_reload_failures_total 1\n", &logs)
+	time.Sleep(5 * time.Second)                                                            // two more polls of the same invalid file
+	os.WriteFile(cfg, []byte(base+"detectors: {overpressure: {spike: {z: -1}}}\n"), 0o600) // same content
+	time.Sleep(3 * time.Second)
+	body := waitMetric(t, metricsAddr, "vigil_config_reloads_total 1\n", &logs)
+	if !strings.Contains(body, "vigil_config_reload_failures_total 1\n") {
+		t.Errorf("an unchanged invalid file was tried again:\n%s", grepLines(body, "vigil_config_reload"))
+	}
+	if strings.Contains(logs.String(), "state") && strings.Contains(logs.String(), "take effect at the next restart") {
+		t.Errorf("the reload reported the state section as changed although --state overrides it:\n%s", grepLines(logs.String(), "restart"))
+	}
+	if n := strings.Count(logs.String(), "configuration file changed"); n != 2 {
+		t.Errorf("%d \"configuration file changed\" lines; want 2 (one per change)\n%s", n, grepLines(logs.String(), "configuration"))
 	}
 }

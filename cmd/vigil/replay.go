@@ -16,7 +16,6 @@ import (
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/report"
-	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/detectors/eval"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/file"
@@ -132,7 +131,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if o.report.path != "" {
-		if err := writeReport(o.report, res, rep, windows); err != nil {
+		if err := writeReport(o.report, res, rep, windows, reportConfig(o.config, cfg, res.Files, res.workers, res.decoders)); err != nil {
 			return err
 		}
 	}
@@ -155,7 +154,7 @@ func checkRejected(st pipeline.Stats, max float64) error {
 }
 
 // writeReport writes the HTML report of a replay.
-func writeReport(o reportOptions, res *replayResult, rep *eval.Report, windows []eval.Window) error {
+func writeReport(o reportOptions, res *replayResult, rep *eval.Report, windows []eval.Window, settings []report.Setting) error {
 	f, err := createFile(o.path)
 	if err != nil {
 		return fmt.Errorf("--report: %w", err)
@@ -170,6 +169,7 @@ func writeReport(o reportOptions, res *replayResult, rep *eval.Report, windows [
 		Recording:  report.Merge(res.recorders...),
 		Z:          o.z,
 		DeviceHint: "choose devices with --report-devices and --report-max-devices",
+		Config:     settings,
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -189,6 +189,8 @@ type replayResult struct {
 	data      eval.DataInfo      // with labels: reading times per device
 	points    []eval.Point       // with point labels
 	recorders []*report.Recorder // with a report: the shards' series
+	workers   int                // shard workers
+	decoders  int                // decode workers (0: one per CPU)
 }
 
 func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o replayOptions, fopt file.Options, mode labelMode) (*replayResult, error) {
@@ -197,12 +199,6 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		return nil, err
 	}
 	fopt.MaxLine = dc.MaxPayload
-	dcfg := cfg.DetectorConfig()
-	dcfg.Fleet = cfg.Fleet
-	set, err := detectors.New(dcfg)
-	if err != nil {
-		return nil, err
-	}
 
 	var srcs []pipeline.Source
 	closeAll := func() {
@@ -247,7 +243,6 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		decoders = cfg.Pipeline.Decoders
 	}
 	nWorkers := cmp.Or(workers, runtime.GOMAXPROCS(0))
-	engineCap := cfg.Pipeline.EngineCap(nWorkers)
 	var keys *state.Keys
 	if o.loadState != "" || o.saveState != "" {
 		if keys, err = stateKeys(cfg); err != nil {
@@ -260,27 +255,12 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 			return nil, err
 		}
 	}
-	fleet := set.NewFleet()
-	if learned != nil {
-		if err := learned.restoreFleet(fleet); err != nil {
-			return nil, err
-		}
-	}
 	// The engines are made (and restored) before the run, one per shard.
-	built := make([]*detectors.Engine, nWorkers)
-	var restored detectors.RestoreReport
-	for i := range built {
-		built[i] = set.NewEngine()
-		built[i].SetMaxDevices(engineCap)
-		if learned != nil {
-			if err := learned.restoreEngine(built[i], i, nWorkers, &restored); err != nil {
-				return nil, err
-			}
-		}
+	det, err := buildDetection(cfg, nWorkers, learned, e.log)
+	if err != nil {
+		return nil, err
 	}
-	if learned != nil {
-		logRestore(e.log, learned, restored)
-	}
+	built := det.engines
 	var (
 		log    *alertLog
 		cols   *collectors
@@ -304,7 +284,6 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 	// Each shard: the engine, observed by the evaluation collector and the
 	// report recorder as taps (the recorder reads the engine's band just
 	// before the engine sees each reading).
-	newProc := func(shard int) pipeline.Processor { return built[shard] }
 	var taps func(int) []pipeline.Tap
 	if cols != nil || o.report.path != "" {
 		taps = func(shard int) []pipeline.Tap {
@@ -333,26 +312,11 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		dead = f
 	}
 
-	var fleetFn pipeline.FleetFunc
-	if fleet != nil {
-		fleetFn = fleet.Judge
-	}
-	var resume pipeline.Position
-	if learned != nil {
-		resume = learned.pos
-	}
-	pl, err := pipeline.New(pipeline.Config{
-		Workers:      nWorkers,
-		Decoders:     decoders,
-		BatchSize:    cfg.Pipeline.BatchSize,
-		Decoder:      dc,
-		NewProcessor: newProc,
-		Taps:         taps,
-		Fleet:        fleetFn, // no Tick: replay ticks on the stream's own clock
-		DeadLetter:   dead,
-		Logger:       e.log,
-		Resume:       resume,
-	})
+	pcfg := det.pipelineConfig(cfg, dc, e.log)
+	pcfg.Decoders = decoders
+	pcfg.Taps = taps // no Tick: replay ticks on the stream's own clock
+	pcfg.DeadLetter = dead
+	pl, err := pipeline.New(pcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -378,11 +342,11 @@ func replay(ctx context.Context, e *env, cfg *config.File, paths []string, o rep
 		}
 		// One file, no rotation: keep 1.
 		snaps := newSnapshots(o.saveState, 1, seq, keys, e.log, metrics.NewSet())
-		if err := snaps.final(pl.Position(), fleet, built); err != nil {
+		if err := snaps.final(pl.Position(), det.fleet, built); err != nil {
 			return nil, err
 		}
 	}
-	res := &replayResult{Files: paths, Stats: pl.Stats(), recorders: recs}
+	res := &replayResult{Files: paths, Stats: pl.Stats(), recorders: recs, workers: nWorkers, decoders: decoders}
 	if log != nil {
 		res.alerts = log.alerts
 	}
@@ -471,7 +435,7 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: %s", errUsage, usage)
 	}
 	fs := newFlags(e, "config check", "[--files=false] FILE")
-	files := fs.Bool("files", true, "also check that every file the configuration names (TLS material, credentials) can be read")
+	files := fs.Bool("files", true, "also check that every file the configuration names (TLS material, credentials) can be read, and warn about secret files others may read")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -486,6 +450,10 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 	if *files {
 		if err := cfg.CheckFiles(); err != nil {
 			return configError{fmt.Errorf("config %s: %w", path, err)}
+		}
+		// Secrets others can read are not wrong, only unwise: warn, exit 0.
+		for _, w := range cfg.SecretWarnings() {
+			fmt.Fprintf(e.stderr, "vigil config check: warning: %s\n", w)
 		}
 	}
 	fmt.Fprintf(e.stdout, "%s: ok\n", path)

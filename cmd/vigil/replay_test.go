@@ -492,6 +492,45 @@ func TestReplayReport(t *testing.T) {
 	}
 }
 
+// TestReplayReportConfig: the report summarises the run's configuration:
+// the file, the inputs, the workers, the classes, the key detector
+// settings and what differs from the defaults.
+func TestReplayReportConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "plant.yaml")
+	text := "detectors:\n  overpressure:\n    spike: {z: 5}\nclasses:\n  - name: presses\n    devices: [sensor-node-01]\n"
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "report.html")
+	code, _, errs := runCLI(t, "replay", "--summary", "none", "--alerts", os.DevNull, "--workers", "2", "--config", cfg,
+		"--report", out, "--report-devices", "sensor-node-01", fixtureLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), `<section class="card" id="configuration">`)
+	if !ok {
+		t.Fatal("no configuration section")
+	}
+	sec, _, _ = strings.Cut(sec, "</section>")
+	for _, want := range []string{
+		"<th>Configuration file</th><td>" + cfg + "</td>",
+		"<th>Input files</th><td>" + fixtureLog + "</td>",
+		"<th>Pipeline</th><td>2 shard workers, decoders: one per CPU</td>",
+		"<th>Classes</th><td>presses (sensor-node-01)</td>",
+		"overpressure.spike.z: 5,",
+		"<th>Changed from the defaults</th><td>overpressure.spike.z: 5 (default 6)</td>",
+	} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("configuration section lacks %q:\n%s", want, sec)
+		}
+	}
+}
+
 // TestTuneCLI: tune over the fixture from a deliberately bad base finds
 // better settings and writes a config that replay accepts and that does
 // better than the base.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/admin"
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
-	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
@@ -28,9 +27,11 @@ import (
 // runLive is "vigil run": the pipeline as a sidecar to an MQTT broker.
 func runLive(ctx context.Context, e *env, args []string) error {
 	var cfgPath, statePath string
-	fs := newFlags(e, "run", "--config FILE [--state FILE]")
+	var watch bool
+	fs := newFlags(e, "run", "--config FILE [--state FILE] [--watch-config]")
 	fs.StringVar(&cfgPath, "config", "", "configuration `file` (YAML; see docs/vigil.example.yaml)")
 	fs.StringVar(&statePath, "state", "", "learned-state snapshot `file` to start from and to keep (overrides state.file; e.g. one written by \"vigil replay --save-state\")")
+	fs.BoolVar(&watch, "watch-config", false, "also reload the configuration when the file's content changes (checked every 2 s; a ConfigMap update or an editor's save), as on SIGHUP")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,16 +48,26 @@ func runLive(ctx context.Context, e *env, args []string) error {
 	if statePath != "" {
 		cfg.State.File = statePath
 	}
-	return live(ctx, e, cfg, &liveHooks{configPath: cfgPath})
+	hooks := &liveHooks{configPath: cfgPath, statePath: statePath}
+	if watch {
+		hooks.watch = watchInterval
+	}
+	return live(ctx, e, cfg, hooks)
 }
 
 // liveHooks lets the demo observe a live run.
 type liveHooks struct {
 	extraSink pipeline.Sink                                // also receives every alert
 	started   func(p *pipeline.Pipeline, src *mqtt.Source) // called once connected
-	// configPath, when set, is re-read on SIGHUP (see reloadLoop).
+	// configPath, when set, is re-read on SIGHUP (see reloader), and every
+	// watch when positive, if its content changed.
 	configPath string
+	watch      time.Duration
+	statePath  string // --state, which overrides state.file in every reload too
 }
+
+// watchInterval is how often --watch-config looks at the file.
+const watchInterval = 2 * time.Second
 
 // live runs the pipeline on the broker of cfg until ctx is cancelled, then
 // drains: the source stops, in-flight messages are processed and their alerts
@@ -68,15 +79,12 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	if err != nil {
 		return err
 	}
-	dcfg := cfg.DetectorConfig()
-	dcfg.Fleet = cfg.Fleet
-	set, err := detectors.New(dcfg)
-	if err != nil {
-		return err
-	}
 
 	srcOpts := cfg.Source
 	srcOpts.Logger, srcOpts.Metrics = log.With("component", "mqtt-source"), ms
+	// The broker drops, before sending, what the decoder would reject as
+	// too large anyway: a publisher cannot make Vigil allocate more.
+	srcOpts.MaxPacketSize = mqtt.PacketSizeFor(dc.MaxPayload)
 	src, err := mqtt.NewSource(cfg.MQTT, srcOpts)
 	if err != nil {
 		return err
@@ -116,56 +124,17 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 			log.Error("starting without learned state", "err", err)
 		}
 	}
-	fleet := set.NewFleet()
-	built := make([]*detectors.Engine, workers)
-	var restored detectors.RestoreReport
-	for i := range built {
-		built[i] = set.NewEngine()
-		built[i].SetMaxDevices(cfg.Pipeline.EngineCap(workers))
+	det, err := buildDetection(cfg, workers, learned, log)
+	if err != nil {
+		return err
 	}
-	var resume pipeline.Position
-	if learned != nil {
-		if err := learned.restoreFleet(fleet); err != nil {
-			return err
-		}
-		for i, eng := range built {
-			if err := learned.restoreEngine(eng, i, workers, &restored); err != nil {
-				return err
-			}
-		}
-		resume = learned.pos
-		logRestore(log, learned, restored)
-	}
-	// The fleet judge is reached through fleet, which a reload replaces
-	// (on the merge stage's goroutine, the one that calls it).
-	fleetFn := func(clock int64, n int, out []pipeline.Alert) []pipeline.Alert {
-		if fleet == nil {
-			return out
-		}
-		return fleet.Judge(clock, n, out)
-	}
-	fleetSnap := func() []byte {
-		if fleet == nil {
-			return nil
-		}
-		return fleet.AppendState(nil)
-	}
-	pl, err := pipeline.New(pipeline.Config{
-		Workers:      workers,
-		Decoders:     cfg.Pipeline.Decoders,
-		BatchSize:    cfg.Pipeline.BatchSize,
-		Decoder:      dc,
-		NewProcessor: func(i int) pipeline.Processor { return built[i] },
-		// Ticks let the traffic detectors notice silence although no
-		// message arrives; Fleet judges the fleet as a whole (spraying).
-		Tick:          time.Second,
-		Fleet:         fleetFn,
-		FleetSnapshot: fleetSnap,
-		Resume:        resume,
-		DrainTimeout:  cfg.Pipeline.DrainTimeout,
-		Logger:        log,
-		Metrics:       ms,
-	})
+	ms.NewGauge(`vigil_devices_limit`, func() float64 { return float64(det.devCap.Max()) })
+	pcfg := det.pipelineConfig(cfg, dc, log)
+	// Ticks let the traffic detectors notice silence although no message
+	// arrives.
+	pcfg.Tick = time.Second
+	pcfg.Metrics = ms
+	pl, err := pipeline.New(pcfg)
 	if err != nil {
 		return err
 	}
@@ -215,7 +184,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	}
 	log.Info("running", "workers", cfg.Pipeline.Workers, "subscriptions", len(cfg.MQTT.Subscriptions), "metrics", cfg.Metrics.Listen)
 	if hooks != nil && hooks.configPath != "" {
-		r := &reloader{path: hooks.configPath, cur: cfg, pl: pl, engines: built, fleet: &fleet, workers: workers, log: log,
+		r := &reloader{path: hooks.configPath, watch: hooks.watch, statePath: hooks.statePath, cur: cfg, pl: pl, engines: det.engines, fleet: &det.fleet, devCap: det.devCap, log: log,
 			ok: ms.NewCounter(`vigil_config_reloads_total`), failed: ms.NewCounter(`vigil_config_reload_failures_total`)}
 		reloadCtx, stopReload := context.WithCancel(adminCtx)
 		defer stopReload()
@@ -229,7 +198,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	}
 	err = pl.Run(ctx, src, outs)
 	if snaps != nil {
-		if serr := snaps.final(pl.Position(), fleet, built); serr != nil && err == nil {
+		if serr := snaps.final(pl.Position(), det.fleet, det.engines); serr != nil && err == nil {
 			err = fmt.Errorf("state: %w", serr)
 		}
 	}

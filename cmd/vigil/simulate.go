@@ -30,7 +30,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&cfgPath, "config", "", "with --broker: take TLS, credentials and client ID from the mqtt section of this `file`")
 	fs.Float64Var(&speed, "speed", 1, "with --broker: plant time runs this many times faster than real time")
 	fs.UintVar(&qos, "qos", 1, "with --broker: QoS of the published telemetry (0 or 1)")
-	fs.StringVar(&labels, "labels", "", "write the injected anomalies as JSON to `file` (default: OUT with .labels.json)")
+	fs.StringVar(&labels, "labels", "", "write the injected anomalies as JSON to `file` (default: beside OUT, its name without .gz, .log, .jsonl or .txt and with .labels.json: plant.log → plant.labels.json; none for --out -)")
 	fs.IntVar(&cfg.Devices, "devices", cfg.Devices, "number of devices")
 	fs.IntVar(&cfg.Anomalous, "anomalous", cfg.Anomalous, "how many of the devices get anomalies")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the simulated run (event time)")
@@ -132,8 +132,12 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	fmt.Fprintf(e.stderr, "simulate: %d devices (%d anomalous), %s of telemetry, %d injected anomalies → %s, labels → %s\n",
-		cfg.Devices, cfg.Anomalous, cfg.Duration, len(ls), out, labels)
+	to := "labels → " + labels
+	if labels == "" {
+		to = "no labels file (--labels FILE writes one)"
+	}
+	fmt.Fprintf(e.stderr, "simulate: %d devices (%d anomalous), %s of telemetry, %d injected anomalies → %s, %s\n",
+		cfg.Devices, cfg.Anomalous, cfg.Duration, len(ls), out, to)
 	return nil
 }
 

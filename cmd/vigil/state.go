@@ -165,7 +165,7 @@ func runState(_ context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: %s", errUsage, usage)
 	}
 	fs := newFlags(e, "state inspect", "[--config FILE] [--devices PATTERNS] FILE")
-	cfgPath := fs.String("config", "", "the configuration the state is read with (classes and checks; defaults without one)")
+	cfgPath := fs.String("config", "", "the configuration `file` the state is read with (classes and checks; defaults without one)")
 	devices := fs.String("devices", "", "only devices matching these comma-separated `patterns` (e.g. \"press-*,pump-1\")")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -181,7 +181,6 @@ func runState(_ context.Context, e *env, args []string) error {
 		}
 	}
 	dcfg := cfg.DetectorConfig()
-	dcfg.Fleet = cfg.Fleet
 	set, err := detectors.New(dcfg)
 	if err != nil {
 		return err

@@ -95,10 +95,16 @@ type Subscription struct {
 }
 
 // Backoff is an exponential backoff with full jitter: before attempt n
-// (counting from 1) the client waits a random time in [Min, min(Max, Min·2^(n-1))].
+// (counting from 1) the client waits a random time in [Min, min(cap,
+// Min·2^(n-1))]. The cap is Max while the broker answers and refuses (bad
+// credentials, server busy, quota: retrying fast would only load it), and
+// MaxUnreachable while it cannot be reached at all (connection refused, timed
+// out, reset): then a connection attempt costs the broker nothing, and a
+// short cap means Vigil is back within about a second of the broker.
 type Backoff struct {
-	Min time.Duration `yaml:"min"` // default 250ms
-	Max time.Duration `yaml:"max"` // default 30s
+	Min            time.Duration `yaml:"min"`             // default 250ms
+	Max            time.Duration `yaml:"max"`             // default 30s
+	MaxUnreachable time.Duration `yaml:"max_unreachable"` // default 1s, at most Max
 }
 
 // Defaults.
@@ -108,6 +114,7 @@ const (
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultBackoffMin     = 250 * time.Millisecond
 	DefaultBackoffMax     = 30 * time.Second
+	DefaultBackoffDown    = time.Second
 	DefaultReceiveMaximum = 1024
 )
 
@@ -119,7 +126,7 @@ func DefaultConfig() Config {
 		SessionExpiry:    DefaultSessionExpiry,
 		KeepAlive:        DefaultKeepAlive,
 		ConnectTimeout:   DefaultConnectTimeout,
-		ReconnectBackoff: Backoff{Min: DefaultBackoffMin, Max: DefaultBackoffMax},
+		ReconnectBackoff: Backoff{Min: DefaultBackoffMin, Max: DefaultBackoffMax, MaxUnreachable: DefaultBackoffDown},
 		ReceiveMaximum:   DefaultReceiveMaximum,
 	}
 }
@@ -145,6 +152,10 @@ func (c Config) withDefaults() Config {
 	if c.ReconnectBackoff.Max == 0 {
 		c.ReconnectBackoff.Max = max(d.ReconnectBackoff.Max, c.ReconnectBackoff.Min)
 	}
+	if c.ReconnectBackoff.MaxUnreachable == 0 {
+		c.ReconnectBackoff.MaxUnreachable = max(d.ReconnectBackoff.MaxUnreachable, c.ReconnectBackoff.Min)
+	}
+	c.ReconnectBackoff.MaxUnreachable = min(c.ReconnectBackoff.MaxUnreachable, c.ReconnectBackoff.Max)
 	if c.ReceiveMaximum == 0 {
 		c.ReceiveMaximum = d.ReceiveMaximum
 	}
@@ -224,8 +235,8 @@ func (c *Config) Validate() error {
 		bad("connect_timeout", "must not be negative")
 	}
 	bo := c.withDefaults().ReconnectBackoff
-	if c.ReconnectBackoff.Min < 0 || c.ReconnectBackoff.Max < 0 {
-		bad("reconnect_backoff", "min and max must not be negative")
+	if c.ReconnectBackoff.Min < 0 || c.ReconnectBackoff.Max < 0 || c.ReconnectBackoff.MaxUnreachable < 0 {
+		bad("reconnect_backoff", "min, max and max_unreachable must not be negative")
 	} else if bo.Max < bo.Min {
 		bad("reconnect_backoff.max", "%v is less than min %v", bo.Max, bo.Min)
 	}

@@ -180,7 +180,7 @@ reconnect_backoff: {max: 1m}
 			t.Errorf("subscriptions[%d] = %+v; want %+v", i, c.Subscriptions[i], want[i])
 		}
 	}
-	if c.KeepAlive != 45*time.Second || c.ReconnectBackoff != (Backoff{Min: DefaultBackoffMin, Max: time.Minute}) ||
+	if c.KeepAlive != 45*time.Second || c.ReconnectBackoff != (Backoff{Min: DefaultBackoffMin, Max: time.Minute, MaxUnreachable: DefaultBackoffDown}) ||
 		c.SessionExpiry != DefaultSessionExpiry || c.TLS.MinVersion != "1.3" || c.ReceiveMaximum != DefaultReceiveMaximum {
 		t.Errorf("defaults not kept or values not decoded: %+v", c)
 	}

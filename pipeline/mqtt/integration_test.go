@@ -754,3 +754,51 @@ func TestCloseLeavesNothing(t *testing.T) {
 			strings.Contains(log, "Client vigil-close disconnected.") && strings.Contains(log, "Client vigil-close-pub disconnected.")
 	})
 }
+
+// TestMaxPacketSize: the source announces a Maximum Packet Size, so a
+// real Mosquitto drops messages larger than the decoder would accept before
+// sending them (Vigil never allocates them), and the messages around them
+// arrive, every one.
+func TestMaxPacketSize(t *testing.T) {
+	skipShort(t)
+	b := mqtttest.Start(t, mqtttest.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	set := metrics.NewSet()
+	cfg := testConfig(b, "vigil", "vigil-maxpacket")
+	cfg.Subscriptions = []Subscription{{Filter: "plant/#", QoS: 1}}
+	src, err := NewSource(cfg, SourceOptions{MaxPacketSize: PacketSizeFor(64 << 10), Metrics: set, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	c := consume(ctx, src, true)
+	waitFor(t, 5*time.Second, "connection", src.Connected)
+	dev := dialDevice(t, b, "device", "device-maxpacket", nil)
+	const n = 200
+	if err := publishAll(ctx, dev, n, 2, 0, func(i int) (string, []byte) {
+		p := telemetry(i, "d1", 1)
+		if i%10 == 5 { // 2 MB: far above what the decoder accepts
+			p = append(p[:len(p):len(p)], bytes.Repeat([]byte{' '}, 2<<20)...)
+		}
+		return "plant/d1/telemetry", p
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := n - n/10
+	waitFor(t, 10*time.Second, "the small messages", func() bool { return c.total() >= want })
+	time.Sleep(200 * time.Millisecond) // anything late would show now
+	c.mu.Lock()
+	for seq := range c.seen {
+		if seq%10 == 5 {
+			t.Errorf("2 MB message %d delivered despite the Maximum Packet Size", seq)
+		}
+	}
+	c.mu.Unlock()
+	if got := c.unique(n); got != want {
+		t.Errorf("%d distinct small messages arrived; want %d (missing %v)", got, want, c.missing(n))
+	}
+	if got := set.GetOrCreateCounter(`vigil_mqtt_messages_dropped_total{reason="too_large"}`).Get(); got != 0 {
+		t.Errorf("too_large = %d: the broker sent oversized messages; want it to drop them", got)
+	}
+}

@@ -54,6 +54,11 @@ type link struct {
 	lastErr         *ConnectError
 	connectLog      bool // "connecting" was logged for the current outage
 	lostLogged      bool // "connection lost" was logged for the current connection
+	refused         bool // the last attempt reached the broker, which refused it
+	downSince       time.Time
+	failLogged      string    // the reason of the last "connect failed" logged
+	failLogAt       time.Time // when a failure was last logged
+	summaryEvery    time.Duration
 }
 
 // linkHooks are the role's parts of the connection.
@@ -69,6 +74,8 @@ type linkHooks struct {
 	down func()
 	// manualAck enables manual acknowledgement of received messages.
 	manualAck bool
+	// maxPacket, when positive, is announced as the Maximum Packet Size.
+	maxPacket uint32
 }
 
 // linkRun is one run of the connection manager, from start to stop.
@@ -89,6 +96,10 @@ type linkMetrics struct {
 
 const (
 	flapWindow = 5 * time.Second // a connection lost sooner counts as a flap
+	// downSummaryEvery is how often an outage is summarised in the log
+	// between state changes (a failed attempt is logged only when its
+	// reason changes).
+	downSummaryEvery = 30 * time.Second
 	// ackFlushInterval is how often paho sends the acknowledgements marked
 	// by Ack (in receive order). The flow-control window refills at this
 	// pace, so it bounds throughput at ReceiveMaximum per interval.
@@ -119,6 +130,8 @@ func newLink(role, clientID string, cfg Config, log *slog.Logger, set *metrics.S
 		cache:    tls.NewLRUClientSessionCache(64),
 		hooks:    hooks,
 		closing:  make(chan struct{}),
+
+		summaryEvery: downSummaryEvery,
 	}
 	l.paholog = pahoLogger{l.log}
 	label := fmt.Sprintf(`{role=%q}`, role)
@@ -223,6 +236,7 @@ func (l *link) launch() (*linkRun, error) {
 	}
 	l.mu.Lock()
 	l.failures, l.lastErr, l.connectLog = 0, nil, false
+	l.failLogged, l.downSince, l.refused = "", time.Time{}, false
 	l.mu.Unlock()
 	cm, err := autopaho.NewConnection(ctx, cc)
 	if err != nil {
@@ -306,6 +320,10 @@ func (l *link) buildConnect(cp *paho.Connect, _ *url.URL) (*paho.Connect, error)
 	}
 	rm := uint16(l.cfg.ReceiveMaximum)
 	cp.Properties.ReceiveMaximum = &rm
+	if l.hooks.maxPacket > 0 {
+		mp := l.hooks.maxPacket
+		cp.Properties.MaximumPacketSize = &mp
+	}
 	return cp, nil
 }
 
@@ -354,20 +372,28 @@ func (l *link) dial(ctx context.Context, _ autopaho.ClientConfig, _ *url.URL) (n
 
 // backoff is autopaho's ReconnectBackoff: no delay before the first attempt
 // after a loss, unless connections keep dropping right after coming up
-// (a client ID conflict, a broker restarting in a loop).
+// (a client ID conflict, a broker restarting in a loop); then capped
+// exponential backoff with jitter, the cap depending on whether the broker
+// refused the last attempt or could not be reached (see Backoff).
 func (l *link) backoff(attempt int) time.Duration {
+	l.mu.Lock()
+	flaps, refused := l.flaps, l.refused
+	l.mu.Unlock()
 	if attempt == 0 {
-		l.mu.Lock()
-		attempt = l.flaps
-		l.mu.Unlock()
-		if attempt == 0 {
+		if flaps == 0 {
 			return 0
 		}
+		attempt, refused = flaps, true // it answered, then dropped us
 	}
-	return l.cfg.ReconnectBackoff.delay(attempt, rand.Int64N)
+	bo := l.cfg.ReconnectBackoff
+	if !refused {
+		bo.Max = bo.MaxUnreachable
+	}
+	return bo.delay(attempt, rand.Int64N)
 }
 
-// delay returns the wait before attempt n >= 1; randN(k) returns [0, k).
+// delay returns the wait before attempt n >= 1 with the cap Max; randN(k)
+// returns [0, k).
 func (b Backoff) delay(n int, randN func(int64) int64) time.Duration {
 	ceil := b.Min
 	for i := 1; i < n && ceil < b.Max; i++ {
@@ -394,6 +420,24 @@ func (l *link) onConnectError(run *linkRun, err error) {
 		l.handshakeCloses = 0
 	}
 	l.lastErr = ce
+	// The broker answered and said no (CONNACK), or a configuration
+	// problem: back off fully. Anything else is "not reachable".
+	l.refused = ce.Code != 0 || ce.Permanent
+	now := time.Now()
+	if l.downSince.IsZero() {
+		l.downSince = now
+	}
+	down := now.Sub(l.downSince)
+	msg := ""
+	switch {
+	case ce.Reason != l.failLogged:
+		msg = "connect failed" // the first failure of an outage, or a new reason
+	case now.Sub(l.failLogAt) >= l.summaryEvery:
+		msg = "still not connected"
+	}
+	if msg != "" {
+		l.failLogged, l.failLogAt = ce.Reason, now
+	}
 	l.mu.Unlock()
 	if !l.ready.Load() && ce.Permanent {
 		select {
@@ -403,7 +447,22 @@ func (l *link) onConnectError(run *linkRun, err error) {
 		l.log.Error("connect failed", "attempt", n, "err", ce.Error())
 		return
 	}
-	l.log.Warn("connect failed", "attempt", n, "err", ce.Error())
+	switch msg {
+	case "":
+		l.log.Debug("connect failed", "attempt", n, "err", ce.Error())
+	case "connect failed":
+		l.log.Warn(msg, "attempt", n, "err", ce.Error(), "retrying_within", l.retryCap(ce).String())
+	default:
+		l.log.Warn(msg, "attempts", n, "down_for", down.Round(time.Second).String(), "err", ce.Error())
+	}
+}
+
+// retryCap is the longest wait between attempts after ce.
+func (l *link) retryCap(ce *ConnectError) time.Duration {
+	if ce.Code != 0 || ce.Permanent {
+		return l.cfg.ReconnectBackoff.Max
+	}
+	return l.cfg.ReconnectBackoff.MaxUnreachable
 }
 
 func (l *link) onUp(run *linkRun, cm *autopaho.ConnectionManager, ca *paho.Connack) {
@@ -411,7 +470,9 @@ func (l *link) onUp(run *linkRun, cm *autopaho.ConnectionManager, ca *paho.Conna
 	l.gen++
 	gen := l.gen
 	l.upAt = time.Now()
+	attempts, downSince := l.failures, l.downSince
 	l.failures, l.handshakeCloses, l.lastErr, l.connectLog, l.lostLogged = 0, 0, nil, false, false
+	l.refused, l.downSince, l.failLogged = false, time.Time{}, ""
 	l.connects++
 	reconnect := l.connects > 1
 	st := l.tlsState
@@ -423,6 +484,9 @@ func (l *link) onUp(run *linkRun, cm *autopaho.ConnectionManager, ca *paho.Conna
 		l.m.reconnects.Inc()
 	}
 	attrs := []any{"session_present", ca.SessionPresent}
+	if !downSince.IsZero() {
+		attrs = append(attrs, "after_attempts", attempts+1, "down_for", l.upAt.Sub(downSince).Round(time.Millisecond).String())
+	}
 	if l.b.tls && st != nil {
 		attrs = append(attrs, "tls", tls.VersionName(st.Version), "tls_resumed", st.DidResume)
 	}
@@ -477,6 +541,7 @@ func (l *link) onDown(run *linkRun) bool {
 	l.up.Store(false)
 	l.m.up.Set(0)
 	l.mu.Lock()
+	l.downSince = time.Now()
 	if time.Since(l.upAt) < flapWindow {
 		l.flaps++
 	} else {

@@ -29,6 +29,19 @@ type SourceOptions struct {
 	// messages are never dropped: the broker sends at most ReceiveMaximum of
 	// them before Vigil acknowledges.
 	MaxQueuedQoS0 int `yaml:"max_queued_qos0"`
+	// MaxQueuedBytes bounds the payload bytes of the QoS 0 messages waiting
+	// for ReadBatch (default 64 MiB); beyond it they are dropped and counted
+	// as qos0_overflow. QoS 1 and 2 messages are bounded by ReceiveMaximum
+	// times MaxPacketSize.
+	MaxQueuedBytes int `yaml:"max_queued_bytes"`
+	// MaxPacketSize, when positive, is announced to the broker as the
+	// Maximum Packet Size (MQTT 5, 3.1.2.11.4): the broker then discards,
+	// for this client, every message larger than it before sending it, so a
+	// publisher cannot make Vigil allocate more. Set it from the decoder's
+	// payload limit with PacketSizeFor. A larger message that arrives anyway
+	// (a broker ignoring the property) is acknowledged, dropped and counted
+	// as too_large.
+	MaxPacketSize int `yaml:"-"`
 	// Logger receives connection state changes (default: discard).
 	Logger *slog.Logger `yaml:"-"`
 	// Metrics receives the source's metrics (default: a private set).
@@ -53,6 +66,8 @@ type Source struct {
 	subs    []paho.SubscribeOptions
 	exclude string
 	maxQoS0 int
+	maxQ0B  int // MaxQueuedBytes
+	maxPkt  int // MaxPacketSize, 0: none
 	origin  string
 
 	q       queue
@@ -65,6 +80,7 @@ type Source struct {
 	received    *metrics.Counter
 	droppedQoS0 *metrics.Counter
 	droppedOwn  *metrics.Counter
+	tooLarge    *metrics.Counter
 	stale       *metrics.Counter
 	acked       *metrics.Counter
 	ackSkipped  *metrics.Counter
@@ -96,6 +112,12 @@ func NewSource(cfg Config, opts SourceOptions) (*Source, error) {
 	if opts.MaxQueuedQoS0 <= 0 {
 		opts.MaxQueuedQoS0 = 8192
 	}
+	if opts.MaxQueuedBytes <= 0 {
+		opts.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if opts.MaxPacketSize < 0 {
+		return nil, errors.New("mqtt: invalid source options: MaxPacketSize must not be negative")
+	}
 	set := opts.Metrics
 	if set == nil {
 		set = metrics.NewSet()
@@ -103,12 +125,15 @@ func NewSource(cfg Config, opts SourceOptions) (*Source, error) {
 	s := &Source{
 		exclude: opts.ExcludeTopicPrefix,
 		maxQoS0: opts.MaxQueuedQoS0,
+		maxQ0B:  opts.MaxQueuedBytes,
+		maxPkt:  opts.MaxPacketSize,
 		closed:  make(chan struct{}),
 		q:       queue{ready: make(chan struct{}, 1)},
 
 		received:    set.GetOrCreateCounter("vigil_mqtt_messages_received_total"),
 		droppedQoS0: set.GetOrCreateCounter(`vigil_mqtt_messages_dropped_total{reason="qos0_overflow"}`),
 		droppedOwn:  set.GetOrCreateCounter(`vigil_mqtt_messages_dropped_total{reason="excluded_topic"}`),
+		tooLarge:    set.GetOrCreateCounter(`vigil_mqtt_messages_dropped_total{reason="too_large"}`),
 		stale:       set.GetOrCreateCounter(`vigil_mqtt_messages_dropped_total{reason="redelivered"}`),
 		acked:       set.GetOrCreateCounter("vigil_mqtt_messages_acked_total"),
 		ackSkipped:  set.GetOrCreateCounter("vigil_mqtt_acks_skipped_total"),
@@ -128,6 +153,7 @@ func NewSource(cfg Config, opts SourceOptions) (*Source, error) {
 		prepare:   s.prepare,
 		down:      s.down,
 		manualAck: true,
+		maxPacket: uint32(min(opts.MaxPacketSize, maxVarInt)),
 	})
 	if err != nil {
 		return nil, err
@@ -162,8 +188,17 @@ func (s *Source) onPublish(pr paho.PublishReceived) (bool, error) {
 		}
 		return true, nil
 	}
+	if s.maxPkt > 0 && len(p.Payload) > s.maxPkt {
+		// The broker should not have sent it (Maximum Packet Size): do not
+		// keep it. Acknowledged, so it is not redelivered.
+		s.tooLarge.Inc()
+		if p.QoS > 0 {
+			_ = pr.Client.Ack(p)
+		}
+		return true, nil
+	}
 	m := message{pub: p, client: pr.Client, arrival: time.Now().UnixNano(), gen: s.gen.Load()}
-	if !s.q.push(m, s.maxQoS0) {
+	if !s.q.push(m, s.maxQoS0, s.maxQ0B) {
 		s.droppedQoS0.Inc()
 		return true, nil
 	}
@@ -234,7 +269,7 @@ func (s *Source) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int)
 	}
 	max = atLeastOne(max)
 	for {
-		s.scratch = s.q.take(s.scratch, max)
+		s.scratch = s.q.take(s.scratch, max, maxBatchBytes)
 		if len(s.scratch) > 0 {
 			break
 		}
@@ -269,6 +304,33 @@ func (s *Source) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int)
 		}
 	}
 	return nil
+}
+
+const (
+	// DefaultMaxQueuedBytes is SourceOptions.MaxQueuedBytes's default.
+	DefaultMaxQueuedBytes = 64 << 20
+	// maxBatchBytes bounds the payload bytes ReadBatch copies into one
+	// batch, so a burst of large messages does not grow the pipeline's
+	// batch buffers (several in flight) to max × the largest payload.
+	maxBatchBytes = 4 << 20
+	// maxVarInt is the largest packet size MQTT can express.
+	maxVarInt = 268435455
+	// packetOverhead is what a PUBLISH needs beyond its payload: fixed
+	// header, topic, packet identifier and properties. Topics and
+	// properties past it make the broker drop the message, which only
+	// pathological topics (kilobytes long) reach.
+	packetOverhead = 8 << 10
+)
+
+// PacketSizeFor returns the Maximum Packet Size to announce for a decoder
+// that accepts payloads up to maxPayload bytes: the payload plus room for
+// the rest of a PUBLISH. Messages between the two arrive and are rejected
+// by the decoder (counted as too_large); larger ones never leave the broker.
+func PacketSizeFor(maxPayload int) int {
+	if maxPayload <= 0 {
+		return 0
+	}
+	return min(maxPayload+packetOverhead, maxVarInt)
 }
 
 func atLeastOne(max int) int {
@@ -338,19 +400,22 @@ type queue struct {
 	items []message
 	head  int
 	qos0  int           // QoS 0 messages in items[head:]
+	qos0B int           // their payload bytes
 	ready chan struct{} // signalled when the queue becomes non-empty
 }
 
 // push appends m; it reports false (dropping m) for a QoS 0 message when
-// maxQoS0 of them are already queued.
-func (q *queue) push(m message, maxQoS0 int) bool {
+// maxQoS0 of them, or maxBytes of their payloads, are already queued.
+func (q *queue) push(m message, maxQoS0, maxBytes int) bool {
 	q.mu.Lock()
 	if m.pub.QoS == 0 {
-		if q.qos0 >= maxQoS0 {
+		n := len(m.pub.Payload)
+		if q.qos0 >= maxQoS0 || q.qos0B+n > maxBytes {
 			q.mu.Unlock()
 			return false
 		}
 		q.qos0++
+		q.qos0B += n
 	}
 	wasEmpty := q.head == len(q.items)
 	q.items = append(q.items, m)
@@ -364,17 +429,26 @@ func (q *queue) push(m message, maxQoS0 int) bool {
 	return true
 }
 
-// take moves up to max messages, oldest first, into dst[:0].
-func (q *queue) take(dst []message, max int) []message {
+// take moves up to max messages, oldest first, into dst[:0], stopping
+// before their payloads exceed maxBytes (one message is always taken).
+func (q *queue) take(dst []message, max, maxBytes int) []message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := min(max, len(q.items)-q.head)
+	n, bytes := 0, 0
+	for avail := len(q.items) - q.head; n < min(max, avail); n++ {
+		size := len(q.items[q.head+n].pub.Payload)
+		if n > 0 && bytes+size > maxBytes {
+			break
+		}
+		bytes += size
+	}
 	dst = append(dst[:0], q.items[q.head:q.head+n]...)
 	clear(q.items[q.head : q.head+n])
 	q.head += n
 	for i := range dst {
 		if dst[i].pub.QoS == 0 {
 			q.qos0--
+			q.qos0B -= len(dst[i].pub.Payload)
 		}
 	}
 	q.compact()
@@ -398,7 +472,7 @@ func (q *queue) purge(gen uint64) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	kept := q.items[:q.head]
-	for _, m := range q.items[q.head:] {
+	for _, m := range q.items[q.head:] { // QoS 0 messages are kept: qos0B holds
 		if m.pub.QoS == 0 || m.gen >= gen {
 			kept = append(kept, m)
 		}
@@ -420,7 +494,7 @@ func (q *queue) clear() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	clear(q.items)
-	q.items, q.head, q.qos0 = q.items[:0], 0, 0
+	q.items, q.head, q.qos0, q.qos0B = q.items[:0], 0, 0, 0
 }
 
 // subackReason names a SUBACK reason code.

@@ -23,12 +23,12 @@ func TestQueue(t *testing.T) {
 	q := queue{ready: make(chan struct{}, 1)}
 	// QoS 0 is bounded, QoS 1 is not.
 	for i := range 5 {
-		if !q.push(msg(0, 0, "q0"), 3) && i < 3 {
+		if !q.push(msg(0, 0, "q0"), 3, 1<<20) && i < 3 {
 			t.Fatalf("QoS 0 message %d dropped below the limit", i)
 		}
 	}
 	for range 10 {
-		if !q.push(msg(1, 0, "q1"), 3) {
+		if !q.push(msg(1, 0, "q1"), 3, 1<<20) {
 			t.Fatal("QoS 1 message dropped")
 		}
 	}
@@ -40,20 +40,20 @@ func TestQueue(t *testing.T) {
 	default:
 		t.Fatal("no ready signal after the first push")
 	}
-	got := q.take(nil, 4)
+	got := q.take(nil, 4, 1<<20)
 	if len(got) != 4 || got[0].pub.QoS != 0 || got[3].pub.QoS != 1 {
 		t.Fatalf("take(4) = %d messages; want the 3 QoS 0 then a QoS 1 one, in order", len(got))
 	}
-	if !q.push(msg(0, 0, "q0"), 3) {
+	if !q.push(msg(0, 0, "q0"), 3, 1<<20) {
 		t.Fatal("QoS 0 message dropped after the queue drained")
 	}
 
 	// Messages of an old connection: QoS 1 ones go, QoS 0 ones stay.
-	q.push(msg(1, 1, "new"), 3)
+	q.push(msg(1, 1, "new"), 3, 1<<20)
 	if n := q.purge(1); n != 9 {
 		t.Fatalf("purged %d; want the 9 QoS 1 messages of generation 0", n)
 	}
-	got = q.take(nil, 100)
+	got = q.take(nil, 100, 1<<20)
 	var topics []string
 	for _, m := range got {
 		topics = append(topics, m.pub.Topic)
@@ -69,15 +69,48 @@ func TestQueue(t *testing.T) {
 func TestQueueCompacts(t *testing.T) {
 	q := queue{ready: make(chan struct{}, 1)}
 	for range 100 {
-		q.push(msg(1, 0, "x"), 0)
+		q.push(msg(1, 0, "x"), 0, 1<<20)
 	}
 	var dst []message
 	for range 100000 { // a consumer that keeps lagging by 100 messages
-		q.push(msg(1, 0, "x"), 0)
-		dst = q.take(dst, 1)
+		q.push(msg(1, 0, "x"), 0, 1<<20)
+		dst = q.take(dst, 1, 1<<20)
 	}
 	if q.len() != 100 || cap(q.items) > 4096 {
 		t.Fatalf("len %d, capacity %d: the consumed front is not reclaimed", q.len(), cap(q.items))
+	}
+}
+
+// TestQueueBytes: QoS 0 messages are bounded by their bytes too, and a
+// take stops before the batch's bytes pass the limit (taking at least one).
+func TestQueueBytes(t *testing.T) {
+	q := queue{ready: make(chan struct{}, 1)}
+	big := func(qos byte, n int) message {
+		return message{pub: &paho.Publish{QoS: qos, Topic: "t", Payload: make([]byte, n)}}
+	}
+	if !q.push(big(0, 600), 100, 1000) || q.push(big(0, 600), 100, 1000) {
+		t.Fatal("QoS 0: want the first 600-byte message kept and the second dropped at a 1000-byte bound")
+	}
+	if !q.push(big(0, 400), 100, 1000) {
+		t.Fatal("QoS 0: a message that fits the byte bound was dropped")
+	}
+	if !q.push(big(1, 5000), 100, 1000) {
+		t.Fatal("QoS 1 messages are bounded by the broker's flow control, never dropped")
+	}
+	got := q.take(nil, 10, 900)
+	if len(got) != 1 {
+		t.Fatalf("take with a 900-byte bound took %d messages (600, 400, …); want 1", len(got))
+	}
+	if !q.push(big(0, 600), 100, 1000) {
+		t.Fatal("QoS 0: the bytes taken were not released")
+	}
+	got = q.take(nil, 10, 100)
+	if len(got) != 1 || len(got[0].pub.Payload) != 400 {
+		t.Fatalf("a message larger than the bound: took %d; want it alone", len(got))
+	}
+	got = q.take(nil, 10, 1<<20)
+	if len(got) != 2 || q.qos0 != 0 || q.qos0B != 0 {
+		t.Fatalf("took %d, left qos0 %d, %d bytes; want 2 and nothing left", len(got), q.qos0, q.qos0B)
 	}
 }
 
@@ -88,12 +121,16 @@ func TestSourceOnPublish(t *testing.T) {
 	cfg := validConfig()
 	cfg.PasswordFile = ""
 	cfg.Username = ""
-	src, err := NewSource(cfg, SourceOptions{ExcludeTopicPrefix: "vigil/", MaxQueuedQoS0: 2, Metrics: set})
+	src, err := NewSource(cfg, SourceOptions{ExcludeTopicPrefix: "vigil/", MaxQueuedQoS0: 2, MaxPacketSize: 64, Metrics: set})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, topic := range []string{"plant/a", "vigil/alerts/x", "plant/b", "plant/c"} {
-		src.onPublish(paho.PublishReceived{Packet: &paho.Publish{QoS: 0, Topic: topic, Payload: []byte(topic)}})
+	for _, topic := range []string{"plant/a", "vigil/alerts/x", "plant/b", "plant/big", "plant/c"} {
+		payload := []byte(topic)
+		if topic == "plant/big" {
+			payload = make([]byte, 65) // over MaxPacketSize: the broker should not have sent it
+		}
+		src.onPublish(paho.PublishReceived{Packet: &paho.Publish{QoS: 0, Topic: topic, Payload: payload}})
 	}
 	var out bytes.Buffer
 	set.WritePrometheus(&out)
@@ -101,6 +138,7 @@ func TestSourceOnPublish(t *testing.T) {
 		"vigil_mqtt_messages_received_total 2",
 		`vigil_mqtt_messages_dropped_total{reason="excluded_topic"} 1`,
 		`vigil_mqtt_messages_dropped_total{reason="qos0_overflow"} 1`,
+		`vigil_mqtt_messages_dropped_total{reason="too_large"} 1`,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, out.String())

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -48,17 +49,10 @@ type Pipeline struct {
 	BatchSize int `yaml:"batch_size"`
 	// DrainTimeout bounds the drain on shutdown (default 10s).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
-	// MaxDevices caps the devices tracked (default 1,000,000, about 1.1 GiB);
-	// at the cap the device seen least recently is forgotten. 0: no cap.
+	// MaxDevices caps the devices tracked by all shards together (default
+	// 1,000,000, about 1.1 GiB); at the cap the shard that meets a new
+	// device forgets its least recently seen one. 0: no cap.
 	MaxDevices int `yaml:"max_devices"`
-}
-
-// EngineCap is the device cap of each of workers shards (rounded up).
-func (p Pipeline) EngineCap(workers int) int {
-	if p.MaxDevices <= 0 || workers <= 0 {
-		return 0
-	}
-	return (p.MaxDevices + workers - 1) / workers
 }
 
 // Alerts says where alerts go. Every alert is written once to the journal;
@@ -219,8 +213,12 @@ func Parse(text []byte) (*File, error) {
 	}
 	f := Default()
 	if len(bytes.TrimSpace(text)) > 0 {
-		if err := checkDocument(text); err != nil {
+		doc, err := checkDocument(text)
+		if err != nil {
 			return nil, err
+		}
+		if errs := checkNode(doc, reflect.TypeFor[File](), ""); len(errs) > 0 {
+			return nil, errors.Join(errs...)
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(text))
 		dec.KnownFields(true)
@@ -235,7 +233,7 @@ func Parse(text []byte) (*File, error) {
 			f.Decoder.Signals = nil
 		}
 		if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
+			return nil, withPaths(doc, err)
 		}
 	}
 	f.resolved = nil
@@ -245,8 +243,8 @@ func Parse(text []byte) (*File, error) {
 		p.Thermal.High = clonePtr(p.Thermal.High)
 		p.Thermal.Low = clonePtr(p.Thermal.Low)
 		if !c.Detectors.IsZero() {
-			if err := decodeStrict(&c.Detectors, &p); err != nil {
-				return nil, fmt.Errorf("classes[%d] (%s).detectors: %w", i, c.Name, err)
+			if err := decodeChecked(&c.Detectors, &p, fmt.Sprintf("classes[%d].detectors", i)); err != nil {
+				return nil, err
 			}
 		}
 		f.resolved = append(f.resolved, detectors.Class{Name: c.Name, Devices: c.Devices, Topics: c.Topics, Params: p})
@@ -258,26 +256,25 @@ func Parse(text []byte) (*File, error) {
 }
 
 // checkDocument checks that text is a single YAML document in which no
-// mapping has a key twice, at any depth. YAML's decoder reports some
-// duplicates itself, but without the key's path, and not inside the parts
-// decoded again from a node (classes' detectors, outputs), where its line
-// numbers are those of the re-encoded node.
-func checkDocument(text []byte) error {
+// mapping has a key twice, at any depth, and returns it. YAML's decoder
+// reports some duplicates itself, but without the key's path, and not
+// inside the parts decoded later from a node (classes' detectors, outputs).
+func checkDocument(text []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(text))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil
+			return &doc, nil
 		}
-		return err
+		return nil, err
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return fmt.Errorf("line %d: a second YAML document (after ---); the configuration is one document", extra.Line)
+		return nil, fmt.Errorf("line %d: a second YAML document (after ---); the configuration is one document", extra.Line)
 	} else if !errors.Is(err, io.EOF) {
-		return err
+		return nil, err
 	}
-	return errors.Join(duplicateKeys(&doc, "")...)
+	return &doc, errors.Join(duplicateKeys(&doc, "")...)
 }
 
 // duplicateKeys reports each key given twice in a mapping under n, by key
@@ -334,16 +331,18 @@ func under(key string, err error) error {
 	return fmt.Errorf("%s.%w", key, err)
 }
 
-// decodeStrict decodes a node rejecting unknown keys (yaml.Node.Decode has no
-// strict mode, so the node is re-encoded and decoded strictly).
-func decodeStrict(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
+// decodeChecked decodes a node into v after checking it with checkNode,
+// which refuses unknown keys (yaml.Node.Decode has no strict mode). Unlike
+// re-encoding the node to decode it strictly, this keeps the file's line
+// numbers in errors; path names the node's key.
+func decodeChecked(n *yaml.Node, v any, path string) error {
+	if errs := checkNode(n, reflect.TypeOf(v), path); len(errs) > 0 {
+		return errors.Join(errs...)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	return dec.Decode(v)
+	if err := n.Decode(v); err != nil {
+		return withPaths(n, err)
+	}
+	return nil
 }
 
 func clonePtr(p *float64) *float64 {
@@ -373,6 +372,9 @@ func (f *File) Validate() error {
 	}
 	if f.Pipeline.Workers < 0 || f.Pipeline.Decoders < 0 || f.Pipeline.BatchSize < 0 || f.Pipeline.DrainTimeout < 0 || f.Pipeline.MaxDevices < 0 {
 		errs = append(errs, fmt.Errorf("pipeline: workers, decoders, batch_size, drain_timeout and max_devices must not be negative"))
+	}
+	if f.Source.MaxQueuedQoS0 < 0 || f.Source.MaxQueuedBytes < 0 {
+		errs = append(errs, errors.New("source: max_queued_qos0 and max_queued_bytes must not be negative"))
 	}
 	if f.State.Interval < 0 || f.State.Keep < 0 {
 		errs = append(errs, errors.New("state: interval and keep must not be negative"))
@@ -427,9 +429,9 @@ func (f *File) DecoderConfig() (pipeline.DecoderConfig, error) {
 	return dc, nil
 }
 
-// DetectorConfig returns the detection configuration with classes resolved.
-// The fleet section is separate (File.Fleet): set Config.Fleet from it where
-// the pipeline's fleet judge is wired.
+// DetectorConfig returns the detection configuration with classes resolved
+// and the fleet judge's section: what every command builds its detectors
+// from (run, demo, replay, tune, state inspect, reload).
 func (f *File) DetectorConfig() detectors.Config {
-	return detectors.Config{Params: f.Detectors, Classes: f.resolved}
+	return detectors.Config{Params: f.Detectors, Classes: f.resolved, Fleet: f.Fleet}
 }

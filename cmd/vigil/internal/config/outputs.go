@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -148,23 +149,19 @@ func (o *Output) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode(&probe); err != nil {
 		return err
 	}
-	mk, ok := outputTypes[probe.Type]
+	st, ok := outputStruct(probe.Type)
 	if !ok {
 		return fmt.Errorf("line %d: type: %q is not an output type (want one of %s)", n.Line, probe.Type, strings.Join(typeNames(), ", "))
 	}
-	settings := mk()
 	// Decode into a struct that inlines the common keys and the type's.
-	st := reflect.StructOf([]reflect.StructField{
-		{Name: "Common", Type: reflect.TypeFor[OutputCommon](), Tag: `yaml:",inline"`},
-		{Name: "Settings", Type: reflect.TypeOf(settings).Elem(), Tag: `yaml:",inline"`},
-	})
 	v := reflect.New(st)
-	if err := decodeStrict(n, v.Interface()); err != nil {
+	if err := decodeChecked(n, v.Interface(), ""); err != nil {
 		return fmt.Errorf("%s output: %w", probe.Type, err)
 	}
+	settings := reflect.New(st.Field(1).Type)
 	o.OutputCommon = v.Elem().Field(0).Interface().(OutputCommon)
-	reflect.ValueOf(settings).Elem().Set(v.Elem().Field(1))
-	o.Settings = settings
+	settings.Elem().Set(v.Elem().Field(1))
+	o.Settings = settings.Interface()
 	if o.Name == "" {
 		o.Name = o.Type
 	}
@@ -323,6 +320,55 @@ func (f *File) CheckFiles() error {
 		fh.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// publicFiles are the *_file keys that name public material: certificates,
+// not secrets. Every other *_file key (passwords, tokens, private keys,
+// credentials, state encryption keys) names a secret.
+var publicFiles = []string{"ca_file", "cert_file"}
+
+// SecretWarnings reports the secret files the configuration names that
+// group or others may read (mode & 0o077 != 0), one line each naming the key
+// path, for "config check". Files that cannot be read are CheckFiles'
+// business and left out here. On Windows, where the mode bits do not say
+// who may read a file, it reports nothing.
+func (f *File) SecretWarnings() []string {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	files := f.Files()
+	keys := make([]string, 0, len(files))
+	for k := range files {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var warnings []string
+	for _, k := range keys {
+		last := k[strings.LastIndexByte(k, '.')+1:]
+		if slices.Contains(publicFiles, last) {
+			continue
+		}
+		fi, err := os.Stat(files[k])
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			warnings = append(warnings, fmt.Sprintf("%s: the secret file %s is open to %s (mode %04o); restrict it with: chmod 600 %s",
+				k, files[k], readers(perm), perm, files[k]))
+		}
+	}
+	return warnings
+}
+
+// readers says who besides the owner may read or write a file of mode perm.
+func readers(perm os.FileMode) string {
+	switch g, o := perm&0o070 != 0, perm&0o007 != 0; {
+	case g && o:
+		return "group and others"
+	case g:
+		return "its group"
+	}
+	return "others"
 }
 
 // AllOutputs returns alerts.outputs followed by the outputs of the legacy

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -44,8 +45,8 @@ alerts:
 
 func TestOutputsConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ text, want string }{
-		{"alerts:\n  outputs: [{type: kafka}]", `type: "kafka" is not an output type`},
-		{"alerts:\n  outputs: [{type: file, path: x, topic: y}]", "field topic not found"},
+		{"alerts:\n  outputs: [{type: kafka}]", `alerts.outputs[0].type (line 2): "kafka" is not an output type`},
+		{"alerts:\n  outputs: [{type: file, path: x, topic: y}]", "alerts.outputs[0].topic (line 2): unknown key"},
 		{"alerts:\n  outputs: [{type: file}]", "alerts.outputs[0] (file).path: required"},
 		{"alerts:\n  outputs: [{type: stdout, name: a}, {type: file, name: a, path: x}]", `name "a" is also used`},
 		{"alerts:\n  file: x\n  outputs: [{type: stdout, name: file}]", "alerts.file: an output in alerts.outputs is named \"file\" too"},
@@ -64,7 +65,7 @@ func TestOutputsConfigErrors(t *testing.T) {
 		{"alerts:\n  outputs: [{type: syslog, address: \"siem:6514\", facility: kernel9}]", "facility"},
 		{"alerts:\n  outputs: [{type: hec, url: \"https://splunk:8088\"}]", "token"},
 		{"alerts:\n  outputs: [{type: elasticsearch, url: \"http://10.1.1.1:9200\"}]", "plaintext"},
-		{"alerts:\n  outputs: [{type: webhook, url: \"https://hooks\", per_alert: maybe}]", "webhook output: yaml: unmarshal errors"},
+		{"alerts:\n  outputs: [{type: webhook, url: \"https://hooks\", per_alert: maybe}]", `alerts.outputs[0].per_alert (line 2): want true or false, got "maybe"`},
 	} {
 		_, err := Parse([]byte(tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -85,5 +86,46 @@ func TestCheckFiles(t *testing.T) {
 	err = f.CheckFiles()
 	if err == nil || !strings.Contains(err.Error(), "mqtt.password_file") || !strings.Contains(err.Error(), "alerts.nats.creds_file") || strings.Contains(err.Error(), "ca_file") {
 		t.Errorf("got %v; want the missing password_file and creds_file named, not the CA that exists", err)
+	}
+}
+
+// TestSecretWarnings: a secret file (password, private key, token, NATS
+// credentials, state encryption key, old or new) that group or others may
+// read is named by its key path with the chmod that fixes it; public
+// material (CA, certificate) and files only the owner may read are not.
+func TestSecretWarnings(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("mode bits do not say who may read a file on Windows")
+	}
+	dir := t.TempDir()
+	file := func(name string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	text := "mqtt:\n  broker: mqtts://b:8883\n  client_id: v\n  username: u\n" +
+		"  password_file: " + file("mqtt.pass", 0o644) + "\n" +
+		"  tls: {ca_file: " + file("ca.pem", 0o644) + ", cert_file: " + file("cert.pem", 0o644) + ", key_file: " + file("key.pem", 0o640) + "}\n" +
+		"state:\n  encryption:\n    key_file: " + file("state.key", 0o600) + "\n    old_key_files: [" + file("old.key", 0o604) + "]\n" +
+		"alerts:\n  nats: {url: tls://n:4222, creds_file: " + file("nats.creds", 0o400) + "}\n" +
+		"  outputs:\n    - {type: webhook, url: https://hooks.example, secret_file: " + file("hook.secret", 0o660) + "}\n"
+	f, err := Parse([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.SecretWarnings()
+	want := []string{
+		"alerts.outputs[0].secret_file: the secret file " + filepath.Join(dir, "hook.secret") + " is open to its group (mode 0660); restrict it with: chmod 600 " + filepath.Join(dir, "hook.secret"),
+		"mqtt.password_file: the secret file " + filepath.Join(dir, "mqtt.pass") + " is open to group and others (mode 0644); restrict it with: chmod 600 " + filepath.Join(dir, "mqtt.pass"),
+		"mqtt.tls.key_file: the secret file " + filepath.Join(dir, "key.pem") + " is open to its group (mode 0640); restrict it with: chmod 600 " + filepath.Join(dir, "key.pem"),
+		"state.encryption.old_key_files[0]: the secret file " + filepath.Join(dir, "old.key") + " is open to others (mode 0604); restrict it with: chmod 600 " + filepath.Join(dir, "old.key"),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

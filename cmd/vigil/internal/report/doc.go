@@ -2,12 +2,16 @@
 // report.html`): one self-contained file, readable offline, for an engineer
 // tuning detectors.
 //
-// The report has a summary of the run (inputs, messages, rejections, alerts,
-// and the evaluation when labels were given) and, per device, one chart per
-// signal: the signal over time, the learned band (median ± Z·spread, shaded)
-// and the EW mean, the alert episodes as vertical spans coloured by severity
-// and labelled with their detector, and the label windows as a hatched strip
-// along the bottom. Charts are drawn with gonum.org/v1/plot and embedded as
+// The report has an index of the charted devices at the top, a summary of
+// the run (inputs, messages, rejections, alerts), the configuration it ran
+// with (Input.Config), the evaluation when labels were given and, per
+// device, one chart per signal: the signal over time, the learned band
+// (median ± Z·spread, shaded) and the EW mean, the alert episodes as vertical
+// spans coloured by severity and labelled with their detector, and the label
+// windows as a hatched strip along the bottom of the chart of the signal
+// their kind concerns (overpressure: pressure, thermal: temperature,
+// vibration: vibration, signal: generic signals); windows about the device
+// as a whole (status, traffic, no kind) are drawn on every chart. Charts are drawn with gonum.org/v1/plot and embedded as
 // inline SVG; the page has no scripts and loads nothing.
 //
 // # Recording

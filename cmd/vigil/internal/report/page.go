@@ -11,6 +11,9 @@ header h1{margin:0;font-size:22px;font-weight:600}
 header p{margin:4px 0 0;color:#c5cde0}
 nav{margin-top:8px}
 nav a{color:#9fc1ff;margin-right:16px;text-decoration:none}
+nav.index{display:flex;flex-wrap:wrap;gap:2px 0;font-size:13px}
+nav.index span{color:#c5cde0;margin-right:10px}
+h2 a.up{font-size:13px;color:#98a2b3;text-decoration:none;margin-left:6px}
 main{max-width:1180px;margin:0 auto;padding:8px 20px 40px}
 h2{font-size:18px;margin:0 0 10px}
 h3{font-size:15px;margin:14px 0 6px}
@@ -60,10 +63,11 @@ var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <style>{{.CSS}}</style>
 </head>
 <body>
-<header>
+<header id="top">
 <h1>{{.Title}}</h1>
 {{with .Subtitle}}<p>{{.}}</p>{{end}}
-<nav><a href="#summary">Summary</a>{{if .Eval}}<a href="#evaluation">Evaluation</a>{{end}}{{if .Devices}}<a href="#devices">Devices</a>{{end}}</nav>
+<nav><a href="#summary">Summary</a>{{if .Config}}<a href="#configuration">Configuration</a>{{end}}{{if .Eval}}<a href="#evaluation">Evaluation</a>{{end}}{{if .Devices}}<a href="#devices">Devices</a>{{end}}</nav>
+{{if .Devices}}<nav class="index" id="device-index"><span>Devices:</span>{{range .Devices}}<a href="#{{.ID}}">{{.Name}}</a>{{end}}</nav>{{end}}
 </header>
 <main>
 <section class="card" id="summary">
@@ -85,6 +89,14 @@ var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 {{end}}</table>
 </div>
 </section>
+{{with .Config}}
+<section class="card" id="configuration">
+<h2>Configuration</h2>
+<table class="kv">
+{{range .}}<tr><th>{{.Key}}</th><td>{{.Value}}</td></tr>
+{{end}}</table>
+</section>
+{{end}}
 {{with .Eval}}
 <section class="card" id="evaluation">
 <h2>Evaluation against the labels</h2>
@@ -120,15 +132,15 @@ var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <span><span class="sw mean"></span>EW mean</span>
 <span><span class="sw warning"></span>warning episode (firing → resolved)</span>
 <span><span class="sw critical"></span>critical episode</span>
-<span><span class="sw label"></span>label window</span>
+<span><span class="sw label"></span>label window, on the chart of the signal its kind concerns (overpressure: pressure, thermal: temperature, vibration: vibration, signal: generic signals); status, traffic and unlabelled windows on every chart</span>
 </div>
 </section>
 {{range .Devices}}
 <section class="card device" id="{{.ID}}">
-<h2>{{.Name}}</h2>
+<h2>{{.Name}} <a class="up" href="#top" title="back to the device index">↑</a></h2>
 <p class="meta muted">{{range .Meta}}<span>{{.}}</span>{{end}}</p>
 {{with .Eval}}<p class="muted">Evaluation: {{.}}</p>{{end}}
-{{range .Charts}}<figure>
+{{range .Charts}}<figure data-signal-kind="{{.Kind}}">
 <figcaption><b>{{.Signal}}</b> <span class="muted">{{.Caption}}</span></figcaption>
 {{.SVG}}
 </figure>

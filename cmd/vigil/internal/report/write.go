@@ -54,7 +54,14 @@ type Input struct {
 	// DeviceHint tells, when not all devices are charted, how to chart
 	// others ("Choose them with --report-devices.").
 	DeviceHint string
+	// Config summarises the configuration of the run, in order: the file,
+	// the pipeline's workers, the detector settings that matter (see the
+	// caller). Empty: no configuration section.
+	Config []Setting
 }
+
+// Setting is one line of the configuration summary.
+type Setting struct{ Key, Value string }
 
 // Write renders the report as one self-contained HTML page: inline CSS and
 // SVG, no scripts, nothing loaded from elsewhere. It does not read the clock:
@@ -75,6 +82,7 @@ type page struct {
 	Subtitle   string
 	Files      []string
 	Summary    []kv
+	Config     []Setting
 	Rejections []kv
 	Alerts     []alertRow
 	Eval       *evalView
@@ -108,8 +116,8 @@ type deviceView struct {
 }
 
 type chartView struct {
-	Signal, Caption string
-	SVG             template.HTML
+	Signal, Kind, Caption string
+	SVG                   template.HTML
 }
 
 type episodeRow struct {
@@ -147,6 +155,7 @@ func build(in *Input) (*page, error) {
 		Z:         strconv.FormatFloat(z, 'g', -1, 64),
 		HasEval:   in.Eval != nil,
 		HasLabels: len(in.Labels) > 0,
+		Config:    in.Config,
 		CSS:       template.CSS(css),
 	}
 	s := in.Stats
@@ -240,8 +249,13 @@ func deviceSection(in *Input, d *DeviceSeries, i int, z float64, maxEp int, eps 
 	for j := range d.Signals {
 		from, to = min(from, d.Signals[j].From), max(to, d.Signals[j].To)
 	}
+	charted := map[pipeline.SignalKind]bool{}
+	for j := range d.Signals {
+		charted[d.Signals[j].Kind] = true
+	}
 	// The charts of a device share their time axis, aligned on the page.
 	plots := make([]*plot.Plot, len(d.Signals))
+	chartWindows := make([][]eval.Window, len(d.Signals))
 	left := vg.Length(0)
 	for j := range d.Signals {
 		s := &d.Signals[j]
@@ -255,12 +269,13 @@ func deviceSection(in *Input, d *DeviceSeries, i int, z float64, maxEp int, eps 
 				mine = append(mine, e)
 			}
 		}
-		c := &chart{s: s, unit: unit, z: z, episodes: mine, windows: ws, from: from, to: to}
+		c := &chart{s: s, unit: unit, z: z, episodes: mine, windows: windowsOn(s.Kind, ws, charted), from: from, to: to}
 		p, err := c.plot()
 		if err != nil {
 			return dv, row, fmt.Errorf("report: device %s: %w", d.Device, err)
 		}
 		plots[j] = p
+		chartWindows[j] = c.windows
 		left = max(left, dataLeft(p))
 	}
 	for j := range d.Signals {
@@ -273,11 +288,14 @@ func deviceSection(in *Input, d *DeviceSeries, i int, z float64, maxEp int, eps 
 		}
 		svg = bytes.Replace(svg, []byte("<svg "), []byte(`<svg role="img" aria-label="`+template.HTMLEscapeString(d.Device+" "+s.Signal)+`" `), 1)
 		caption := fmt.Sprintf("%s readings, %s per column", group(s.Count), bucketWidth(s.Width))
+		if n := len(chartWindows[j]); n > 0 {
+			caption += fmt.Sprintf("; %d label %s (%s)", n, plural(n, "window", "windows"), windowKinds(chartWindows[j]))
+		}
 		title := s.Signal
 		if k := s.Kind.String(); k != s.Signal {
 			title += " (" + k + ")"
 		}
-		dv.Charts = append(dv.Charts, chartView{Signal: title, Caption: caption, SVG: template.HTML(svg)})
+		dv.Charts = append(dv.Charts, chartView{Signal: title, Kind: s.Kind.String(), Caption: caption, SVG: template.HTML(svg)})
 	}
 	row.Signals = strings.Join(names, ", ")
 	row.Readings = group(readings)
@@ -447,4 +465,56 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// windowSignal returns the quantity a label window of kind concerns, when it
+// concerns one: overpressure the pressure, thermal the temperature,
+// vibration the vibration, signal the generic signals.
+func windowSignal(kind string) (pipeline.SignalKind, bool) {
+	switch kind {
+	case "overpressure":
+		return pipeline.Pressure, true
+	case "thermal":
+		return pipeline.Temperature, true
+	case "vibration":
+		return pipeline.Vibration, true
+	case "signal":
+		return pipeline.Generic, true
+	}
+	return 0, false
+}
+
+// windowsOn returns the label windows drawn on the chart of a signal of
+// kind k: those whose kind concerns that quantity, and those that concern
+// the device as a whole (status, traffic.*, a label without a kind) or a
+// quantity the device has no chart of, which are drawn on every chart so
+// that no window goes unseen.
+func windowsOn(k pipeline.SignalKind, ws []eval.Window, charted map[pipeline.SignalKind]bool) []eval.Window {
+	var on []eval.Window
+	for _, w := range ws {
+		if sk, ok := windowSignal(w.Kind); !ok || sk == k || !charted[sk] {
+			on = append(on, w)
+		}
+	}
+	return on
+}
+
+// windowKinds lists the kinds of windows, each once, in order of first
+// appearance ("unlabelled" for a window without a kind).
+func windowKinds(ws []eval.Window) string {
+	var kinds []string
+	for _, w := range ws {
+		k := cmp.Or(w.Kind, "unlabelled")
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	return strings.Join(kinds, ", ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"runtime"
@@ -63,6 +64,14 @@ type Dataset struct {
 	// Per value.
 	vsig []uint32 // index into signals
 	vval []float64
+
+	// Rejected frames, in stream order, so that a replay tells the
+	// detectors of them as a replay of the log does: their frame index
+	// (readings and rejections counted together), device ("" when the
+	// decoder did not get that far) and reason.
+	rejAt  []int64
+	rejDev []string
+	rejWhy []pipeline.Reason
 }
 
 // Load reads the log files at paths ("-" is stdin), merged in event-time
@@ -226,7 +235,7 @@ func (ds *Dataset) collect(ctx context.Context, order <-chan *loadJob, free chan
 			f := &j.frames.Frames[i]
 			bytes += len(j.frames.Payload(f))
 			if j.errs[i] != nil {
-				ds.reject(f, j.errs[i])
+				ds.reject(int64(ds.stats.Frames)+int64(i), f, j.errs[i], j.readings[i].Device)
 				continue
 			}
 			if err := l.add(&j.readings[i]); err != nil {
@@ -347,12 +356,16 @@ func (l *loader) finish() {
 	}
 }
 
-func (ds *Dataset) reject(f *pipeline.Frame, err error) {
+// reject records the rejected frame number k (counting from 0).
+func (ds *Dataset) reject(k int64, f *pipeline.Frame, err error, device string) {
 	reason := pipeline.ReasonMalformed
 	var de *pipeline.DecodeError
 	if errors.As(err, &de) {
 		reason = de.Reason
 	}
+	ds.rejAt = append(ds.rejAt, k)
+	ds.rejDev = append(ds.rejDev, device)
+	ds.rejWhy = append(ds.rejWhy, reason)
 	ds.stats.Rejected[reason.String()]++
 	if len(ds.stats.Examples) < maxExamples {
 		ds.stats.Examples = append(ds.stats.Examples, fmt.Sprintf("%s:%d: %v", f.Origin, f.Line, err))
@@ -437,45 +450,91 @@ func (ds *Dataset) Reading(i int, r *pipeline.Reading) {
 	r.Values = vals
 }
 
-// checkEvery is how many readings a replay processes between looks at ctx.
-const checkEvery = 1 << 15
-
-// tickEvery is how many readings a replay processes between ticks: the
-// pipeline's default batch.
-const tickEvery = 512
-
-// Replay runs proc (a detectors.Engine) over every reading in stream order
-// and appends the alerts to out, as a replay's shard workers would: each
-// reading arrives at the stream clock (the latest event time so far), and a
-// processor that implements pipeline.Ticker is ticked with the clock every
-// tickEvery readings and at the end, with the stream's start (the first
-// reading's time). Rejected frames are not kept, so a pipeline.Rejecter is
-// not told of them, and there is no fleet observer. It stops early with ctx's
-// error when ctx is done.
-func (ds *Dataset) Replay(ctx context.Context, proc pipeline.Processor, out []pipeline.Alert) ([]pipeline.Alert, error) {
-	ticker, _ := proc.(pipeline.Ticker)
-	r := pipeline.Reading{Values: make([]pipeline.Value, 0, 8)}
-	clock, start := int64(math.MinInt64), int64(0)
-	if len(ds.time) > 0 {
-		start = ds.time[0]
-	}
-	for i := range ds.dev {
-		if i%checkEvery == 0 && ctx.Err() != nil {
-			return out, ctx.Err()
-		}
-		ds.Reading(i, &r)
-		clock = max(clock, r.Time)
-		r.Arrival = clock
-		out = proc.Process(&r, out)
-		if ticker != nil && (i+1)%tickEvery == 0 {
-			out = ticker.Tick(start, clock, out)
-		}
-	}
-	if ticker != nil && len(ds.dev)%tickEvery != 0 {
-		out = ticker.Tick(start, clock, out)
-	}
-	return out, nil
+// Source returns a pipeline source replaying the dataset: its frames in
+// stream order, rejected ones included, already decoded. Each call returns a
+// new source; the dataset is shared.
+func (ds *Dataset) Source() pipeline.DecodedSource {
+	return &replaySource{ds: ds, n: int64(len(ds.dev) + len(ds.rejAt))}
 }
+
+// replaySource is a DecodedSource over a Dataset. A frame's Line is its
+// index in the stream plus one.
+type replaySource struct {
+	ds      *Dataset
+	next, n int64
+}
+
+func (s *replaySource) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for range max {
+		if s.next == s.n {
+			return io.EOF
+		}
+		s.next++
+		b.Add("", nil, 0, "", s.next)
+	}
+	if s.next == s.n {
+		return io.EOF
+	}
+	return nil
+}
+
+func (s *replaySource) Close() error { return nil }
+
+// Decoded returns frame f's reading, or its rejection.
+func (s *replaySource) Decoded(f *pipeline.Frame, r *pipeline.Reading) error {
+	ds := s.ds
+	k := f.Line - 1
+	j, _ := slices.BinarySearch(ds.rejAt, k) // rejections before frame k
+	if j < len(ds.rejAt) && ds.rejAt[j] == k {
+		vals := r.Values[:0]
+		*r = pipeline.Reading{Device: ds.rejDev[j], Status: pipeline.NoStatus, Label: pipeline.NoLabel, Values: vals}
+		return &pipeline.DecodeError{Reason: ds.rejWhy[j], Err: errRejected}
+	}
+	ds.Reading(int(k)-j, r)
+	return nil
+}
+
+// errRejected stands for the decoder's error, which the dataset does not keep.
+var errRejected = errors.New("rejected when the dataset was loaded")
+
+// Replay runs the dataset through a pipeline, as `vigil replay` runs the
+// log: proc (a detectors.Engine) judges every reading and hears of the
+// rejected frames of known devices, it is ticked with the stream clock after
+// every batch of batchSize frames (0: the pipeline's default), and fleet
+// (when not nil) judges the fleet as a whole. It appends the alerts to out,
+// in stream order, and stops early with ctx's error when ctx is done.
+func (ds *Dataset) Replay(ctx context.Context, proc pipeline.Processor, fleet pipeline.FleetFunc, batchSize int, out []pipeline.Alert) ([]pipeline.Alert, error) {
+	pl, err := pipeline.New(pipeline.Config{
+		Workers:      1, // one engine: trials run in parallel instead
+		Decoders:     1,
+		BatchSize:    batchSize,
+		NewProcessor: func(int) pipeline.Processor { return proc },
+		Fleet:        fleet,
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return out, err
+	}
+	sink := &collector{out: out}
+	err = pl.Run(ctx, ds.Source(), sink)
+	if err == nil {
+		err = ctx.Err()
+	}
+	return sink.out, err
+}
+
+// collector is a sink appending the alerts to out.
+type collector struct{ out []pipeline.Alert }
+
+func (c *collector) Write(_ context.Context, batch []pipeline.Alert) error {
+	c.out = append(c.out, batch...)
+	return nil
+}
+
+func (c *collector) Close() error { return nil }
 
 // LabelsFromStatus returns point labels from the devices' status field, as
 // `vigil replay --labels status` takes them: a reading with status 1 or 2 is

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -123,31 +124,72 @@ func TestLoadMerge(t *testing.T) {
 	}
 }
 
-// A trial's alerts are a replay's: the same as one engine fed the decoded
-// lines, and the same whatever engine runs them.
-func TestReplayMatchesEngine(t *testing.T) {
-	ds, _ := loadSmall(t)
+// A trial's alerts are a replay's: the dataset run through the pipeline
+// gives exactly the alerts the pipeline gives over the log files, rejected
+// lines (traffic.schema), ticks (silence) and the fleet judge (spraying)
+// included.
+func TestReplayMatchesPipeline(t *testing.T) {
+	paths := []string{"../../../../fixtures/plant.log", "../../../../fixtures/malformed.log"}
+	dc := pipeline.DefaultDecoderConfig()
+	ds, err := Load(paths, file.Options{}, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.rejAt) == 0 {
+		t.Fatal("the input has no rejected line: the test proves less than it says")
+	}
 	set, err := detectors.New(detectors.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ds.Replay(context.Background(), set.NewEngine(), nil)
+	judge := func() pipeline.FleetFunc {
+		if f := set.NewFleet(); f != nil {
+			return f.Judge
+		}
+		return nil
+	}
+	got, err := ds.Replay(context.Background(), set.NewEngine(), judge(), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := set.NewEngine()
-	var want []pipeline.Alert
-	var r pipeline.Reading
-	for i := range ds.Len() {
-		ds.Reading(i, &r)
-		want = eng.Process(&r, want)
+
+	var srcs []pipeline.Source
+	for _, p := range paths {
+		s, err := file.Open(p, file.Options{MaxLine: dc.MaxPayload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, s)
 	}
-	if len(got) == 0 || !reflect.DeepEqual(got, want) {
-		t.Errorf("got %d alerts; want the engine's %d", len(got), len(want))
+	src := file.Merge(srcs, pipeline.NewDecoder(dc).PeekTime)
+	defer src.Close()
+	var want collector
+	// One engine per shard, as vigil replay runs it.
+	engines := []*detectors.Engine{set.NewEngine(), set.NewEngine(), set.NewEngine()}
+	pl, err := pipeline.New(pipeline.Config{Workers: 3, Decoder: dc, NewProcessor: func(i int) pipeline.Processor { return engines[i] },
+		Fleet: judge(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Run(context.Background(), src, &want); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, a := range want.out {
+		kinds[a.Kind]++
+	}
+	if len(got) == 0 || !reflect.DeepEqual(got, want.out) {
+		t.Errorf("the dataset's replay gave %d alerts; the pipeline over the files %d (kinds %v)", len(got), len(want.out), kinds)
+		for i := range min(len(got), len(want.out)) {
+			if !reflect.DeepEqual(got[i], want.out[i]) {
+				t.Errorf("first difference at %d:\n got %+v\nwant %+v", i, got[i], want.out[i])
+				break
+			}
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := ds.Replay(ctx, set.NewEngine(), nil); err == nil {
+	if _, err := ds.Replay(ctx, set.NewEngine(), nil, 0, nil); err == nil {
 		t.Error("cancelled replay: got no error")
 	}
 }
@@ -208,7 +250,7 @@ func TestReplayClockAndTicks(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "x.log")
 	var b bytes.Buffer
-	for i := range tickEvery + 10 {
+	for i := range 512 + 10 {
 		ts := 1000 + i
 		if i == 5 {
 			ts = 900 // late: arrives at the clock, not before it
@@ -221,15 +263,15 @@ func TestReplayClockAndTicks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var p tickRecorder
-	if _, err := ds.Replay(context.Background(), &p, nil); err != nil {
+	if _, err := ds.Replay(context.Background(), &p, nil, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	sec := int64(1e9)
 	if p.arrivals[4] != 1004*sec || p.arrivals[5] != 1004*sec || p.arrivals[6] != 1006*sec {
 		t.Errorf("arrivals %v; want the stream clock (1004, 1004, 1006 s)", p.arrivals[4:7])
 	}
-	want := [][2]int64{{1000 * sec, (1000 + tickEvery - 1) * sec}, {1000 * sec, (1000 + tickEvery + 9) * sec}}
+	want := [][2]int64{{1000 * sec, (1000 + 512 - 1) * sec}, {1000 * sec, (1000 + 512 + 9) * sec}}
 	if !reflect.DeepEqual(p.ticks, want) {
-		t.Errorf("ticks %v; want %v (after each batch of %d and at the end)", p.ticks, want, tickEvery)
+		t.Errorf("ticks %v; want %v (after each batch of 512 and at the end)", p.ticks, want)
 	}
 }

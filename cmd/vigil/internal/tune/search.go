@@ -416,7 +416,7 @@ func renderValues(p *detectors.Params, params []Param) []string {
 // Params, and the base's classes applied on top of them as config.Parse
 // applies them.
 func (r *runner) detectorConfig(p *detectors.Params) (detectors.Config, error) {
-	cfg := detectors.Config{Params: *p}
+	cfg := detectors.Config{Params: *p, Fleet: r.base.Fleet}
 	for i, c := range r.base.Classes {
 		cp, err := copyParams(p)
 		if err != nil {
@@ -448,11 +448,20 @@ func (r *runner) run(ctx context.Context, t *Trial, buf []pipeline.Alert) []pipe
 	if err != nil {
 		return fail(err)
 	}
+	// The stages of `vigil replay`: the engine (rejections and ticks
+	// included) and the fleet judge, over the dataset already decoded.
 	eng := set.NewEngine()
 	eng.SetMaxDevices(r.base.Pipeline.MaxDevices)
-	alerts, err := r.ds.Replay(ctx, eng, buf)
+	var fleet pipeline.FleetFunc
+	if f := set.NewFleet(); f != nil {
+		fleet = f.Judge
+	}
+	alerts, err := r.ds.Replay(ctx, eng, fleet, r.base.Pipeline.BatchSize, buf)
 	if err != nil {
-		return alerts // cancelled: not finished
+		if ctx.Err() != nil {
+			return alerts // cancelled: not finished
+		}
+		return fail(err)
 	}
 	rep := eval.Evaluate(alerts, r.labels, r.ds.data, r.spec.Eval)
 	t.Events, t.Points, t.NAB, t.Kinds = rep.Overall.Events, rep.Overall.Points, rep.Overall.NAB, rep.Kinds
