@@ -41,7 +41,6 @@ func (r *reloader) loop(ctx context.Context) {
 	defer signal.Stop(hup)
 	var tick <-chan time.Time
 	if r.watch > 0 {
-		r.seen, _ = r.hash()
 		t := time.NewTicker(r.watch)
 		defer t.Stop()
 		tick = t.C

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -50,7 +51,12 @@ func runLive(ctx context.Context, e *env, args []string) error {
 	}
 	hooks := &liveHooks{configPath: cfgPath, statePath: statePath}
 	if watch {
+		// The content loaded, as the watch's starting point: taken now,
+		// not when the watch starts, so a change made meanwhile is seen.
 		hooks.watch = watchInterval
+		if b, err := os.ReadFile(cfgPath); err == nil {
+			hooks.loaded = sha256.Sum256(b)
+		}
 	}
 	return live(ctx, e, cfg, hooks)
 }
@@ -64,6 +70,7 @@ type liveHooks struct {
 	configPath string
 	watch      time.Duration
 	statePath  string // --state, which overrides state.file in every reload too
+	loaded     [sha256.Size]byte
 }
 
 // watchInterval is how often --watch-config looks at the file.
@@ -184,7 +191,7 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 	}
 	log.Info("running", "workers", cfg.Pipeline.Workers, "subscriptions", len(cfg.MQTT.Subscriptions), "metrics", cfg.Metrics.Listen)
 	if hooks != nil && hooks.configPath != "" {
-		r := &reloader{path: hooks.configPath, watch: hooks.watch, statePath: hooks.statePath, cur: cfg, pl: pl, engines: det.engines, fleet: &det.fleet, devCap: det.devCap, log: log,
+		r := &reloader{path: hooks.configPath, watch: hooks.watch, seen: hooks.loaded, statePath: hooks.statePath, cur: cfg, pl: pl, engines: det.engines, fleet: &det.fleet, devCap: det.devCap, log: log,
 			ok: ms.NewCounter(`vigil_config_reloads_total`), failed: ms.NewCounter(`vigil_config_reload_failures_total`)}
 		reloadCtx, stopReload := context.WithCancel(adminCtx)
 		defer stopReload()

@@ -100,10 +100,11 @@ func (r *Reader) read(dst []Entry, count, maxBytes int) ([]Entry, error) {
 		}
 		seg := j.segs[i]
 		end := j.next // offset after this segment's records
-		if i+1 < len(j.segs) {
+		last := i+1 >= len(j.segs)
+		if !last {
 			end = j.segs[i+1].base
 		}
-		j.mu.Unlock()
+		j.mu.Unlock() // j.segs may change from here (collect, drop_oldest)
 
 		if r.f == nil || r.base != seg.base {
 			if r.f != nil {
@@ -127,7 +128,7 @@ func (r *Reader) read(dst []Entry, count, maxBytes int) ([]Entry, error) {
 			r.lose(r.pos, end-r.pos, "records missing at the end of a segment")
 			r.pos = end
 		}
-		if r.pos >= end && i+1 >= len(j.segs) {
+		if r.pos >= end && last {
 			break
 		}
 	}

@@ -351,7 +351,7 @@ func TestStalledReceiver(t *testing.T) {
 		err := o.Write(ctx, big)
 		took := time.Since(start)
 		cancel()
-		if err == nil || took > 2*time.Second {
+		if err == nil || took > 15*time.Second { // a bound on hanging, not a speed target: CI machines are loaded
 			t.Fatalf("Write to a stalled receiver: %v after %v", err, took)
 		}
 		if useCtx && !errors.Is(err, context.Canceled) {
