@@ -170,6 +170,12 @@ func TestOutputOutage(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("NATS got %d alerts; want the %d the file output has, in order, once each", len(got), len(want))
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Errorf("first difference at %d: NATS %s, file %s (%+v)", i, got[i], want[i], fileAlerts[i])
+				break
+			}
+		}
 	}
 	cancel()
 	if code := <-runDone; code != 0 {
