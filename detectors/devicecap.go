@@ -7,8 +7,7 @@ import "sync/atomic"
 // a per-shard share that a skewed spread of device names would reach early.
 // It is safe for concurrent use; engines count themselves in and out.
 //
-// The cap holds within the number of engines sharing it (two shards may
-// admit their last device at once). When it is reached, the shard that meets
+// When it is reached, the shard that meets
 // a new device forgets its own least recently seen one: with devices spread
 // across shards by hash, that is close to the least recently seen overall.
 type DeviceCap struct {
@@ -33,14 +32,15 @@ func (c *DeviceCap) Max() int { return int(c.max.Load()) }
 // Len reports the devices tracked by the engines sharing the cap.
 func (c *DeviceCap) Len() int { return int(c.n.Load()) }
 
-// over reports how far the tracked devices are at or above the cap: 0 below
-// it (or without a cap), 1 at it, 2 above it.
-func (c *DeviceCap) over() int {
-	m := c.max.Load()
-	switch n := c.n.Load(); {
-	case m == 0 || n < m:
+// admit counts a new device in and reports how many devices the engine
+// admitting it should forget: 0 within the cap (or without one), 1 above
+// it, 2 further above it (a lowered cap, so the total shrinks).
+func (c *DeviceCap) admit() int {
+	n := c.n.Add(1)
+	switch m := c.max.Load(); {
+	case m == 0 || n <= m:
 		return 0
-	case n == m:
+	case n == m+1:
 		return 1
 	}
 	return 2

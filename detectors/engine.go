@@ -409,13 +409,15 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 	d := e.devices[r.Device]
 	isNew := d == nil
 	if isNew {
-		for range e.cap.over() { // one at the cap, two above it (lowered)
+		// Count the newcomer in first, then evict while over the cap: two
+		// shards admitting at once both see the excess, so the total
+		// never passes the cap (unless this shard has nothing to evict).
+		for range e.cap.admit() { // one above the cap, two above a lowered one
 			e.evictOldest()
 		}
 		pi := e.set.profileFor(r.Device, r.Topic)
 		d = &Device{Name: r.Device, profile: pi, Signals: make([]SignalState, 0, 3)}
 		e.devices[r.Device] = d
-		e.cap.add(1)
 		e.newDevices++
 	}
 	e.touch(d)
