@@ -121,9 +121,9 @@ func checkMapping(n *yaml.Node, t reflect.Type, path string) []error {
 			}
 			continue
 		}
-		ft, ok := fieldType(t, k.Value)
+		ft, ok := FieldType(t, k.Value)
 		if !ok {
-			keys := structKeys(t)
+			keys := StructKeys(t)
 			slices.Sort(keys)
 			errs = append(errs, atKey(join(path, k.Value), k.Line, "unknown key (want one of: "+strings.Join(keys, ", ")+")"))
 			continue
@@ -190,9 +190,10 @@ var (
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 )
 
-// fieldType returns the type of the struct field with key, looking into
-// inlined structs.
-func fieldType(t reflect.Type, key string) (reflect.Type, bool) {
+// FieldType returns the type of struct t's field with YAML key key, looking
+// into inlined structs and maps, as yaml.v3 decodes (the tune overlay walks
+// detector parameters with it too).
+func FieldType(t reflect.Type, key string) (reflect.Type, bool) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, inline, skip := fieldKey(f)
@@ -201,7 +202,7 @@ func fieldType(t reflect.Type, key string) (reflect.Type, bool) {
 		case inline && f.Type.Kind() == reflect.Map:
 			return f.Type.Elem(), true
 		case inline:
-			if ft, ok := fieldType(f.Type, key); ok {
+			if ft, ok := FieldType(f.Type, key); ok {
 				return ft, true
 			}
 		case name == key:
@@ -211,8 +212,9 @@ func fieldType(t reflect.Type, key string) (reflect.Type, bool) {
 	return nil, false
 }
 
-// structKeys lists the keys of struct t.
-func structKeys(t reflect.Type) []string {
+// StructKeys lists the YAML keys of struct t, those of inlined structs
+// included.
+func StructKeys(t reflect.Type) []string {
 	var keys []string
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -220,7 +222,7 @@ func structKeys(t reflect.Type) []string {
 		switch {
 		case skip:
 		case inline && f.Type.Kind() == reflect.Struct:
-			keys = append(keys, structKeys(f.Type)...)
+			keys = append(keys, StructKeys(f.Type)...)
 		case !inline:
 			keys = append(keys, name)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigil-iot/vigil/cmd/vigil/internal/config"
 	"github.com/vigil-iot/vigil/detectors"
 )
 
@@ -122,13 +123,13 @@ func kindAt(path []string) (valueKind, error) {
 			return 0, fmt.Errorf("unknown key: %s holds %s, not a section with key %q",
 				strings.Join(path[:i], "."), kindOf(t), seg)
 		}
-		f, ok := fieldByKey(t, seg)
+		f, ok := config.FieldType(t, seg)
 		if !ok {
 			where := "the detectors section"
 			if i > 0 {
 				where = strings.Join(path[:i], ".")
 			}
-			return 0, fmt.Errorf("unknown key %q in %s (keys: %s)", seg, where, strings.Join(keysOf(t), ", "))
+			return 0, fmt.Errorf("unknown key %q in %s (keys: %s)", seg, where, strings.Join(config.StructKeys(t), ", "))
 		}
 		t = f
 	}
@@ -150,55 +151,6 @@ func kindOf(t reflect.Type) valueKind {
 		return kindSection
 	}
 	return kindOther
-}
-
-// yamlKey returns the key of a struct field and whether it is inlined.
-func yamlKey(f reflect.StructField) (key string, inline, skip bool) {
-	tag := f.Tag.Get("yaml")
-	name, opts, _ := strings.Cut(tag, ",")
-	if name == "-" || !f.IsExported() {
-		return "", false, true
-	}
-	if slices.Contains(strings.Split(opts, ","), "inline") {
-		return "", true, false
-	}
-	if name == "" {
-		name = strings.ToLower(f.Name)
-	}
-	return name, false, false
-}
-
-func fieldByKey(t reflect.Type, key string) (reflect.Type, bool) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, inline, skip := yamlKey(f)
-		switch {
-		case skip:
-		case inline:
-			if ft, ok := fieldByKey(f.Type, key); ok {
-				return ft, true
-			}
-		case name == key:
-			return f.Type, true
-		}
-	}
-	return nil, false
-}
-
-func keysOf(t reflect.Type) []string {
-	var keys []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, inline, skip := yamlKey(f)
-		switch {
-		case skip:
-		case inline:
-			keys = append(keys, keysOf(f.Type)...)
-		default:
-			keys = append(keys, name)
-		}
-	}
-	return keys
 }
 
 // overlayNode builds the mapping that sets each path to its value.
