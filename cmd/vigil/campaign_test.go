@@ -33,6 +33,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/vigil-iot/vigil/internal/syncbuf"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/journal"
 	"github.com/vigil-iot/vigil/pipeline/mqtt/mqtttest"
@@ -85,7 +86,7 @@ func newCampaignVigil(t *testing.T, b *mqtttest.Broker, clientID, extra string) 
 }
 
 // stopVigil stops a vigil run with SIGTERM and waits (30 s at most).
-func stopVigil(t *testing.T, cmd *exec.Cmd, logs *syncBuffer) {
+func stopVigil(t *testing.T, cmd *exec.Cmd, logs *syncbuf.Buffer) {
 	t.Helper()
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vigil-iot/vigil/internal/syncbuf"
 	"github.com/vigil-iot/vigil/pipeline/mqtt/mqtttest"
 )
 
@@ -74,7 +75,7 @@ func TestKillWithAlertsInTheJournal(t *testing.T) {
 	deviceCfg := writeConfig(t, "device.yaml", "mqtt:\n  client_id: plant-sim-kill\n  username: device\n  password_file: "+b.PasswordFile("device")+"\n"+tlsBlock)
 
 	first, logs := startVigil(t, bin, vigilCfg, metricsAddr)
-	var simLogs syncBuffer
+	var simLogs syncbuf.Buffer
 	cmd := exec.Command(bin, "simulate", "--broker", b.URL(), "--config", deviceCfg, "--devices", "6", "--anomalous", "4",
 		"--lead-in", "5m", "--duration", "16m", "--speed", "200", "--inject-prob", "1")
 	cmd.Stdout, cmd.Stderr = &simLogs, &simLogs

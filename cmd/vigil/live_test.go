@@ -23,27 +23,10 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/vigil-iot/vigil/internal/syncbuf"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt/mqtttest"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (loggers).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type received struct {
 	topic       string
@@ -159,7 +142,7 @@ func TestLiveEndToEnd(t *testing.T) {
 	got := make(chan received, 10000)
 	dashboard(t, b, got)
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &logs, stderr: &logs, log: slog.New(slog.NewTextHandler(&logs, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -183,7 +166,7 @@ func TestLiveEndToEnd(t *testing.T) {
 	}
 
 	// 6 devices, 5 min lead-in then 11 minutes with anomalies, at 200× real time.
-	var simLogs syncBuffer
+	var simLogs syncbuf.Buffer
 	se := &env{stdin: strings.NewReader(""), stdout: &simLogs, stderr: &simLogs, log: slog.New(slog.NewTextHandler(&simLogs, nil))}
 	code := run(t.Context(), []string{"simulate", "--broker", b.URL(), "--config", deviceCfg, "--devices", "6", "--anomalous", "4",
 		"--lead-in", "5m", "--duration", "16m", "--speed", "200", "--inject-prob", "1"}, se)

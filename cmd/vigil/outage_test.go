@@ -19,6 +19,7 @@ import (
 	natsclient "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-iot/vigil/internal/syncbuf"
 	"github.com/vigil-iot/vigil/pipeline/mqtt/mqtttest"
 )
 
@@ -92,9 +93,9 @@ func streamEventIDs(t *testing.T, stream jetstream.Stream, want int) []string {
 
 // startVigil starts the built binary as "vigil run --config cfg" and waits
 // until it is ready; it is killed when the test ends.
-func startVigil(t *testing.T, bin, cfg, metricsAddr string) (*exec.Cmd, *syncBuffer) {
+func startVigil(t *testing.T, bin, cfg, metricsAddr string) (*exec.Cmd, *syncbuf.Buffer) {
 	t.Helper()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -127,7 +128,7 @@ func TestOutputOutage(t *testing.T) {
 		"state: {file: "+filepath.Join(t.TempDir(), "vigil.state")+"}\nmetrics:\n  listen: "+metricsAddr+"\n")
 	deviceCfg := writeConfig(t, "device.yaml", "mqtt:\n  client_id: plant-sim-outage\n  username: device\n  password_file: "+b.PasswordFile("device")+"\n"+tlsBlock)
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &logs, log: slog.New(slog.NewTextHandler(&logs, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -135,7 +136,7 @@ func TestOutputOutage(t *testing.T) {
 	go func() { runDone <- run(ctx, []string{"run", "--config", vigilCfg}, e) }()
 	waitReady(t, metricsAddr, &logs)
 
-	var simLogs syncBuffer
+	var simLogs syncbuf.Buffer
 	se := &env{stdin: strings.NewReader(""), stdout: &simLogs, stderr: &simLogs, log: slog.New(slog.NewTextHandler(&simLogs, nil))}
 	if code := run(t.Context(), []string{"simulate", "--broker", b.URL(), "--config", deviceCfg, "--devices", "6", "--anomalous", "4",
 		"--lead-in", "5m", "--duration", "16m", "--speed", "200", "--inject-prob", "1"}, se); code != 0 {
@@ -183,7 +184,7 @@ func TestOutputOutage(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, addr string, logs *syncBuffer) {
+func waitReady(t *testing.T, addr string, logs *syncbuf.Buffer) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
@@ -198,7 +199,7 @@ func waitReady(t *testing.T, addr string, logs *syncBuffer) {
 	}
 }
 
-func waitMetric(t *testing.T, addr, want string, logs *syncBuffer) string {
+func waitMetric(t *testing.T, addr, want string, logs *syncbuf.Buffer) string {
 	t.Helper()
 	var body string
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-iot/vigil/internal/syncbuf"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt/mqtttest"
 )
@@ -110,7 +111,7 @@ func TestWatchConfig(t *testing.T) {
 		"alerts:\n  journal: {dir: " + filepath.Join(dir, "journal") + "}\n  mqtt: {enabled: false}\n  file: " + filepath.Join(dir, "alerts.jsonl") + "\n" +
 		"state: {file: " + filepath.Join(dir, "ignored.state") + "}\nmetrics:\n  listen: " + metricsAddr + "\n"
 	cfg := writeConfig(t, "vigil.yaml", base)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd := exec.Command(bin, "run", "--config", cfg, "--watch-config", "--state", filepath.Join(dir, "vigil.state"))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

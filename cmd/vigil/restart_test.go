@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-iot/vigil/internal/syncbuf"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
 	"github.com/vigil-iot/vigil/pipeline/mqtt/mqtttest"
@@ -76,7 +77,7 @@ func TestRestartKeepsLearnedState(t *testing.T) {
 				"state: {file: "+filepath.Join(dir, "vigil.state")+", interval: 0s}\n"+
 				"detectors: {traffic: {enabled: false}}\nfleet: {enabled: false}\n"+
 				"metrics:\n  listen: "+metricsAddr+"\n")
-			alerts := func(want func([]pipeline.Alert) bool, what string, logs *syncBuffer) []pipeline.Alert {
+			alerts := func(want func([]pipeline.Alert) bool, what string, logs *syncbuf.Buffer) []pipeline.Alert {
 				t.Helper()
 				for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 					raw, _ := os.ReadFile(alertsFile)

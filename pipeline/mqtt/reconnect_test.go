@@ -1,39 +1,20 @@
 package mqtt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/vigil-iot/vigil/internal/syncbuf"
 	"github.com/vigil-iot/vigil/pipeline/mqtt/mqtttest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func testLink(t *testing.T, log *slog.Logger) *link {
 	t.Helper()
@@ -82,7 +63,7 @@ func TestBackoffByFailure(t *testing.T) {
 // and a periodic summary, not every attempt; the reconnect says how long it
 // was down.
 func TestConnectFailureLogging(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	l := testLink(t, slog.New(slog.NewTextHandler(&buf, nil)))
 	l.summaryEvery = 300 * time.Millisecond
 	run := &linkRun{fatal: make(chan error, 1), ready: make(chan struct{}), ctx: context.Background()}
@@ -119,7 +100,7 @@ func TestConnectFailureLogging(t *testing.T) {
 func TestReconnectSoonAfterOutage(t *testing.T) {
 	skipShort(t)
 	b := mqtttest.Start(t, mqtttest.Options{})
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	cfg := testConfig(b, "vigil", "vigil-outage")
 	cfg.ReconnectBackoff = DefaultConfig().ReconnectBackoff // what users get
 	cfg.Subscriptions = []Subscription{{Filter: "plant/#", QoS: 1}}

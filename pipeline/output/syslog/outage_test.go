@@ -1,37 +1,18 @@
 package syslog
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/vigil-iot/vigil/internal/syncbuf"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/journal"
 	"github.com/vigil-iot/vigil/pipeline/output"
 )
-
-// lockedBuffer is an io.Writer safe for the runner and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Count(l.b.Bytes(), []byte{'\n'})
-}
 
 // TestRsyslogOutage: the SIEM (a real rsyslog over mutual TLS) is down
 // while alerts are written through the journal; the pipeline's writes
@@ -48,7 +29,7 @@ func TestRsyslogOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var other lockedBuffer
+	var other syncbuf.Buffer
 	fo, err := output.New(output.Config{
 		Journal: journal.Config{Dir: filepath.Join(t.TempDir(), "journal")},
 		Outputs: []output.Spec{
@@ -75,10 +56,10 @@ func TestRsyslogOutage(t *testing.T) {
 		t.Errorf("writing 200 alerts took %v with the SIEM down; want the journal to take them at once", d)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for other.lines() < len(alerts) && time.Now().Before(deadline) {
+	for other.Lines() < len(alerts) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := other.lines(); n != len(alerts) {
+	if n := other.Lines(); n != len(alerts) {
 		t.Fatalf("the other output got %d alerts while the SIEM was down; want %d", n, len(alerts))
 	}
 	time.Sleep(300 * time.Millisecond) // a few failed attempts
