@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -198,11 +199,13 @@ func TestReplayConfigClassLimit(t *testing.T) {
 	}
 }
 
-// TestReplayDeviceCap: with a device cap below the fleet size, replay tracks
-// at most the cap and reports the devices it had to forget.
-func TestReplayDeviceCap(t *testing.T) {
+// replayCap replays the fixture with pipeline.max_devices and workers set,
+// and returns the devices tracked and evicted from the JSON summary.
+func replayCap(t *testing.T, maxDevices, workers int) (devices int, evicted uint64) {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "cap.yaml")
-	if err := os.WriteFile(cfg, []byte("pipeline: {max_devices: 4, workers: 2}\n"), 0o644); err != nil {
+	text := fmt.Sprintf("pipeline: {max_devices: %d, workers: %d}\n", maxDevices, workers)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errs := runCLI(t, "replay", "--alerts", os.DevNull, "--summary", "json", "--config", cfg, fixtureLog)
@@ -216,8 +219,14 @@ func TestReplayDeviceCap(t *testing.T) {
 	if err := json.Unmarshal([]byte(errs), &sum); err != nil {
 		t.Fatal(err)
 	}
-	if sum.Devices > 4 || sum.Evicted == 0 {
-		t.Errorf("devices %d, evicted %d; want at most 4 tracked and evictions counted", sum.Devices, sum.Evicted)
+	return sum.Devices, sum.Evicted
+}
+
+// TestReplayDeviceCap: with a device cap below the fleet size, replay tracks
+// at most the cap and reports the devices it had to forget.
+func TestReplayDeviceCap(t *testing.T) {
+	if devices, evicted := replayCap(t, 4, 2); devices > 4 || evicted == 0 {
+		t.Errorf("devices %d, evicted %d; want at most 4 tracked and evictions counted", devices, evicted)
 	}
 }
 
@@ -226,22 +235,7 @@ func TestReplayDeviceCap(t *testing.T) {
 // is evicted (a per-shard share of 3 forgot devices thousands of times, since
 // names do not spread evenly).
 func TestReplayDeviceCapIsTotal(t *testing.T) {
-	cfg := filepath.Join(t.TempDir(), "cap.yaml")
-	if err := os.WriteFile(cfg, []byte("pipeline: {max_devices: 12, workers: 4}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	code, _, errs := runCLI(t, "replay", "--alerts", os.DevNull, "--summary", "json", "--config", cfg, fixtureLog)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errs)
-	}
-	var sum struct {
-		Devices int    `json:"devices"`
-		Evicted uint64 `json:"evicted"`
-	}
-	if err := json.Unmarshal([]byte(errs), &sum); err != nil {
-		t.Fatal(err)
-	}
-	if sum.Devices != 12 || sum.Evicted != 0 {
-		t.Errorf("devices %d, evicted %d; want all 12 tracked and none evicted", sum.Devices, sum.Evicted)
+	if devices, evicted := replayCap(t, 12, 4); devices != 12 || evicted != 0 {
+		t.Errorf("devices %d, evicted %d; want all 12 tracked and none evicted", devices, evicted)
 	}
 }
