@@ -78,8 +78,7 @@ func newCampaignVigil(t *testing.T, b *mqtttest.Broker, clientID, extra string) 
 	t.Helper()
 	dir := t.TempDir()
 	v := campaignVigil{metrics: freeAddr(t), journal: filepath.Join(dir, "journal"), alerts: filepath.Join(dir, "alerts.jsonl")}
-	v.cfg = writeConfig(t, "vigil.yaml", "mqtt:\n  broker: "+b.URL()+"\n  client_id: "+clientID+"\n  username: vigil\n  password_file: "+
-		b.PasswordFile("vigil")+"\n  tls: {ca_file: "+b.CAFile+"}\n  subscriptions: [\"plant/#\"]\n"+
+	v.cfg = writeConfig(t, "vigil.yaml", mqttSection(b, clientID)+
 		"alerts:\n  journal: {dir: "+v.journal+", segment_size: 1GiB, max_size: 4GiB}\n  mqtt: {enabled: false}\n  file: "+v.alerts+"\n"+
 		"metrics:\n  listen: "+v.metrics+"\n"+extra)
 	return v

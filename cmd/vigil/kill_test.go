@@ -67,8 +67,7 @@ func TestKillWithAlertsInTheJournal(t *testing.T) {
 	dir := t.TempDir()
 	alertsFile := filepath.Join(dir, "alerts.jsonl")
 	tlsBlock := fmt.Sprintf("  tls: {ca_file: %s}\n", b.CAFile)
-	vigilCfg := writeConfig(t, "vigil.yaml", "mqtt:\n  broker: "+b.URL()+"\n  client_id: vigil-kill\n  username: vigil\n  password_file: "+
-		b.PasswordFile("vigil")+"\n"+tlsBlock+"  subscriptions: [\"plant/#\"]\n"+
+	vigilCfg := writeConfig(t, "vigil.yaml", mqttSection(b, "vigil-kill")+
 		"alerts:\n  journal: {dir: "+filepath.Join(dir, "journal")+"}\n  mqtt: {enabled: false}\n  file: "+alertsFile+"\n"+
 		"  outputs:\n    - {name: bus, type: nats, url: \"nats://"+natsAddr+"\", jetstream: true, timeout: 1s, retry: {initial: 50ms, max: 300ms}}\n"+
 		"state: {file: "+filepath.Join(t.TempDir(), "vigil.state")+"}\nmetrics:\n  listen: "+metricsAddr+"\n")

@@ -296,3 +296,11 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// mqttSection is the mqtt section of a test configuration for broker b:
+// TLS with b's CA, user vigil with its password file, subscribed to
+// plant/#.
+func mqttSection(b *mqtttest.Broker, clientID string) string {
+	return "mqtt:\n  broker: " + b.URL() + "\n  client_id: " + clientID + "\n  username: vigil\n  password_file: " +
+		b.PasswordFile("vigil") + "\n  tls: {ca_file: " + b.CAFile + "}\n  subscriptions: [\"plant/#\"]\n"
+}

@@ -28,8 +28,7 @@ func TestReloadKeepsState(t *testing.T) {
 	dir := t.TempDir()
 	alertsFile := filepath.Join(dir, "alerts.jsonl")
 	metricsAddr := freeAddr(t)
-	base := "mqtt:\n  broker: " + b.URL() + "\n  client_id: vigil-reload\n  username: vigil\n  password_file: " +
-		b.PasswordFile("vigil") + "\n  tls: {ca_file: " + b.CAFile + "}\n  subscriptions: [\"plant/#\"]\n" +
+	base := mqttSection(b, "vigil-reload") +
 		"alerts:\n  journal: {dir: " + filepath.Join(dir, "journal") + "}\n  mqtt: {enabled: false}\n  file: " + alertsFile + "\n" +
 		"state: {file: \"\"}\nfleet: {enabled: false}\nmetrics:\n  listen: " + metricsAddr + "\n"
 	cfg := writeConfig(t, "vigil.yaml", base+"detectors: {traffic: {enabled: false}}\n")
@@ -106,8 +105,7 @@ func TestWatchConfig(t *testing.T) {
 	b := mqtttest.Start(t, mqtttest.Options{})
 	dir := t.TempDir()
 	metricsAddr := freeAddr(t)
-	base := "mqtt:\n  broker: " + b.URL() + "\n  client_id: vigil-watch\n  username: vigil\n  password_file: " +
-		b.PasswordFile("vigil") + "\n  tls: {ca_file: " + b.CAFile + "}\n  subscriptions: [\"plant/#\"]\n" +
+	base := mqttSection(b, "vigil-watch") +
 		"alerts:\n  journal: {dir: " + filepath.Join(dir, "journal") + "}\n  mqtt: {enabled: false}\n  file: " + filepath.Join(dir, "alerts.jsonl") + "\n" +
 		"state: {file: " + filepath.Join(dir, "ignored.state") + "}\nmetrics:\n  listen: " + metricsAddr + "\n"
 	cfg := writeConfig(t, "vigil.yaml", base)

@@ -71,8 +71,7 @@ func TestRestartKeepsLearnedState(t *testing.T) {
 			dir := t.TempDir()
 			alertsFile := filepath.Join(dir, "alerts.jsonl")
 			metricsAddr := freeAddr(t)
-			cfg := writeConfig(t, "vigil.yaml", "mqtt:\n  broker: "+b.URL()+"\n  client_id: vigil-restart\n  username: vigil\n  password_file: "+
-				b.PasswordFile("vigil")+"\n  tls: {ca_file: "+b.CAFile+"}\n  subscriptions: [\"plant/#\"]\n"+
+			cfg := writeConfig(t, "vigil.yaml", mqttSection(b, "vigil-restart")+
 				"alerts:\n  journal: {dir: "+filepath.Join(dir, "journal")+"}\n  mqtt: {enabled: false}\n  file: "+alertsFile+"\n"+
 				"state: {file: "+filepath.Join(dir, "vigil.state")+", interval: 0s}\n"+
 				"detectors: {traffic: {enabled: false}}\nfleet: {enabled: false}\n"+
