@@ -52,6 +52,11 @@ func (e *ConnectError) Error() string {
 
 func (e *ConnectError) Unwrap() error { return e.Err }
 
+// refused reports whether the broker answered and said no (a CONNACK
+// reason code) or the configuration is at fault: retries back off up to
+// Backoff.Max. Anything else means the broker could not be reached.
+func (e *ConnectError) refused() bool { return e.Code != 0 || e.Permanent }
+
 // attemptInfo describes one connection attempt, for classifying its failure.
 type attemptInfo struct {
 	tls           bool

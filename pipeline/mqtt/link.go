@@ -420,9 +420,7 @@ func (l *link) onConnectError(run *linkRun, err error) {
 		l.handshakeCloses = 0
 	}
 	l.lastErr = ce
-	// The broker answered and said no (CONNACK), or a configuration
-	// problem: back off fully. Anything else is "not reachable".
-	l.refused = ce.Code != 0 || ce.Permanent
+	l.refused = ce.refused()
 	now := time.Now()
 	if l.downSince.IsZero() {
 		l.downSince = now
@@ -459,7 +457,7 @@ func (l *link) onConnectError(run *linkRun, err error) {
 
 // retryCap is the longest wait between attempts after ce.
 func (l *link) retryCap(ce *ConnectError) time.Duration {
-	if ce.Code != 0 || ce.Permanent {
+	if ce.refused() {
 		return l.cfg.ReconnectBackoff.Max
 	}
 	return l.cfg.ReconnectBackoff.MaxUnreachable
