@@ -40,8 +40,9 @@ const (
 	cycleFill   = 0.8 // share of non-empty bins a search needs
 	cycleMisses = 4   // searches in a row without the cycle before it is lost
 	cycleEmpty  = math.MinInt16
-	cycleClip   = 4  // a sample teaches the profile at most this many spreads away
-	cycleMaxLvl = 30 // widest bin: 2^30 ms, about 12 days
+	cycleClip   = 4              // a sample teaches the profile at most this many spreads away
+	cycleMaxLvl = 30             // widest bin: 2^30 ms, about 12 days
+	cycleStart  = 2 * cycleEvery // readings a signal needs before it gets cycle memory
 )
 
 // CycleConfig configures cycle-aware baselines: finding a signal's dominant
@@ -131,8 +132,10 @@ func compileCycles(c CycleConfig) *cycles {
 	return cy
 }
 
-// CycleState is one signal's cycle memory, in DeviceExtra.Cycles. It holds
-// what every reading touches, the open bin
+// CycleState is one signal's cycle memory, in DeviceExtra.Cycles. It is
+// made once the signal has cycleStart readings (see cycleReady), so a device
+// that sends a few readings pays nothing for it. It holds what every
+// reading touches, the open bin
 // (56 B, so the hot memory of a device's signals stays within a few cache
 // lines); the period-search ring, touched when a bin closes, is behind Ring,
 // and a learned cycle behind Model.
@@ -255,6 +258,15 @@ func (s *CycleState) judged(x, level float64, t int64) Season {
 	return Season{At: at, Near: min(max(x-level, lo), hi)}
 }
 
+// cycleReady reports whether signal s has been seen long enough to be given
+// cycle memory: once its baseline has learned cycleStart readings. The ring
+// is first searched when 2 × cycleEvery bins have closed, so a signal with
+// fewer readings cannot have shown a cycle yet, and a device that sends a
+// few readings (a spoofed device ID, a one-off message) costs no more than
+// it did without cycles. N only grows, so the decision is a function of the
+// signal's state: a restored snapshot makes the memory at the same reading.
+func cycleReady(s *SignalState) bool { return s.Base.N >= cycleStart }
+
 // newCycleState returns fresh cycle memory: the ring made, no model.
 func newCycleState() CycleState { return CycleState{Ring: new(CycleRing)} }
 
@@ -297,7 +309,7 @@ type rhythmNote struct{ from, to float64 }
 // the residual. It reports what changed.
 func (cy *cycles) observe(s *CycleState, sig *SignalState, l *baselines.Learner, x, season float64, t int64, learned bool, sc *cycleScratch, note *rhythmNote) cycleEvent {
 	if s.Level == 0 {
-		cy.restart(s, t)
+		cy.begin(s, sig, t)
 	}
 	if m := s.model(); m != nil {
 		if learned {
@@ -327,6 +339,28 @@ func (cy *cycles) observe(s *CycleState, sig *SignalState, l *baselines.Learner,
 	s.BinMean += d / float64(s.BinN)
 	s.BinM2 += d * (x - s.BinMean)
 	return ev
+}
+
+// begin starts the memory of a signal that has been seen before: its ring
+// starts where the signal did, and the bins its earlier readings would have
+// closed (taken as evenly spaced) are closed empty, so that the bin grid, the
+// merges and the searches follow the schedule they would have followed had
+// the memory been there from the first reading.
+func (cy *cycles) begin(s *CycleState, sig *SignalState, t int64) {
+	first := min(sig.Base.First, t)
+	cy.restart(s, first)
+	n := int64(sig.Base.N) // readings before this one (those learned: all of them, but for anomalies)
+	g := s.Ring
+	for i := int64(1); i < n; i++ {
+		ti := first + int64(float64(t-first)*float64(i)/float64(n))
+		if idx := ti / s.width(); idx > s.Bin {
+			cy.closeBins(s, idx)
+			if g.Since >= cycleEvery && int(g.Filled) >= 2*cycleEvery {
+				// A search of an empty ring finds nothing.
+				g.Since, g.Cand, g.Found = 0, 0, 0
+			}
+		}
+	}
 }
 
 // restart empties the ring at the finest width.

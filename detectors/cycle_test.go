@@ -420,3 +420,37 @@ func TestCyclesConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestCyclesMemoryLazy: a signal gets cycle memory only once it has enough
+// readings for the ring to be searched (64), so a device that sends a few
+// readings (a spoofed device ID) costs nothing for it; then every plant
+// signal has its ring and none has a model before a cycle is found.
+func TestCyclesMemoryLazy(t *testing.T) {
+	eng := newSet(t, nil).NewEngine()
+	nz := newNoise(7)
+	feed := func(from, to int) {
+		for i := from; i < to; i++ {
+			r := pipeline.Reading{Seq: uint64(i), Time: t0 + int64(i)*sec, Device: "lazy-01", Status: 0, Values: plant(nz)}
+			eng.Process(&r, nil)
+		}
+	}
+	feed(0, 64) // the 64th reading is judged with 63 learned
+	if x := eng.Device("lazy-01").Extra; x != nil {
+		t.Fatalf("after 64 readings: extra memory %+v; want none", x)
+	}
+	feed(64, 65)
+	x := eng.Device("lazy-01").Extra
+	if x == nil || len(x.Cycles) != 3 {
+		t.Fatalf("after 65 readings: extra memory %+v; want the cycle memory of 3 signals", x)
+	}
+	for i, c := range x.Cycles {
+		if c.Ring == nil || c.Model != nil || c.Level == 0 {
+			t.Errorf("signal %d: ring %v, model %v, level %d; want a started ring and no model", i, c.Ring != nil, c.Model != nil, c.Level)
+		}
+	}
+	// The ring started where the signal did: 65 s at 4.096 s bins is 15
+	// closed bins (the open one holds the last reading).
+	if got := x.Cycles[0].Ring.Filled; got < 14 || got > 16 {
+		t.Errorf("ring filled with %d bins after 65 s; want the bins since the first reading (about 15)", got)
+	}
+}

@@ -449,7 +449,7 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		clear(vs)
 		var cs *CycleState
 		var se Season
-		if p.cycles != nil && p.cycleKinds[s.Kind] {
+		if p.cycles != nil && p.cycleKinds[s.Kind] && cycleReady(s) {
 			if cs = d.cycle(s); cs != nil {
 				se = cs.judged(val.V, s.Base.Mean, r.Time)
 			}
