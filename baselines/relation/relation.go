@@ -44,9 +44,10 @@ type Config struct {
 	// LearnBelow: a reading teaches only if its score is below this (the
 	// caller passes the outcome to Observe; see Model.Learns).
 	LearnBelow float64 `yaml:"learn_below"`
-	// Clip winsorises learning: a reading scoring above Clip (in warm-up or
-	// once the model learns again after RelearnAfter) moves the estimates as
-	// one scoring Clip would. 0 disables.
+	// Clip winsorises learning: a reading scoring above Clip (but below
+	// LearnBelow, or any reading in warm-up and once the model learns again
+	// after RelearnAfter) moves the estimates as one scoring Clip would, so
+	// readings near the limit teach little. 0 disables.
 	Clip float64 `yaml:"clip"`
 	// RelearnAfter is how many consecutive readings may be kept out before
 	// the model learns again; 0 means never.
@@ -63,7 +64,7 @@ func DefaultConfig() Config {
 	return Config{
 		HalfLife:     1000,
 		Warmup:       300,
-		Refresh:      50,
+		Refresh:      100,
 		Variance:     0.9,
 		Alpha:        1e-4,
 		Critical:     2,
