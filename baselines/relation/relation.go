@@ -126,6 +126,11 @@ type Model struct {
 	k     int
 	alpha float64 // EW weight once n > 1/alpha
 	nEff  float64 // effective sample size of the EW estimator
+	// t2 holds the Gaussian T² limits for a retained components judged
+	// against n readings, t2[a-1][j] for n = grid[j]: the F quantile costs
+	// tens of microseconds, so it is computed here once, not per refresh.
+	grid []float64
+	t2   [MaxSignals - 1][]float64
 }
 
 // New returns the model of k signals (2 ≤ k ≤ MaxSignals) under cfg.
@@ -137,7 +142,39 @@ func New(cfg Config, k int) (*Model, error) {
 		return nil, fmt.Errorf("relation: %w", err)
 	}
 	a := 1 - math.Exp2(-1/cfg.HalfLife)
-	return &Model{cfg: cfg, k: k, alpha: a, nEff: (2 - a) / a}, nil
+	m := &Model{cfg: cfg, k: k, alpha: a, nEff: (2 - a) / a}
+	// n from robustStart up by factors of 2^¼ to the effective size.
+	for n := float64(robustStart); ; n *= math.Pow(2, 0.25) {
+		m.grid = append(m.grid, math.Round(min(n, m.nEff)))
+		if n >= m.nEff {
+			break
+		}
+	}
+	p := 1 - cfg.Alpha
+	for a := 1; a < k; a++ {
+		fa := float64(a)
+		lims := make([]float64, len(m.grid))
+		for j, n := range m.grid {
+			lims[j] = distuv.ChiSquared{K: fa}.Quantile(p)
+			if n > fa+1 {
+				// Phase II limit for a new reading judged against n of them.
+				lims[j] = fa * (n - 1) * (n + 1) / (n * (n - fa)) * distuv.F{D1: fa, D2: n - fa}.Quantile(p)
+			}
+		}
+		m.t2[a-1] = lims
+	}
+	return m, nil
+}
+
+// t2Limit is the Gaussian T² limit for a components judged against n
+// readings (the limit for the largest tabulated size not above n).
+func (m *Model) t2Limit(a int, n float64) float64 {
+	lims := m.t2[a-1]
+	j := 0
+	for j+1 < len(m.grid) && m.grid[j+1] <= n {
+		j++
+	}
+	return lims[j]
 }
 
 // K returns the number of signals.
@@ -171,12 +208,14 @@ type State struct {
 	// Data holds, for k signals: the mean (k), the covariance's upper
 	// triangle row by row (k(k+1)/2), the eigenvalues of the correlation
 	// matrix in decreasing order (k), their eigenvectors (k×k, row i holds
-	// signal i's loadings) and the diagonal of the standardised precision
-	// matrix (k).
+	// signal i's loadings), the diagonal of the standardised precision
+	// matrix (k) and the scales that standardise the signals (k, the floored
+	// standard deviations), all but mean and covariance as of the last
+	// refresh.
 	Data []float64
 }
 
-func dataLen(k int) int { return k + k*(k+1)/2 + k + k*k + k }
+func dataLen(k int) int { return k + k*(k+1)/2 + k + k*k + k + k }
 
 // NewState returns an empty state for m.
 func (m *Model) NewState() State {
@@ -202,6 +241,11 @@ func (s *State) vec() []float64 {
 func (s *State) lii() []float64 {
 	k := int(s.K)
 	o := 2*k + k*(k+1)/2 + k*k
+	return s.Data[o : o+k]
+}
+func (s *State) scales() []float64 {
+	k := int(s.K)
+	o := 3*k + k*(k+1)/2 + k*k
 	return s.Data[o : o+k]
 }
 
@@ -314,9 +358,9 @@ func (m *Model) Learns(r *Result) bool { return r.Score < m.cfg.LearnBelow }
 // it returns T² and SPE. The state must have a model (A > 0).
 func (m *Model) project(s *State, x []float64, z, w *[MaxSignals]float64) (t2, spe float64) {
 	k, a := m.k, int(s.A)
-	mu, vec, eig := s.mean(), s.vec(), s.eig()
+	mu, vec, eig, sc := s.mean(), s.vec(), s.eig(), s.scales()
 	for i := range k {
-		z[i] = (x[i] - mu[i]) / m.scale(s, i)
+		z[i] = (x[i] - mu[i]) / sc[i]
 	}
 	for c := range k {
 		var d float64
@@ -362,18 +406,26 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 		r.Severity = Warning
 	}
 
-	mu, vec, eig, lii := s.mean(), s.vec(), s.eig(), s.lii()
+	mu, vec, eig, lii, scs := s.mean(), s.vec(), s.eig(), s.lii(), s.scales()
+	// Scores per component: w/√λ for T², w/λ for the precision.
+	var wh, wl [MaxSignals]float64
+	for c := range k {
+		wl[c] = w[c] / eig[c]
+		if c < a {
+			wh[c] = w[c] / math.Sqrt(eig[c])
+		}
+	}
 	bestT2, bestDev := -1.0, -1.0
 	topT2, topDev := 0, 0
 	for i := range k {
 		var half, proj, prec float64
 		row := vec[i*k : i*k+k]
+		for c := range a {
+			half += row[c] * wh[c]
+			proj += row[c] * w[c]
+		}
 		for c := range k {
-			if c < a {
-				half += row[c] * w[c] / math.Sqrt(eig[c])
-				proj += row[c] * w[c]
-			}
-			prec += row[c] * w[c] / eig[c]
+			prec += row[c] * wl[c]
 		}
 		r.T2Contrib[i] = half * half
 		res := r.Z[i] - proj
@@ -381,7 +433,7 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 		// (Σ⁻¹z)_i / Λ_ii is z_i minus its conditional expectation.
 		e := prec / lii[i]
 		sd := 1 / math.Sqrt(lii[i])
-		sc := m.scale(s, i)
+		sc := scs[i]
 		r.Deviation[i] = e / sd
 		r.Expected[i] = mu[i] + sc*(r.Z[i]-e)
 		r.ExpectedStd[i] = sc * sd
@@ -404,6 +456,18 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 // A reading with a missing signal is only counted. It reports whether the
 // reading was learned, and allocates nothing.
 func (m *Model) Observe(s *State, x []float64, t int64, learn bool) bool {
+	return m.observe(s, x, t, learn, nil)
+}
+
+// Update is Observe for the reading x that Judge has just judged into r
+// against the same, unchanged s: it learns when Learns(r) and reuses r's
+// statistics instead of computing them again. This is the per-reading call:
+// Judge, then Update.
+func (m *Model) Update(s *State, x []float64, t int64, r *Result) bool {
+	return m.observe(s, x, t, m.Learns(r), r)
+}
+
+func (m *Model) observe(s *State, x []float64, t int64, learn bool, r *Result) bool {
 	if !m.complete(x) {
 		if s.Skipped < math.MaxUint32 {
 			s.Skipped++
@@ -436,8 +500,13 @@ func (m *Model) Observe(s *State, x []float64, t int64, learn bool) bool {
 	// that distance, so no single reading can move the model much.
 	u := 1.0
 	if s.A > 0 {
-		var z, w [MaxSignals]float64
-		t2, spe := m.project(s, x, &z, &w)
+		var t2, spe float64
+		if r != nil && r.Judged {
+			t2, spe = r.T2, r.SPE
+		} else {
+			var z, w [MaxSignals]float64
+			t2, spe = m.project(s, x, &z, &w)
+		}
 		score := math.Sqrt(max(t2/s.T2Limit, spe/s.SPELimit))
 		if m.cfg.Clip > 0 && score > m.cfg.Clip {
 			u = m.cfg.Clip / score
@@ -494,7 +563,7 @@ func (m *Model) Refresh(s *State) {
 	if s.N < 2 {
 		return
 	}
-	var sc [MaxSignals]float64
+	sc := s.scales()
 	for i := range k {
 		sc[i] = m.scale(s, i)
 	}
@@ -557,12 +626,7 @@ func (m *Model) Refresh(s *State) {
 
 	p := 1 - m.cfg.Alpha
 	fa := float64(a)
-	n := min(float64(s.N), m.nEff)
-	t2 := distuv.ChiSquared{K: fa}.Quantile(p)
-	if n > fa+1 {
-		// Phase II limit for a new reading judged against n of them.
-		t2 = fa * (n - 1) * (n + 1) / (n * (n - fa)) * distuv.F{D1: fa, D2: n - fa}.Quantile(p)
-	}
+	t2 := m.t2Limit(a, float64(s.N))
 	spe := scaledChi2(theta1, 2*theta2, p)
 	if s.NM >= momentMin {
 		t2 = max(t2, scaledChi2(s.MT*fa, s.VT*fa*fa, p))

@@ -31,10 +31,12 @@ func BenchmarkUpdateJudge(b *testing.B) {
 			}
 			b.ReportAllocs()
 			i := 0
+			cpu := cpuTime()
 			for b.Loop() {
 				step(m, &s, xs[i%len(xs)], int64(i), &r)
 				i++
 			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(unsafe.Sizeof(s))+float64(8*len(s.Data)), "state-B")
 			b.ReportMetric(float64(s.BinarySize()), "encoded-B")
 		})

@@ -81,7 +81,28 @@ func newModel(t testing.TB, cfg Config, k int) *Model {
 // step judges x, then teaches it as the engine would.
 func step(m *Model, s *State, x []float64, ts int64, r *Result) {
 	m.Judge(s, x, r)
-	m.Observe(s, x, ts, m.Learns(r))
+	m.Update(s, x, ts, r)
+}
+
+func TestUpdateIsObserve(t *testing.T) {
+	m := newModel(t, DefaultConfig(), 3)
+	s1, s2 := m.NewState(), m.NewState()
+	g := newGauss(t, plantMu, plantCov(), 12)
+	x := make([]float64, 3)
+	var r1, r2 Result
+	for i := range 3000 {
+		g.draw(x)
+		if i%97 == 0 {
+			x[0] += 2 // now and then a broken relation, kept out
+		}
+		m.Judge(&s1, x, &r1)
+		m.Update(&s1, x, int64(i), &r1)
+		m.Judge(&s2, x, &r2)
+		m.Observe(&s2, x, int64(i), m.Learns(&r2))
+	}
+	if !reflect.DeepEqual(s1, s2) {
+		t.Errorf("Update and Observe diverged:\n%+v\n%+v", s1, s2)
+	}
 }
 
 // warmPlant returns a model and state that learned n plant readings.
