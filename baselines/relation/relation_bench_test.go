@@ -58,6 +58,8 @@ func BenchmarkEigen(b *testing.B) {
 	c.SymOuterK(1, d.T())
 	b.Run("jacobi", func(b *testing.B) {
 		b.ReportAllocs()
+		cpu := cpuTime()
+		defer func() { b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op") }()
 		for b.Loop() {
 			var a, v matrix
 			for i := range k {
@@ -71,6 +73,8 @@ func BenchmarkEigen(b *testing.B) {
 	b.Run("EigenSym", func(b *testing.B) {
 		b.ReportAllocs()
 		var es mat.EigenSym
+		cpu := cpuTime()
+		defer func() { b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op") }()
 		for b.Loop() {
 			es.Factorize(&c, true)
 		}
@@ -94,9 +98,11 @@ func BenchmarkRefresh(b *testing.B) {
 				step(m, &s, x, int64(i), &r)
 			}
 			b.ReportAllocs()
+			cpu := cpuTime()
 			for b.Loop() {
 				m.Refresh(&s)
 			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
