@@ -76,6 +76,16 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	for i := range s.Data {
 		s.Data[i] = math.Float64frombits(u64())
 	}
+	for _, v := range [...]float64{s.T2Limit, s.SPELimit, s.Theta1, s.MT, s.VT, s.MQ, s.VQ} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%w: non-finite limit or moment", ErrEncoding)
+		}
+	}
+	for _, v := range s.Data {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%w: non-finite estimate", ErrEncoding)
+		}
+	}
 	return nil
 }
 

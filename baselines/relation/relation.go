@@ -185,7 +185,8 @@ func (m *Model) Config() Config { return m.cfg }
 
 // State is the learned relation of one device's signals: plain data, to be
 // copied, compared and snapshotted (AppendBinary, UnmarshalBinary). Make it
-// with Model.NewState.
+// with Model.NewState; a zero State, or one of another number of signals,
+// is not judged and starts afresh at the next Observe or Update.
 type State struct {
 	// K is the number of signals; A the number of retained components (0
 	// until the first model is built).
@@ -272,13 +273,18 @@ func (m *Model) scale(s *State, i int) float64 {
 	return max(math.Sqrt(max(s.cov()[tri(m.k, i, i)], 0)), m.cfg.MinSpread, m.cfg.RelSpread*math.Abs(s.mean()[i]))
 }
 
+// maxValue is the largest magnitude of a signal value taken as a reading.
+const maxValue = 1e100
+
 // complete reports whether x holds k finite values.
 func (m *Model) complete(x []float64) bool {
 	if len(x) != m.k {
 		panic(fmt.Sprintf("BUG: relation: reading of %d signals for a model of %d", len(x), m.k))
 	}
 	for _, v := range x {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+		// NaN and ±Inf are missing; so are absurd magnitudes, whose squares
+		// would overflow the covariance.
+		if !(math.Abs(v) <= maxValue) {
 			return false
 		}
 	}
@@ -386,7 +392,7 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 		r.Missing = true
 		return
 	}
-	if !s.Warm || s.A == 0 {
+	if !s.Warm || s.A == 0 || int(s.K) != m.k || len(s.Data) != dataLen(m.k) {
 		return
 	}
 	k, a := m.k, int(s.A)
@@ -453,7 +459,8 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 // Observe records the complete reading x at event time t. learn is the
 // caller's verdict (Model.Learns of Judge's result): when false the estimates
 // are left alone, unless RelearnAfter readings in a row have been kept out.
-// A reading with a missing signal is only counted. It reports whether the
+// A reading with a missing signal (NaN, ±Inf or beyond ±1e100) is only
+// counted. It reports whether the
 // reading was learned, and allocates nothing.
 func (m *Model) Observe(s *State, x []float64, t int64, learn bool) bool {
 	return m.observe(s, x, t, learn, nil)
@@ -473,6 +480,11 @@ func (m *Model) observe(s *State, x []float64, t int64, learn bool, r *Result) b
 			s.Skipped++
 		}
 		return false
+	}
+	if int(s.K) != m.k || len(s.Data) != dataLen(m.k) {
+		// A state of another signal set (the device's signals changed, or
+		// a zero State): learn afresh.
+		*s = m.NewState()
 	}
 	s.Last = t
 	if !learn && s.N > 0 {
@@ -560,7 +572,7 @@ func ewMoment(mean, vr *float64, x, b float64) {
 // readings; call it after restoring or editing a state. It allocates nothing.
 func (m *Model) Refresh(s *State) {
 	k := m.k
-	if s.N < 2 {
+	if s.N < 2 || int(s.K) != k || len(s.Data) != dataLen(k) {
 		return
 	}
 	sc := s.scales()
@@ -637,9 +649,11 @@ func (m *Model) Refresh(s *State) {
 
 // scaledChi2 is the p-quantile of g·χ²_h with mean m and variance v (Box).
 func scaledChi2(mean, vr, p float64) float64 {
-	if !(mean > 0) || !(vr > 0) {
-		return math.SmallestNonzeroFloat64
-	}
 	g, h := vr/(2*mean), 2*mean*mean/vr
+	if !(g > 0 && g < math.MaxFloat64) || !(h > 0 && h < math.MaxFloat64) {
+		return math.SmallestNonzeroFloat64 // never binding: the caller takes the larger limit
+	}
+	// gonum's quantile loops on a NaN shape and crawls on extreme ones.
+	h = min(max(h, 0.05), 1e6)
 	return g * distuv.ChiSquared{K: h}.Quantile(p)
 }

@@ -434,7 +434,7 @@ func TestMissingSignalSkipped(t *testing.T) {
 	before := s
 	before.Data = append([]float64(nil), s.Data...)
 	var r Result
-	for _, x := range [][]float64{{math.NaN(), 60, 2.5}, {4.3, math.Inf(1), 2.5}, {4.3, 60, math.Inf(-1)}} {
+	for _, x := range [][]float64{{math.NaN(), 60, 2.5}, {4.3, math.Inf(1), 2.5}, {4.3, 60, math.Inf(-1)}, {4.3, -1e300, 2.5}} {
 		m.Judge(&s, x, &r)
 		if r.Judged || !r.Missing || r.Severity != None {
 			t.Errorf("reading %v: judged %v, missing %v, severity %v; want skipped", x, r.Judged, r.Missing, r.Severity)
@@ -443,8 +443,8 @@ func TestMissingSignalSkipped(t *testing.T) {
 			t.Errorf("reading %v was learned", x)
 		}
 	}
-	if s.Skipped != 3 {
-		t.Errorf("skipped %d; want 3", s.Skipped)
+	if s.Skipped != 4 {
+		t.Errorf("skipped %d; want 4", s.Skipped)
 	}
 	s.Skipped = 0
 	if !reflect.DeepEqual(s, before) {
@@ -585,5 +585,53 @@ func TestConfigValidate(t *testing.T) {
 	bad.Alpha = 0
 	if _, err := New(bad, 3); err == nil {
 		t.Error("variance 1, alpha 0 accepted")
+	}
+}
+
+func TestOtherSignalSetStartsAfresh(t *testing.T) {
+	m3, s3, _ := warmPlant(t, DefaultConfig(), 1000, 14)
+	m4 := newModel(t, DefaultConfig(), 4)
+	x := []float64{4.3, 60, 2.5, 7}
+	var r Result
+	m4.Judge(&s3, x, &r)
+	if r.Judged {
+		t.Error("a k=3 state was judged by a k=4 model")
+	}
+	if !m4.Update(&s3, x, 1, &r) || s3.K != 4 || s3.N != 1 {
+		t.Errorf("k=3 state under a k=4 model: K %d, N %d; want a fresh k=4 state with one reading", s3.K, s3.N)
+	}
+	var zero State
+	m3.Judge(&zero, x[:3], &r)
+	if r.Judged || !m3.Observe(&zero, x[:3], 1, true) || zero.K != 3 {
+		t.Errorf("zero state: judged %v, K %d", r.Judged, zero.K)
+	}
+}
+
+func TestRelearnAfter(t *testing.T) {
+	// Pressure steps to a new relation and stays (maintenance changed the
+	// set point): flagged first, learned after RelearnAfter readings, then
+	// quiet.
+	cfg := DefaultConfig()
+	cfg.RelearnAfter = 500
+	m, s, g := warmPlant(t, cfg, 3000, 15)
+	x := make([]float64, 3)
+	var r Result
+	flaggedEarly, flaggedLate := 0, 0
+	for i := range 4000 {
+		g.draw(x)
+		x[0] += 4 * plantSd[0]
+		step(m, &s, x, int64(i), &r)
+		switch {
+		case i < 400 && r.Severity != None:
+			flaggedEarly++
+		case i >= 3000 && r.Severity != None:
+			flaggedLate++
+		}
+	}
+	if flaggedEarly < 380 {
+		t.Errorf("new relation flagged in %d of its first 400 readings; want nearly all", flaggedEarly)
+	}
+	if flaggedLate > 10 {
+		t.Errorf("new relation still flagged in %d of 1000 readings long after relearn_after; want it learned", flaggedLate)
 	}
 }
