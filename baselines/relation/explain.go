@@ -45,10 +45,14 @@ func Explain(signals []Signal, x []float64, r *Result) string {
 		}
 		fmt.Fprintf(&b, "%s %s", sg.Name, withUnit(x[i], sg.Unit))
 	}
+	what := "joint excursion outside the learned distribution"
+	if r.Broken || r.Stat == StatSPE {
+		what = "relation between signals broken"
+	}
 	if r.Stat == StatSPE {
-		fmt.Fprintf(&b, " (relation between signals broken: SPE %s× its limit distance)", num(r.SPEScore))
+		fmt.Fprintf(&b, " (%s: SPE %s× its limit distance)", what, num(r.SPEScore))
 	} else {
-		fmt.Fprintf(&b, " (joint excursion outside the learned distribution: T² %s× its limit distance)", num(r.T2Score))
+		fmt.Fprintf(&b, " (%s: T² %s× its limit distance)", what, num(r.T2Score))
 	}
 	b.WriteByte('.')
 	return b.String()

@@ -126,6 +126,9 @@ type Model struct {
 	k     int
 	alpha float64 // EW weight once n > 1/alpha
 	nEff  float64 // effective sample size of the EW estimator
+	// devLimit is the two-sided normal quantile at Alpha: a signal this
+	// many conditional σ from its expectation breaks the relation.
+	devLimit float64
 	// t2 holds the Gaussian T² limits for a retained components judged
 	// against n readings, t2[a-1][j] for n = grid[j]: the F quantile costs
 	// tens of microseconds, so it is computed here once, not per refresh.
@@ -142,7 +145,8 @@ func New(cfg Config, k int) (*Model, error) {
 		return nil, fmt.Errorf("relation: %w", err)
 	}
 	a := 1 - math.Exp2(-1/cfg.HalfLife)
-	m := &Model{cfg: cfg, k: k, alpha: a, nEff: (2 - a) / a}
+	m := &Model{cfg: cfg, k: k, alpha: a, nEff: (2 - a) / a,
+		devLimit: distuv.UnitNormal.Quantile(1 - cfg.Alpha/2)}
 	// n from robustStart up by factors of 2^¼ to the effective size.
 	for n := float64(robustStart); ; n *= math.Pow(2, 0.25) {
 		m.grid = append(m.grid, math.Round(min(n, m.nEff)))
@@ -343,9 +347,12 @@ type Result struct {
 	Score    float64
 	Stat     Stat
 	Severity Severity
-	// Top is the signal contributing most: for SPE the one furthest from its
-	// conditional expectation, for T² the largest T² share.
-	Top int
+	// Top is the signal contributing most: the one furthest from its
+	// conditional expectation when that is beyond the per-signal limit
+	// (Broken: the normal quantile at Config.Alpha, two-sided) or the
+	// statistic is SPE, else the one with the largest T² share.
+	Top    int
+	Broken bool
 	// Per signal (first K entries): the standardised deviation from the
 	// mean, the share of T² (complete decomposition, non-negative, summing
 	// to T²), the share of SPE (squared standardised residual, summing to
@@ -450,8 +457,13 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 			bestDev, topDev = d, i
 		}
 	}
+	// A signal off its conditional expectation beyond the per-signal
+	// limit is a broken relation, whichever statistic carries it (with few
+	// signals a retained minor component can carry a break into T²);
+	// otherwise the reading moved along the learned relation and the
+	// largest T² share names it.
 	r.Top = topT2
-	if r.Stat == StatSPE {
+	if r.Broken = bestDev >= m.devLimit; r.Broken || r.Stat == StatSPE {
 		r.Top = topDev
 	}
 }

@@ -285,8 +285,8 @@ func TestRelationBreakFlaggedBySPE(t *testing.T) {
 	if r.SPEScore < 1 || r.Stat != StatSPE || r.Severity == None {
 		t.Errorf("broken relation: SPE score %.2f, T² score %.2f, stat %v, severity %v; want SPE to flag it", r.SPEScore, r.T2Score, r.Stat, r.Severity)
 	}
-	if r.Top != 0 {
-		t.Errorf("top contributor %d; want 0 (pressure), deviations %v", r.Top, r.Deviation[:3])
+	if r.Top != 0 || !r.Broken {
+		t.Errorf("top contributor %d, broken %v; want 0 (pressure), broken; deviations %v", r.Top, r.Broken, r.Deviation[:3])
 	}
 	t.Logf("T² score %.2f, SPE score %.2f: %s", r.T2Score, r.SPEScore,
 		Explain([]Signal{{"pressure", "bar"}, {"temperature", "°C"}, {"vibration", "mm/s"}}, x, &r))
@@ -304,8 +304,8 @@ func TestJointExcursionFlaggedByT2(t *testing.T) {
 	if r.T2Score < 1 || r.Stat != StatT2 {
 		t.Errorf("joint excursion: T² score %.2f, SPE score %.2f; want T² to flag it", r.T2Score, r.SPEScore)
 	}
-	if r.SPEScore >= 1 {
-		t.Errorf("joint excursion: SPE score %.2f; want below 1 (the relation holds)", r.SPEScore)
+	if r.SPEScore >= 1 || r.Broken {
+		t.Errorf("joint excursion: SPE score %.2f, broken %v; want below 1 and not broken (the relation holds)", r.SPEScore, r.Broken)
 	}
 }
 

@@ -2,6 +2,7 @@ package relation
 
 import (
 	"bufio"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -34,6 +35,8 @@ func TestSKAB(t *testing.T) {
 		cfg.Alpha, _ = strconv.ParseFloat(v, 64)
 	}
 	var tp, fp, tn, fn, freeFP, freeN int
+	// named[group][signal] counts the signals named by true detections.
+	named := map[string]*[8]int{}
 	for _, f := range files {
 		rows, labels, times := readSKAB(t, f)
 		m := newModel(t, cfg, 8)
@@ -49,6 +52,11 @@ func TestSKAB(t *testing.T) {
 			switch {
 			case labels[i] && alarm:
 				ftp++
+				grp := filepath.Base(filepath.Dir(f))
+				if named[grp] == nil {
+					named[grp] = new([8]int)
+				}
+				named[grp][r.Top]++
 			case labels[i]:
 				ffn++
 			case alarm:
@@ -69,6 +77,16 @@ func TestSKAB(t *testing.T) {
 	t.Logf("SKAB (alpha %g), %d files: F1 %.2f, precision %.2f, recall %.2f, FAR %.1f %%, MAR %.1f %%; anomaly-free file: %d of %d readings flagged (%.2f %%)",
 		cfg.Alpha, len(files)-1, 2*prec*rec/(prec+rec), prec, rec,
 		100*float64(fp)/float64(fp+tn), 100*float64(fn)/float64(fn+tp), freeFP, freeN, 100*float64(freeFP)/float64(max(freeN, 1)))
+	signals := []string{"accel1", "accel2", "current", "pressure", "temperature", "thermocouple", "voltage", "flow"}
+	for grp, c := range named {
+		var b strings.Builder
+		for i, n := range c {
+			if n > 0 {
+				fmt.Fprintf(&b, " %s %d", signals[i], n)
+			}
+		}
+		t.Logf("%s: signals named by true detections:%s", grp, b.String())
+	}
 }
 
 func readSKAB(t *testing.T, path string) (rows [][]float64, labels []bool, times []int64) {
