@@ -39,32 +39,42 @@
 // conditional standard deviations, the reconstruction-based contribution to
 // the full Mahalanobis distance) is the one named for a broken relation: for a
 // fault in one signal it is provably that signal, where squared residuals can
-// smear onto its partners. For a T² excursion the largest T² share is named.
+// smear onto its partners. It is named whenever it is beyond the two-sided
+// normal quantile at Alpha (Result.Broken), even when T² carries the break (a
+// retained minor component can); otherwise, for a move along the learned
+// relation, the largest T² share is named.
 //
 // Poisoning guard, as in package baselines: a reading that scores at or above
-// Config.LearnBelow does not teach (the caller passes learn=false), so a
-// broken relation cannot become the new normal without raising an alert; a
-// slow ramp is stopped from teaching once it scores LearnBelow and must then
-// cross the limit. After Config.RelearnAfter consecutive readings kept out,
-// the model learns again, with each reading's deviation winsorised to
-// Config.Clip times the limit distance (a Huber-type update), so it adapts at
-// a bounded pace. Until Config.Warmup readings have been learned the model
-// only learns.
+// Config.LearnBelow (the limit) does not teach, so a broken relation cannot
+// become the new normal without raising an alert; below it, a reading scoring
+// above Config.Clip (0.7) teaches as one at Clip would (a Huber-type,
+// winsorised update), so readings near the limit teach little. The moments
+// behind the limits see the raw statistics, so the slight shrinkage of a
+// winsorised covariance widens the limits back. After Config.RelearnAfter
+// consecutive readings kept out, the model learns again, winsorised, at a
+// bounded pace. A relation that changes slowly (over a few hundred readings)
+// is learned like any slow change of an EW estimator. Until Config.Warmup
+// readings have been learned the model only learns.
 //
 // Time: forgetting counts readings, not seconds (as the baselines do), so
 // irregular timing does not matter and a device that lies about its clock
 // cannot speed it up; event times only time the warm-up. A reading with a
-// missing or non-finite signal is neither judged nor learned (judging on a
+// missing, non-finite or absurd (beyond ±1e100) signal is neither judged nor
+// learned (judging on a
 // subset would need another decomposition per pattern of missing signals). A
 // constant signal is regularised: its spread is floored (Config.MinSpread,
 // RelSpread) and its correlation entries shrunk so the matrix stays positive
-// definite; eigenvalues are floored at 1e-6.
+// definite; eigenvalues are floored at 1e-4.
 //
 // The eigen-decomposition is a cyclic Jacobi on fixed 8×8 arrays on the
-// stack: for k ≤ 8 it is as accurate as gonum's mat.EigenSym (the tests
-// compare them) and, unlike it, allocates nothing, so Observe and Judge
-// allocate nothing ever. Limits use gonum's stat/distuv quantiles, at refresh
-// only.
+// stack: for k ≤ 8 it is as accurate and as fast as gonum's mat.EigenSym (the
+// tests and benchmarks compare them) and, unlike it, allocates nothing, so
+// Judge, Update and Observe allocate nothing ever. Limits use gonum's
+// stat/distuv quantiles: the F quantiles once per Model, the chi-square ones
+// at refresh.
+//
+// Per reading the caller runs Judge, then Update (Observe when it decides
+// itself whether the reading teaches).
 //
 // A Model holds the configuration and is shared; a State is the plain data of
 // one device (a few hundred bytes for k = 3), versioned binary encoding via
