@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil/baselines"
+	"github.com/vigil-iot/vigil/baselines/relation"
 	"github.com/vigil-iot/vigil/pipeline"
 )
 
@@ -26,6 +27,9 @@ type Params struct {
 	// Cycles configures cycle-aware baselines: the checks of a signal with a
 	// dominant period judge its residual from the learned profile.
 	Cycles CycleConfig `yaml:"cycles"`
+	// Relation configures the relation check: a per-device model of how
+	// the device's signals move together.
+	Relation RelationConfig `yaml:"relation"`
 	// Status is the lifecycle of the device's own status flag.
 	Status Rule `yaml:"status"`
 	// Hysteresis is the score below which a firing alert counts a sample as
@@ -52,6 +56,7 @@ func DefaultParams() Params {
 		Signal:       DefaultSignal(),
 		Traffic:      DefaultTraffic(),
 		Cycles:       DefaultCycles(),
+		Relation:     DefaultRelation(),
 		Status:       Rule{Hold: 1, Clear: 1},
 		Hysteresis:   0.8,
 		LearnBelow:   0.6,
@@ -76,6 +81,7 @@ func (p *Params) Validate() error {
 		prefix("signal", p.Signal.Validate()),
 		prefix("traffic", p.Traffic.Validate()),
 		prefix("cycles", p.validateCycles()),
+		prefix("relation", p.validateRelation()),
 		prefix("status", p.Status.Validate()),
 	)
 }
@@ -86,6 +92,14 @@ func (p *Params) validateCycles() error {
 		return nil
 	}
 	return p.Cycles.Validate()
+}
+
+// validateRelation checks the relation parameters when they are used.
+func (p *Params) validateRelation() error {
+	if !p.Relation.Enabled {
+		return nil
+	}
+	return p.Relation.Validate()
 }
 
 // Class gives devices their own parameters: those whose node_id matches one
@@ -163,8 +177,9 @@ type profile struct {
 	needs      [4][2]bool        // what they need: record, daily
 	status     Check
 	traffic    trafficProfile
-	cycles     *cycles // nil: off
-	cycleKinds [4]bool // the signal kinds with checks on the residual
+	cycles     *cycles    // nil: off
+	cycleKinds [4]bool    // the signal kinds with checks on the residual
+	relations  *relations // nil: off
 }
 
 func compile(name string, p Params) (*profile, error) {
@@ -197,6 +212,9 @@ func compile(name string, p Params) (*profile, error) {
 		}
 	}
 	pr.traffic = compileTraffic(&p)
+	if pr.relations, err = compileRelation(p.Relation); err != nil {
+		return nil, err
+	}
 	return pr, nil
 }
 
@@ -305,10 +323,15 @@ type Device struct {
 // It owns their state exclusively: it is not safe for concurrent use, and needs
 // no locks because each shard worker has its own.
 type Engine struct {
-	set     *Set
-	devices map[string]*Device
-	vs      [maxChecks]Verdict // scratch: an array passed to an interface method would escape
-	cyc     *cycleScratch      // scratch of the period search, made on first use
+	set      *Set
+	devices  map[string]*Device
+	vs       [maxChecks]Verdict // scratch: an array passed to an interface method would escape
+	cyc      *cycleScratch      // scratch of the period search, made on first use
+	vals     [32]float64        // scratch: the reading's residuals from their cycles, by signal index
+	seas     [32]float64        // scratch: the seasonal components taken off
+	rx       [relation.MaxSignals]float64
+	rr       relation.Result // scratch: the relation check's verdict
+	relDrift int             // scratch: the position whose drift CUSUM leads the verdict, or -1
 
 	// Devices by recency, for eviction when the cap is reached.
 	newest, oldest *Device
@@ -426,7 +449,8 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		d.Topic = r.Topic
 	}
 	p := e.set.profiles[d.profile]
-	var fields uint32 // the fields the reading carries, for traffic.schema
+	var fields uint32  // the fields the reading carries, for traffic.schema
+	var present uint32 // the signals in e.vals
 	if r.Status != pipeline.NoStatus {
 		fields |= statusField
 		v := statusVerdict(r.Status)
@@ -455,6 +479,12 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			}
 		}
 		det.Judge(val.V, se, r.Time, s, p.learner, vs)
+		if k < len(e.vals) {
+			// The relation check relates the residuals from the signals'
+			// cycles: a cycle is the signal's own rhythm, not a relation.
+			e.vals[k], e.seas[k] = val.V-se.At, se.At
+			present |= 1 << k
+		}
 		if ext := p.extended[s.Kind]; ext != nil {
 			ext.JudgeExtended(val.V, r.Time, s, d.memory(s, p.needs[s.Kind]), vs)
 		}
@@ -503,6 +533,9 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		if cs != nil {
 			out = e.observeCycle(d, s, cs, p, r, val.V, se.At, learned, out)
 		}
+	}
+	if p.relations != nil {
+		out = e.judgeRelation(d, p, r, &e.vals, present, out)
 	}
 	if p.traffic.cfg.Enabled {
 		out = e.judgeTraffic(d, &p.traffic, r, fields, prevTopic, isNew, out)
@@ -604,6 +637,9 @@ type DeviceExtra struct {
 	Records []RecordState
 	Dailies []DailyState
 	Cycles  []CycleState
+	// Relation is the relation check's memory, nil until the device has
+	// sent enough readings (or when the check is off).
+	Relation *RelationState
 }
 
 // cycle returns the cycle memory of signal s, adding it on first use (nil

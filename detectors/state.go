@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/vigil-iot/vigil/baselines/relation"
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/wire"
 )
@@ -14,7 +15,11 @@ import (
 //
 // Version 2 adds each signal's cycle memory (CycleState) after its daily
 // profile; version 1 devices restore with none (it is learned afresh).
-const StateVersion = 2
+// Version 3 adds the relation check's memory after the signals: the names
+// of the signals it relates, the named signal, whether its episode is
+// silent, the episode, the drift sums and the model (relation.State's own
+// versioned encoding); older devices learn the relation afresh.
+const StateVersion = 3
 
 // A device's state is encoded by name, not by position: the class by its
 // name, each check's episode by the check's detector name, traffic episodes
@@ -175,7 +180,66 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 			w.cycle(cs)
 		}
 	}
+	var rs *RelationState
+	if d.Extra != nil {
+		rs = d.Extra.Relation
+	}
+	w.Bool(rs != nil)
+	if rs != nil {
+		w.Uvarint(uint64(rs.N))
+		for j := range rs.N {
+			w.Str(d.Signals[rs.Of[j]-1].Name)
+		}
+		w.Byte(rs.Top)
+		w.Bool(rs.Silent)
+		w.episode(&rs.Episode)
+		for j := range rs.N {
+			w.F32(rs.Hi[j])
+			w.F32(rs.Lo[j])
+		}
+		m, _ := rs.Model.MarshalBinary() // a zero State encodes too
+		w.Str(string(m))
+	}
 	return w.B
+}
+
+// decodeRelation reads the relation memory appendDevice wrote and keeps it
+// when the profile runs the check over the same signals.
+func (e *Engine) decodeRelation(r *stateReader, d *Device, p *profile) {
+	n := r.Uvarint()
+	if n > relation.MaxSignals {
+		r.Err = fmt.Errorf("relation of %d signals", n)
+		return
+	}
+	names := make([]string, n)
+	for j := range names {
+		names[j] = r.Str()
+	}
+	var rs RelationState
+	rs.Top = r.Byte()
+	rs.Silent = r.Bool()
+	r.episode(&rs.Episode)
+	var hi, lo [relation.MaxSignals]float32
+	for j := range names {
+		hi[j], lo[j] = r.F32(), r.F32()
+	}
+	model := r.Str()
+	if r.Err != nil || p.relations == nil {
+		return
+	}
+	p.relations.relate(d, &rs)
+	same := int(rs.N) == len(names) && int(rs.Top) < max(len(names), 1)
+	for j := 0; same && j < len(names); j++ {
+		same = d.Signals[rs.Of[j]-1].Name == names[j]
+	}
+	if !same || rs.Model.UnmarshalBinary([]byte(model)) != nil {
+		return // learned afresh
+	}
+	rs.Hi, rs.Lo = hi, lo
+	if d.Extra == nil {
+		d.Extra = &DeviceExtra{}
+	}
+	d.Extra.Relation = &rs
 }
 
 func (w *stateWriter) cycle(c *CycleState) {
@@ -411,6 +475,9 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 			}
 		}
 	}
+	if version >= 3 && r.Bool() {
+		e.decodeRelation(&r, d, p)
+	}
 	if r.Err == nil && len(r.B) != 0 {
 		r.Err = fmt.Errorf("%d unexpected bytes", len(r.B))
 	}
@@ -579,6 +646,9 @@ func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
 			out = append(out, OpenEpisode{Signal: d.Signals[i].Name, Detector: "signal.rhythm", Episode: *cs.rhythm()})
 		}
 	}
+	if d.Extra != nil && d.Extra.Relation != nil && d.Extra.Relation.Episode.Active() {
+		out = append(out, OpenEpisode{Detector: RelationKind, Episode: d.Extra.Relation.Episode})
+	}
 	return out
 }
 
@@ -669,6 +739,9 @@ func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.A
 				retire(cs.rhythm(), "rhythm", "signal.rhythm", d.Signals[i].Name, false)
 			}
 		}
+	}
+	if newP.relations == nil && d.Extra != nil && d.Extra.Relation != nil {
+		retire(&d.Extra.Relation.Episode, RelationKind, RelationKind, "", false)
 	}
 	if !newP.traffic.cfg.Enabled {
 		for k := range d.Traffic.Episodes {

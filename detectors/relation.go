@@ -1,0 +1,332 @@
+package detectors
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/vigil-iot/vigil/baselines/relation"
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// The relation check: a per-device multivariate model (package
+// baselines/relation) of how the device's signals move together. It flags a
+// reading whose signals break their learned relation (pressure up while the
+// temperature and vibration that normally go with it stay put) or move
+// jointly far outside their learned distribution, even when every signal is
+// inside its own band. Its alerts are device-level: kind and detector
+// "process.relation", the signal named is the one that contributes most, with
+// its expected value given the others.
+
+// RelationKind is the kind and detector name of the relation check's alerts.
+const RelationKind = "process.relation"
+
+// relationStart is the number of readings a device's first signal needs
+// before the device gets relation memory: a device that sends a few
+// readings (or a spoofed device ID) costs nothing more.
+const relationStart = 64
+
+// RelationConfig configures the relation check.
+type RelationConfig struct {
+	// Enabled turns the check on for the class's devices with two or more
+	// signals.
+	Enabled bool `yaml:"enabled"`
+	// Signals names the signals the model relates; empty means every
+	// signal of the device, in the order first seen, up to eight.
+	Signals []string `yaml:"signals,omitempty"`
+	// Hold and Clear are the alert lifecycle: consecutive readings beyond
+	// the limit to fire, below the hysteresis level to resolve.
+	Hold  int `yaml:"hold"`
+	Clear int `yaml:"clear"`
+	// Drift is a two-sided CUSUM, per signal, on its deviation from what the
+	// other signals imply (in conditional standard deviations): it catches
+	// a relation that stays broken by a little for a while, which no single
+	// reading shows. K is the slack, H the decision level; Margin, Hold and
+	// Clear are unused. Off by default: on slowly wandering signals it
+	// raises false alarms (docs/DETECTION.md).
+	Drift CUSUM `yaml:"drift"`
+	// Config is the model: learning, limits and the poisoning guard.
+	relation.Config `yaml:",inline"`
+}
+
+// DefaultRelation returns the documented defaults.
+func DefaultRelation() RelationConfig {
+	return RelationConfig{Enabled: true, Hold: 3, Clear: 5,
+		Drift:  CUSUM{K: 1, H: 15, Margin: 1, Rule: Rule{Hold: 1, Clear: 1, Off: true}},
+		Config: relation.DefaultConfig()}
+}
+
+// Validate reports every invalid field.
+func (c *RelationConfig) Validate() error {
+	errs := []error{c.rule().Validate(), c.Config.Validate(), c.Drift.validate("drift")}
+	if len(c.Signals) > relation.MaxSignals {
+		errs = append(errs, fmt.Errorf("signals: at most %d, got %d", relation.MaxSignals, len(c.Signals)))
+	}
+	if len(c.Signals) == 1 {
+		errs = append(errs, errors.New("signals: a relation needs two signals at least (or none: all)"))
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Signals {
+		if s == "" || seen[s] {
+			errs = append(errs, fmt.Errorf("signals: %q is empty or listed twice", s))
+		}
+		seen[s] = true
+	}
+	return errors.Join(errs...)
+}
+
+func (c *RelationConfig) rule() Rule { return Rule{Hold: c.Hold, Clear: c.Clear} }
+
+// relations is the compiled form of a RelationConfig.
+type relations struct {
+	cfg    RelationConfig
+	models [relation.MaxSignals + 1]*relation.Model // by number of signals
+	only   map[string]bool                          // nil: every signal
+	check  Check
+}
+
+func compileRelation(c RelationConfig) (*relations, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	rp := &relations{cfg: c, check: Check{Detector: RelationKind, Kind: RelationKind, Rule: c.rule()}}
+	for k := 2; k <= relation.MaxSignals; k++ {
+		m, err := relation.New(c.Config, k)
+		if err != nil {
+			return nil, fmt.Errorf("relation: %w", err)
+		}
+		rp.models[k] = m
+	}
+	if len(c.Signals) > 0 {
+		rp.only = make(map[string]bool, len(c.Signals))
+		for _, s := range c.Signals {
+			rp.only[s] = true
+		}
+	}
+	return rp, nil
+}
+
+// RelationState is a device's relation memory (Device.Extra.Relation):
+// which of its signals the model relates, the model and the check's episode.
+// Plain data.
+type RelationState struct {
+	// Of holds, per model position, 1 + the index of the signal in
+	// Device.Signals; N positions are used. Seen is the number of the
+	// device's signals when Of was built.
+	Of      [relation.MaxSignals]uint8
+	N, Seen uint8
+	// Top is the position of the signal named when the episode fired.
+	Top uint8
+	// Silent is set when the episode started while a check on one of the
+	// device's signals was already pending or firing: that alert tells the
+	// operator about the event, so this episode raises none.
+	Silent bool
+	// Hi and Lo are the drift CUSUMs of each position's deviation from
+	// its conditional expectation, upwards and downwards.
+	Hi, Lo  [relation.MaxSignals]float32
+	Model   relation.State
+	Episode Episode
+}
+
+// relate rebuilds rs's signal positions from d's signals; a changed set
+// starts the model afresh (it reports whether it did).
+func (rp *relations) relate(d *Device, rs *RelationState) bool {
+	var of [relation.MaxSignals]uint8
+	n := 0
+	for i := range d.Signals {
+		if i >= math.MaxUint8 || n == relation.MaxSignals {
+			break
+		}
+		if rp.only == nil || rp.only[d.Signals[i].Name] {
+			of[n] = uint8(i + 1)
+			n++
+		}
+	}
+	rs.Seen = uint8(min(len(d.Signals), math.MaxUint8))
+	if of == rs.Of && uint8(n) == rs.N {
+		return false
+	}
+	rs.Of, rs.N = of, uint8(n)
+	rs.Model = relation.State{}
+	return true
+}
+
+// judgeRelation runs the relation check on the reading whose values are in
+// vals (indexed by the device's signal, present in mask) and appends its
+// alert transitions to out.
+func (e *Engine) judgeRelation(d *Device, p *profile, r *pipeline.Reading, vals *[32]float64, mask uint32, out []pipeline.Alert) []pipeline.Alert {
+	rp := p.relations
+	if len(d.Signals) < 2 {
+		return out
+	}
+	if d.Extra == nil || d.Extra.Relation == nil {
+		if d.Signals[0].Base.N <= relationStart {
+			return out
+		}
+		if d.Extra == nil {
+			d.Extra = &DeviceExtra{}
+		}
+		d.Extra.Relation = &RelationState{}
+	}
+	rs := d.Extra.Relation
+	if int(rs.Seen) != min(len(d.Signals), math.MaxUint8) {
+		if rp.relate(d, rs) {
+			if rs.Episode.State == FiringState {
+				out = append(out, e.relationAlert(d, rs, nil, Verdict{}, pipeline.Resolved, r))
+			}
+			rs.Episode = Episode{}
+		}
+	}
+	k := int(rs.N)
+	if k < 2 {
+		return out
+	}
+	x := e.rx[:k]
+	for j := range k {
+		i := int(rs.Of[j]) - 1
+		x[j] = math.NaN()
+		if i < 32 && mask&(1<<i) != 0 {
+			x[j] = vals[i]
+		}
+	}
+	m := rp.models[k]
+	rr := &e.rr
+	m.Judge(&rs.Model, x, rr)
+	e.relDrift = -1
+	if !rr.Judged {
+		if !rr.Missing {
+			rs.Hi, rs.Lo = [relation.MaxSignals]float32{}, [relation.MaxSignals]float32{}
+		}
+	} else {
+		v := Verdict{Score: rr.Score, Severity: pipeline.Warning, Stat: rr.T2, Threshold: rr.T2Limit}
+		if rr.Stat == relation.StatSPE {
+			v.Stat, v.Threshold = rr.SPE, rr.SPELimit
+		}
+		if rr.Severity == relation.Critical {
+			v.Severity = pipeline.Critical
+		}
+		// The drift CUSUMs, as the per-signal ones: a reading adds at most
+		// H/4, the sums are capped at twice H.
+		c := rp.cfg.Drift
+		for j := 0; j < k && !c.Off; j++ {
+			z := min(max(rr.Deviation[j], -(c.K+c.H/4)), c.K+c.H/4)
+			hi := min(max(0, float64(rs.Hi[j])+z-c.K), 2*c.H)
+			lo := min(max(0, float64(rs.Lo[j])-z-c.K), 2*c.H)
+			rs.Hi[j], rs.Lo[j] = float32(hi), float32(lo)
+			if sc := max(hi, lo) / c.H; sc > v.Score {
+				v = Verdict{Score: sc, Severity: pipeline.Warning, Stat: max(hi, lo), Threshold: c.H}
+				e.relDrift = j
+			}
+		}
+		// A reading whose drift has crossed does not teach the model
+		// either (Update decides by the score).
+		rr.Score = max(rr.Score, v.Score)
+		was := rs.Episode.State
+		tr, esc := rs.Episode.stepEsc(v, r.Time, rp.check.Rule, p.params.Hysteresis)
+		if tr == pipeline.Firing && was != FiringState {
+			rs.Silent = e.signalEpisodeActive(d, p)
+		}
+		if tr != 0 && !rs.Silent {
+			if tr == pipeline.Firing && was != FiringState {
+				rs.Top = uint8(rr.Top)
+				if e.relDrift >= 0 {
+					rs.Top = uint8(e.relDrift)
+				}
+			}
+			a := e.relationAlert(d, rs, x, v, tr, r)
+			a.Escalation = esc
+			out = append(out, a)
+		}
+	}
+	m.Update(&rs.Model, x, r.Time, rr)
+	return out
+}
+
+// signalEpisodeActive reports whether a check on one of d's signals (its
+// status flag included) has an episode pending or firing.
+func (e *Engine) signalEpisodeActive(d *Device, p *profile) bool {
+	if d.Status.Active() {
+		return true
+	}
+	for i := range d.Signals {
+		s := &d.Signals[i]
+		for c := range p.detectors[s.Kind].Checks() {
+			if s.Episodes[c].Active() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// relationAlert builds the alert of a transition of the relation check; x is
+// the reading (nil when the transition has none, e.g. the signal set
+// changed).
+func (e *Engine) relationAlert(d *Device, rs *RelationState, x []float64, v Verdict, tr pipeline.AlertState, r *pipeline.Reading) pipeline.Alert {
+	rr := &e.rr
+	a := pipeline.Alert{
+		ID:        episodeID(d.Name, RelationKind, "", rs.Episode.Started),
+		Seq:       r.Seq,
+		Time:      r.Time,
+		Started:   rs.Episode.Started,
+		Device:    d.Name,
+		Topic:     d.Topic,
+		Kind:      RelationKind,
+		Detector:  RelationKind,
+		Severity:  rs.Episode.Severity,
+		State:     tr,
+		Value:     v.Stat,
+		Threshold: v.Threshold,
+		Score:     v.Score,
+		Observed:  math.NaN(),
+		Mean:      math.NaN(),
+		Std:       math.NaN(),
+	}
+	top := int(rs.Top)
+	if tr == pipeline.Firing && x != nil && rr.Judged {
+		top = rr.Top
+		if e.relDrift >= 0 {
+			top = e.relDrift
+		}
+	}
+	// The model relates residuals from the signals' cycles; the alert
+	// speaks in raw values: what was read, and what is expected at this
+	// point of the cycles given the others.
+	var raw [relation.MaxSignals]float64
+	expl := *rr
+	for j := range x {
+		at := e.seas[rs.Of[j]-1]
+		raw[j] = x[j] + at
+		expl.Expected[j] += at
+	}
+	var unit string
+	if top < int(rs.N) {
+		s := &d.Signals[rs.Of[top]-1]
+		a.Signal, unit = s.Name, unitOf(s.Kind)
+		if x != nil && rr.Judged {
+			a.Observed, a.Mean, a.Std = raw[top], expl.Expected[top], rr.ExpectedStd[top]
+		}
+	}
+	if x == nil {
+		a.Value, a.Threshold, a.Score = math.NaN(), math.NaN(), math.NaN()
+		a.Message = RelationKind + " resolved: the device's signals changed, the relation is learned afresh."
+		return a
+	}
+	if tr != pipeline.Firing {
+		a.Message = describeResolved(&a, unit)
+		return a
+	}
+	if e.relDrift >= 0 {
+		a.Message = fmt.Sprintf("%s %s where %s ± %s is expected given the device's other signals: it has kept off their learned relation (cumulative deviation %s σ, limit %s).",
+			a.Signal, withUnit(a.Observed, unit), num(a.Mean), withUnit(a.Std, unit), num(v.Stat), num(v.Threshold))
+		return a
+	}
+	sigs := make([]relation.Signal, rs.N)
+	for j := range sigs {
+		s := &d.Signals[rs.Of[j]-1]
+		sigs[j] = relation.Signal{Name: s.Name, Unit: unitOf(s.Kind)}
+	}
+	expl.Top = top
+	a.Message = relation.Explain(sigs, raw[:len(x)], &expl)
+	return a
+}

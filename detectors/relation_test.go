@@ -1,0 +1,176 @@
+package detectors_test
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/vigil-iot/vigil/detectors"
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// related is a device whose three signals follow a common load (an AR(1)
+// process of unit variance, time constant 100 readings) with couplings of 3,
+// 3 and 2 noise σ, as a pump's pressure, temperature and vibration follow
+// its duty.
+type related struct {
+	nz   noise
+	load float64
+}
+
+// next advances the load and returns the readings' values; tLoad, when not
+// NaN, is the load temperature follows instead of the device's (a broken
+// relation), and hold, when not NaN, pins the device's load.
+func (d *related) next(tLoad, hold float64) []pipeline.Value {
+	const phi = 0.99
+	d.load = phi*d.load + math.Sqrt(1-phi*phi)*d.nz.gauss(0, 1)
+	l := d.load
+	if !math.IsNaN(hold) {
+		l = hold
+	}
+	lt := l
+	if !math.IsNaN(tLoad) {
+		lt = tLoad
+	}
+	return []pipeline.Value{
+		pressure(d.nz.gauss(p0+3*pSigma*l, pSigma)),
+		temperature(d.nz.gauss(t0C+3*tSig*lt, tSig)),
+		vibration(d.nz.gauss(v0+2*vSigma*l, vSigma)),
+	}
+}
+
+func relationAlerts(as []pipeline.Alert) []pipeline.Alert {
+	var out []pipeline.Alert
+	for _, a := range as {
+		if a.Kind == detectors.RelationKind {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TestRelationBreak: temperature turns against the load its device's
+// pressure and vibration still follow, every signal inside its own band; the
+// relation check fires, names temperature and what it should be, and
+// resolves when the relation is restored. Nothing relation-related fires
+// on the related signals before or after.
+func TestRelationBreak(t *testing.T) {
+	nan := math.NaN()
+	g := newRig(t, newSet(t, nil))
+	dev := &related{nz: newNoise(41)}
+	for range 4000 {
+		g.feed(dev.next(nan, nan)...)
+	}
+	if got := relationAlerts(g.alerts); len(got) != 0 {
+		t.Fatalf("before the break: %d relation alerts, first %+v; want none", len(got), got[0])
+	}
+	// Pressure and vibration at +1.5 load σ, temperature at −1.5: 4.5 of
+	// its noise σ below where the others put it, and 1.4 of its overall σ
+	// from its mean, so its own band does not see it.
+	from := g.n
+	for range 60 {
+		g.feed(dev.next(-1.5, 1.5)...)
+	}
+	a, at, ok := g.first(detectors.RelationKind, pipeline.Firing, from)
+	if !ok {
+		t.Fatalf("no relation alert during the break; alerts %+v", g.since(from))
+	}
+	if at-from > 10 {
+		t.Errorf("the relation alert came %d readings into the break; want within 10", at-from)
+	}
+	if a.Signal != "temperature" || !(a.Mean > a.Observed+3*tSig) || !strings.Contains(a.Message, "temperature") || !strings.Contains(a.Message, "expected given") {
+		t.Errorf("alert %+v: want temperature named, observed well below the expected value, in the message", a)
+	}
+	for _, o := range g.since(from) {
+		if o.Kind != detectors.RelationKind && o.Signal == "temperature" && o.State == pipeline.Firing {
+			t.Errorf("a per-signal check on temperature fired: %s; the break was meant to stay inside its band", o.Detector)
+		}
+	}
+	back := g.n
+	for range 2000 {
+		g.feed(dev.next(nan, nan)...)
+	}
+	if _, _, ok := g.first(detectors.RelationKind, pipeline.Resolved, back); !ok {
+		t.Error("the relation alert did not resolve once the relation was restored")
+	}
+	if n := len(relationAlerts(g.since(back))); n != 1 {
+		t.Errorf("after the break: %d relation alert records; want the one resolution", n)
+	}
+}
+
+// TestRelationSilentBesideSignalAlert: a pressure excursion breaks the
+// relation too, but the overpressure alert already tells the operator; the
+// relation check raises no second alert for the same event.
+func TestRelationSilentBesideSignalAlert(t *testing.T) {
+	nan := math.NaN()
+	g := newRig(t, newSet(t, nil))
+	dev := &related{nz: newNoise(42)}
+	for range 4000 {
+		g.feed(dev.next(nan, nan)...)
+	}
+	from := g.n
+	for range 20 {
+		v := dev.next(nan, nan)
+		v[0].V += 40 * pSigma
+		g.feed(v...)
+	}
+	for range 1000 {
+		g.feed(dev.next(nan, nan)...)
+	}
+	if _, _, ok := g.first("overpressure.spike", pipeline.Firing, from); !ok {
+		t.Fatalf("no overpressure alert for a 40 σ excursion; alerts %+v", g.since(from))
+	}
+	if got := relationAlerts(g.since(from)); len(got) != 0 {
+		t.Errorf("relation alerts beside the overpressure alert: %+v; want none", got)
+	}
+	if d := g.eng.Device(g.device); d.Extra == nil || d.Extra.Relation == nil || !d.Extra.Relation.Model.Warm {
+		t.Error("the relation model is not warm after 5,000 readings")
+	}
+}
+
+// TestRelationOff: with the check off a device keeps no relation memory and
+// a break raises nothing.
+func TestRelationOff(t *testing.T) {
+	nan := math.NaN()
+	g := newRig(t, newSet(t, func(c *detectors.Config) { c.Params.Relation.Enabled = false }))
+	dev := &related{nz: newNoise(41)}
+	for range 4000 {
+		g.feed(dev.next(nan, nan)...)
+	}
+	for range 60 {
+		g.feed(dev.next(-1.5, 1.5)...)
+	}
+	if got := relationAlerts(g.alerts); len(got) != 0 {
+		t.Errorf("relation alerts with the check off: %+v", got)
+	}
+	if d := g.eng.Device(g.device); d.Extra != nil && d.Extra.Relation != nil {
+		t.Error("relation memory kept with the check off")
+	}
+}
+
+func TestRelationConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*detectors.RelationConfig)
+		want string
+	}{
+		{"defaults", func(*detectors.RelationConfig) {}, ""},
+		{"one signal", func(c *detectors.RelationConfig) { c.Signals = []string{"pressure"} }, "relation: signals: a relation needs two"},
+		{"twice", func(c *detectors.RelationConfig) { c.Signals = []string{"pressure", "pressure"} }, `"pressure" is empty or listed twice`},
+		{"alpha", func(c *detectors.RelationConfig) { c.Alpha = 0 }, "relation: alpha must be in (0, 0.5)"},
+		{"hold", func(c *detectors.RelationConfig) { c.Hold = 0 }, "relation: hold and clear"},
+		{"off is not checked", func(c *detectors.RelationConfig) { c.Enabled, c.Alpha = false, 0 }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := detectors.DefaultConfig()
+			tc.edit(&cfg.Params.Relation)
+			_, err := detectors.New(cfg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("got %v; want valid", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
