@@ -325,10 +325,12 @@ type Device struct {
 type Engine struct {
 	set      *Set
 	devices  map[string]*Device
-	vs       [maxChecks]Verdict // scratch: an array passed to an interface method would escape
-	cyc      *cycleScratch      // scratch of the period search, made on first use
-	vals     [32]float64        // scratch: the reading's residuals from their cycles, by signal index
-	seas     [32]float64        // scratch: the seasonal components taken off
+	vs       [maxChecks]Verdict           // scratch: an array passed to an interface method would escape
+	cyc      *cycleScratch                // scratch of the period search, made on first use
+	seas     [relation.MaxSignals]float64 // scratch: the seasonal components of the related signals
+	off      [32]float64                  // scratch: what the relation explains of each signal
+	offMask  uint32                       // the signals with an offset in off
+	ew       [relation.MaxSignals]float64 // scratch: expectations without the broken signal
 	rx       [relation.MaxSignals]float64
 	rr       relation.Result // scratch: the relation check's verdict
 	relDrift int             // scratch: the position whose drift CUSUM leads the verdict, or -1
@@ -449,16 +451,20 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		d.Topic = r.Topic
 	}
 	p := e.set.profiles[d.profile]
-	var fields uint32  // the fields the reading carries, for traffic.schema
-	var present uint32 // the signals in e.vals
+	var fields uint32 // the fields the reading carries, for traffic.schema
 	if r.Status != pipeline.NoStatus {
 		fields |= statusField
 		v := statusVerdict(r.Status)
 		if tr, esc := d.Status.stepEsc(v, r.Time, p.status.Rule, p.params.Hysteresis); tr != 0 {
-			a := e.alert(d, "status", "", &p.status, &d.Status, v, tr, r, float64(r.Status), nil, nil)
+			a := e.alert(d, "status", "", &p.status, &d.Status, v, tr, r, float64(r.Status), nil, nil, 0)
 			a.Escalation = esc
 			out = append(out, a)
 		}
+	}
+	var rel *RelationState
+	e.offMask = 0
+	if p.relations != nil {
+		rel, out = e.prepareRelation(d, p, r, out)
 	}
 	for i := range r.Values {
 		val := &r.Values[i]
@@ -473,18 +479,20 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		clear(vs)
 		var cs *CycleState
 		var se Season
+		// What the device's other signals explain of this one (the
+		// relation check's offset) is taken off like its cycle.
+		var off float64
+		if k < 32 && e.offMask&(1<<k) != 0 {
+			off = e.off[k]
+		}
 		if p.cycles != nil && p.cycleKinds[s.Kind] && cycleReady(s) {
 			if cs = d.cycle(s); cs != nil {
-				se = cs.judged(val.V, s.Base.Mean, r.Time)
+				se = cs.judged(val.V-off, s.Base.Mean, r.Time)
 			}
 		}
+		se.At += off
+		se.Near += off
 		det.Judge(val.V, se, r.Time, s, p.learner, vs)
-		if k < len(e.vals) {
-			// The relation check relates the residuals from the signals'
-			// cycles: a cycle is the signal's own rhythm, not a relation.
-			e.vals[k], e.seas[k] = val.V-se.At, se.At
-			present |= 1 << k
-		}
 		if ext := p.extended[s.Kind]; ext != nil {
 			ext.JudgeExtended(val.V, r.Time, s, d.memory(s, p.needs[s.Kind]), vs)
 		}
@@ -509,14 +517,29 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			if tr == 0 {
 				continue
 			}
+			if tr == pipeline.Firing && !esc && joinRelation(d, rel, k) {
+				ep.Joined = true
+			}
+			if ep.Joined {
+				// One alert for the device's event: the check reports
+				// under the open relation alert's ID, refining it (its
+				// kind, signal and values), and the relation check
+				// resolves it once both are done.
+				if tr == pipeline.Firing {
+					a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base, cs, off)
+					a.ID, a.Started, a.Escalation = episodeID(d.Name, RelationKind, "", rel.Open), rel.Open, true
+					out = append(out, a)
+				}
+				continue
+			}
 			if !p.params.Fold {
-				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base, cs)
+				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base, cs, off)
 				a.Escalation = esc
 				out = append(out, a)
 				continue
 			}
 			if c, ep, tr, esc := s.fold(c, tr); tr != 0 {
-				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, vs[c], tr, r, val.V, &s.Base, cs)
+				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, vs[c], tr, r, val.V, &s.Base, cs, off)
 				a.ID = episodeID(d.Name, checks[c].Kind, s.Name, ep.Started)
 				a.Escalation = esc
 				out = append(out, a)
@@ -534,8 +557,8 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			out = e.observeCycle(d, s, cs, p, r, val.V, se.At, learned, out)
 		}
 	}
-	if p.relations != nil {
-		out = e.judgeRelation(d, p, r, &e.vals, present, out)
+	if rel != nil {
+		out = e.finishRelation(d, p, rel, r, out)
 	}
 	if p.traffic.cfg.Enabled {
 		out = e.judgeTraffic(d, &p.traffic, r, fields, prevTopic, isNew, out)
@@ -561,7 +584,7 @@ func (e *Engine) observeCycle(d *Device, s *SignalState, cs *CycleState, p *prof
 		v = Verdict{Score: 1, Severity: pipeline.Warning, Stat: note.to / 1e9, Threshold: note.from / 1e9}
 	}
 	if tr, esc := ep.stepEsc(v, r.Time, ck.Rule, p.params.Hysteresis); tr != 0 {
-		a := e.alert(d, s.Name, unitOf(s.Kind), ck, ep, v, tr, r, x, nil, nil)
+		a := e.alert(d, s.Name, unitOf(s.Kind), ck, ep, v, tr, r, x, nil, nil, 0)
 		a.Escalation = esc
 		out = append(out, a)
 	}
@@ -703,8 +726,9 @@ func (d *Device) memory(s *SignalState, needs [2]bool) Memory {
 }
 
 // alert builds the alert of a transition; base is the signal's baseline (nil
-// for the status flag), cs its cycle memory (nil: none).
-func (e *Engine) alert(d *Device, signal, unit string, c *Check, ep *Episode, v Verdict, tr pipeline.AlertState, r *pipeline.Reading, x float64, base *baselines.Stats, cs *CycleState) pipeline.Alert {
+// for the status flag), cs its cycle memory (nil: none), off what the
+// device's other signals explain of it (the relation check's offset).
+func (e *Engine) alert(d *Device, signal, unit string, c *Check, ep *Episode, v Verdict, tr pipeline.AlertState, r *pipeline.Reading, x float64, base *baselines.Stats, cs *CycleState, off float64) pipeline.Alert {
 	a := pipeline.Alert{
 		ID:        episodeID(d.Name, c.Detector, signal, ep.Started),
 		Seq:       r.Seq,
@@ -729,6 +753,9 @@ func (e *Engine) alert(d *Device, signal, unit string, c *Check, ep *Episode, v 
 	cyclic := c.Residual && base != nil && cs != nil && cs.Active()
 	if cyclic {
 		a.Mean += cs.season(r.Time) // what is normal at this phase
+	}
+	if c.Residual && base != nil {
+		a.Mean += off // and given the device's other signals
 	}
 	if tr == pipeline.Firing {
 		a.Message = c.describe(&a, unit)

@@ -68,6 +68,10 @@ type Episode struct {
 	// Count is the run of consecutive anomalous samples while pending, or of
 	// samples below the hysteresis level while firing.
 	Count uint16
+	// Joined says the episode joined the device's relation alert: it
+	// reports under that alert's ID, and that alert resolves once both
+	// are done (see RelationState.Open).
+	Joined bool
 	// Started is the event time of the episode's first anomalous sample.
 	Started int64
 }

@@ -45,13 +45,18 @@ type RelationConfig struct {
 	// Clear are unused. Off by default: on slowly wandering signals it
 	// raises false alarms (docs/DETECTION.md).
 	Drift CUSUM `yaml:"drift"`
+	// Explain makes the per-signal checks judge what the relation does not
+	// explain: a signal's move that its partners account for (a common
+	// load) is taken off before its spike, drift, fluctuation and rate
+	// checks, as its cycle is.
+	Explain bool `yaml:"explain"`
 	// Config is the model: learning, limits and the poisoning guard.
 	relation.Config `yaml:",inline"`
 }
 
 // DefaultRelation returns the documented defaults.
 func DefaultRelation() RelationConfig {
-	return RelationConfig{Enabled: true, Hold: 3, Clear: 5,
+	return RelationConfig{Enabled: true, Hold: 3, Clear: 5, Explain: true,
 		Drift:  CUSUM{K: 1, H: 15, Margin: 1, Rule: Rule{Hold: 1, Clear: 1, Off: true}},
 		Config: relation.DefaultConfig()}
 }
@@ -121,6 +126,11 @@ type RelationState struct {
 	// device's signals was already pending or firing: that alert tells the
 	// operator about the event, so this episode raises none.
 	Silent bool
+	// Open is the start (event time, Unix ns) of the relation alert that
+	// is open, 0 when none is. A per-signal check on the named signal that
+	// starts firing meanwhile joins it (Episode.Joined) and keeps it open
+	// until it resolves too: one alert for the device's event.
+	Open int64
 	// Hi and Lo are the drift CUSUMs of each position's deviation from
 	// its conditional expectation, upwards and downwards.
 	Hi, Lo  [relation.MaxSignals]float32
@@ -151,17 +161,24 @@ func (rp *relations) relate(d *Device, rs *RelationState) bool {
 	return true
 }
 
-// judgeRelation runs the relation check on the reading whose values are in
-// vals (indexed by the device's signal, present in mask) and appends its
-// alert transitions to out.
-func (e *Engine) judgeRelation(d *Device, p *profile, r *pipeline.Reading, vals *[32]float64, mask uint32, out []pipeline.Alert) []pipeline.Alert {
+// prepareRelation is the first half of the relation check, run before the
+// per-signal checks: it assembles the reading's residuals from the signals'
+// cycles, judges them against the device's model into e.rr and, when the
+// model explains the reading, writes into e.off (by signal index, flagged in
+// e.offMask) how far each signal's residual is from its mean because of the
+// others: the per-signal checks then judge what the others do not explain.
+// It returns the device's relation memory to finish with finishRelation, or
+// nil when there is nothing to judge; it may append a resolution when the
+// device's signal set changed.
+func (e *Engine) prepareRelation(d *Device, p *profile, r *pipeline.Reading, out []pipeline.Alert) (*RelationState, []pipeline.Alert) {
 	rp := p.relations
+	e.offMask = 0
 	if len(d.Signals) < 2 {
-		return out
+		return nil, out
 	}
 	if d.Extra == nil || d.Extra.Relation == nil {
 		if d.Signals[0].Base.N <= relationStart {
-			return out
+			return nil, out
 		}
 		if d.Extra == nil {
 			d.Extra = &DeviceExtra{}
@@ -171,27 +188,89 @@ func (e *Engine) judgeRelation(d *Device, p *profile, r *pipeline.Reading, vals 
 	rs := d.Extra.Relation
 	if int(rs.Seen) != min(len(d.Signals), math.MaxUint8) {
 		if rp.relate(d, rs) {
-			if rs.Episode.State == FiringState {
+			// Learned afresh; an open alert stays open while checks that
+			// joined it fire, and closes with this reason otherwise.
+			if rs.Open != 0 && !joinedFiring(d, p) {
 				out = append(out, e.relationAlert(d, rs, nil, Verdict{}, pipeline.Resolved, r))
+				rs.Open = 0
 			}
-			rs.Episode = Episode{}
+			rs.Episode, rs.Silent = Episode{}, false
 		}
 	}
 	k := int(rs.N)
 	if k < 2 {
-		return out
+		return nil, out
 	}
 	x := e.rx[:k]
-	for j := range k {
-		i := int(rs.Of[j]) - 1
+	for j := range x {
 		x[j] = math.NaN()
-		if i < 32 && mask&(1<<i) != 0 {
-			x[j] = vals[i]
+	}
+	for i := range r.Values {
+		val := &r.Values[i]
+		j := rs.position(d, val.Name)
+		if j < 0 {
+			continue
 		}
+		s := &d.Signals[rs.Of[j]-1]
+		var at float64
+		if p.cycles != nil && p.cycleKinds[s.Kind] && cycleReady(s) {
+			if cs := d.cycleOf(s); cs != nil {
+				at = cs.judged(val.V, s.Base.Mean, r.Time).At
+			}
+		}
+		x[j], e.seas[j] = val.V-at, at
 	}
 	m := rp.models[k]
 	rr := &e.rr
 	m.Judge(&rs.Model, x, rr)
+	if !rr.Judged || !rp.cfg.Explain {
+		return rs, out
+	}
+	// Explaining offsets: every signal's when the reading keeps the
+	// relation; when one signal broke it, the broken one's given all the
+	// others and the others' given the rest without it (so the broken one
+	// does not drag its partners along). A joint excursion along the
+	// relation is the relation check's to report (T²): each signal's
+	// share of it is explained.
+	broken := -1
+	if rr.Score >= 1 && (rr.Broken || rr.Stat == relation.StatSPE) {
+		broken = rr.Top
+		m.ExpectedWithout(&rs.Model, rr, broken, e.ew[:k])
+	}
+	for j := range k {
+		i := int(rs.Of[j]) - 1
+		if i >= len(e.off) {
+			continue
+		}
+		ex := rr.Expected[j]
+		if broken >= 0 && j != broken {
+			ex = e.ew[j]
+		}
+		e.off[i] = ex - rs.Model.Mean(j)
+		e.offMask |= 1 << i
+	}
+	return rs, out
+}
+
+// position returns the model position of the device's signal name, or -1.
+func (rs *RelationState) position(d *Device, name string) int {
+	for j := range int(rs.N) {
+		if d.Signals[rs.Of[j]-1].Name == name {
+			return j
+		}
+	}
+	return -1
+}
+
+// finishRelation is the second half of the relation check, after the
+// per-signal checks: the verdict on e.rr (and the drift sums), the
+// episode and its alerts, and the model's update.
+func (e *Engine) finishRelation(d *Device, p *profile, rs *RelationState, r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	rp := p.relations
+	k := int(rs.N)
+	x := e.rx[:k]
+	m := rp.models[k]
+	rr := &e.rr
 	e.relDrift = -1
 	if !rr.Judged {
 		if !rr.Missing {
@@ -223,23 +302,57 @@ func (e *Engine) judgeRelation(d *Device, p *profile, r *pipeline.Reading, vals 
 		rr.Score = max(rr.Score, v.Score)
 		was := rs.Episode.State
 		tr, esc := rs.Episode.stepEsc(v, r.Time, rp.check.Rule, p.params.Hysteresis)
-		if tr == pipeline.Firing && was != FiringState {
-			rs.Silent = e.signalEpisodeActive(d, p)
-		}
-		if tr != 0 && !rs.Silent {
-			if tr == pipeline.Firing && was != FiringState {
+		switch {
+		case tr == pipeline.Firing && was != FiringState && rs.Open != 0:
+			// The relation breaks again while its alert is held open
+			// by a joined check: the same device episode goes on.
+			rs.Silent = false
+		case tr == pipeline.Firing && was != FiringState:
+			if rs.Silent = e.signalEpisodeActive(d, p); !rs.Silent {
 				rs.Top = uint8(rr.Top)
 				if e.relDrift >= 0 {
 					rs.Top = uint8(e.relDrift)
 				}
+				rs.Open = rs.Episode.Started
+				out = append(out, e.relationAlert(d, rs, x, v, tr, r))
 			}
+		case tr == pipeline.Firing && !rs.Silent:
 			a := e.relationAlert(d, rs, x, v, tr, r)
 			a.Escalation = esc
 			out = append(out, a)
+		case tr == pipeline.Resolved:
+			rs.Silent = false
 		}
+	}
+	// The alert resolves once the relation is restored and no check that
+	// joined it is still firing.
+	if rs.Open != 0 && rs.Episode.State != FiringState && !joinedFiring(d, p) {
+		out = append(out, e.relationAlert(d, rs, x, Verdict{Score: rr.Score}, pipeline.Resolved, r))
+		rs.Open = 0
 	}
 	m.Update(&rs.Model, x, r.Time, rr)
 	return out
+}
+
+// joinRelation reports whether a per-signal check of signal k that starts
+// firing joins the device's open relation alert instead of raising its own:
+// the alert is open and names that signal. The two describe one event.
+func joinRelation(d *Device, rs *RelationState, k int) bool {
+	return rs != nil && rs.Open != 0 && int(rs.Top) < int(rs.N) && int(rs.Of[rs.Top])-1 == k
+}
+
+// joinedFiring reports whether a check of one of d's signals that joined
+// the relation alert is still firing.
+func joinedFiring(d *Device, p *profile) bool {
+	for i := range d.Signals {
+		s := &d.Signals[i]
+		for c := range p.detectors[s.Kind].Checks() {
+			if ep := &s.Episodes[c]; ep.Joined && ep.State == FiringState {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // signalEpisodeActive reports whether a check on one of d's signals (its
@@ -265,10 +378,10 @@ func (e *Engine) signalEpisodeActive(d *Device, p *profile) bool {
 func (e *Engine) relationAlert(d *Device, rs *RelationState, x []float64, v Verdict, tr pipeline.AlertState, r *pipeline.Reading) pipeline.Alert {
 	rr := &e.rr
 	a := pipeline.Alert{
-		ID:        episodeID(d.Name, RelationKind, "", rs.Episode.Started),
+		ID:        episodeID(d.Name, RelationKind, "", rs.Open),
 		Seq:       r.Seq,
 		Time:      r.Time,
-		Started:   rs.Episode.Started,
+		Started:   rs.Open,
 		Device:    d.Name,
 		Topic:     d.Topic,
 		Kind:      RelationKind,
@@ -295,7 +408,7 @@ func (e *Engine) relationAlert(d *Device, rs *RelationState, x []float64, v Verd
 	var raw [relation.MaxSignals]float64
 	expl := *rr
 	for j := range x {
-		at := e.seas[rs.Of[j]-1]
+		at := e.seas[j]
 		raw[j] = x[j] + at
 		expl.Expected[j] += at
 	}

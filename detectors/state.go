@@ -192,6 +192,7 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 		}
 		w.Byte(rs.Top)
 		w.Bool(rs.Silent)
+		w.Varint(rs.Open)
 		w.episode(&rs.Episode)
 		for j := range rs.N {
 			w.F32(rs.Hi[j])
@@ -218,6 +219,7 @@ func (e *Engine) decodeRelation(r *stateReader, d *Device, p *profile) {
 	var rs RelationState
 	rs.Top = r.Byte()
 	rs.Silent = r.Bool()
+	rs.Open = r.Varint()
 	r.episode(&rs.Episode)
 	var hi, lo [relation.MaxSignals]float32
 	for j := range names {
@@ -526,7 +528,11 @@ func (e *Engine) decodeTraffic(r *stateReader, t *TrafficState, rep *RestoreRepo
 type stateWriter struct{ wire.Writer }
 
 func (w *stateWriter) episode(e *Episode) {
-	w.Byte(byte(e.State))
+	st := byte(e.State)
+	if e.Joined {
+		st |= joinedBit
+	}
+	w.Byte(st)
 	w.Byte(byte(e.Severity))
 	w.Uvarint(uint64(e.Count))
 	w.Varint(e.Started)
@@ -535,8 +541,13 @@ func (w *stateWriter) episode(e *Episode) {
 // stateReader reads what stateWriter wrote; the first error sticks.
 type stateReader struct{ wire.Reader }
 
+// joinedBit marks a joined episode in its state byte (format 3; earlier
+// formats never set it).
+const joinedBit = 0x80
+
 func (r *stateReader) episode(e *Episode) {
-	e.State = EpisodeState(r.Byte())
+	st := r.Byte()
+	e.State, e.Joined = EpisodeState(st&^joinedBit), st&joinedBit != 0
 	e.Severity = pipeline.Severity(r.Byte())
 	e.Count = uint16(r.Uvarint())
 	e.Started = r.Varint()
@@ -697,7 +708,7 @@ func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.A
 		}
 	}
 	retire := func(ep *Episode, kind, detector, signal string, fold bool) {
-		if ep.State == FiringState {
+		if ep.State == FiringState && !ep.Joined {
 			id := detector
 			if fold {
 				id = kind
@@ -741,7 +752,17 @@ func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.A
 		}
 	}
 	if newP.relations == nil && d.Extra != nil && d.Extra.Relation != nil {
-		retire(&d.Extra.Relation.Episode, RelationKind, RelationKind, "", false)
+		rs := d.Extra.Relation
+		open := Episode{State: FiringState, Severity: rs.Episode.Severity, Started: rs.Open}
+		if rs.Open == 0 {
+			open.State = Inactive
+		}
+		retire(&open, RelationKind, RelationKind, "", false)
+		for i := range d.Signals { // the checks that joined it report on their own from now on
+			for c := range d.Signals[i].Episodes {
+				d.Signals[i].Episodes[c].Joined = false
+			}
+		}
 	}
 	if !newP.traffic.cfg.Enabled {
 		for k := range d.Traffic.Episodes {

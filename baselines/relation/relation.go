@@ -468,6 +468,47 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 	}
 }
 
+// ExpectedWithout writes into e, for every signal j but b, its expected
+// value given the signals of the reading judged into r other than j and b
+// (signal units): Result.Expected with signal b left out, for when b is the
+// one that broke the relation and must not drag its partners' expectations
+// along. e[b] is set to NaN. r must be Judge's verdict on a reading against
+// the same, unchanged s (r.Judged); otherwise e is left alone. It allocates
+// nothing: the standardised precision matrix V Λ⁻¹ Vᵀ is rebuilt on the
+// stack, and b is marginalised out by its Schur complement.
+func (m *Model) ExpectedWithout(s *State, r *Result, b int, e []float64) {
+	k := m.k
+	if !r.Judged || b < 0 || b >= k || len(e) < k {
+		return
+	}
+	vec, eig, mu, sc := s.vec(), s.eig(), s.mean(), s.scales()
+	var p [MaxSignals][MaxSignals]float64
+	for i := range k {
+		for j := i; j < k; j++ {
+			var v float64
+			for c := range k {
+				v += vec[i*k+c] * vec[j*k+c] / eig[c]
+			}
+			p[i][j], p[j][i] = v, v
+		}
+	}
+	pbb := p[b][b]
+	for j := range k {
+		if j == b {
+			e[j] = math.NaN()
+			continue
+		}
+		pjj := p[j][j] - p[j][b]*p[b][j]/pbb
+		var acc float64
+		for i := range k {
+			if i != j && i != b {
+				acc += (p[j][i] - p[j][b]*p[b][i]/pbb) * r.Z[i]
+			}
+		}
+		e[j] = mu[j] - sc[j]*acc/pjj
+	}
+}
+
 // Observe records the complete reading x at event time t. learn is the
 // caller's verdict (Model.Learns of Judge's result): when false the estimates
 // are left alone, unless RelearnAfter readings in a row have been kept out.

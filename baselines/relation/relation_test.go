@@ -389,6 +389,77 @@ func TestConditionalExpectationClosedForm(t *testing.T) {
 	}
 }
 
+// TestExpectedWithoutClosedForm: with signal b left out, each other
+// signal's expectation is the regression on the remaining ones,
+// E[x_j | x_S] = μ_j + Σ_jS Σ_SS⁻¹ (x_S − μ_S), for k = 3 and k = 5.
+func TestExpectedWithoutClosedForm(t *testing.T) {
+	for _, k := range []int{3, 5} {
+		cfg := DefaultConfig()
+		m, err := New(cfg, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := m.NewState()
+		rng := rand.New(rand.NewPCG(uint64(k), 9))
+		x := make([]float64, k)
+		for i := range 5000 {
+			l := rng.NormFloat64()
+			for j := range k {
+				x[j] = float64(j+1)*10 + float64(j+1)*l + 0.5*rng.NormFloat64()
+			}
+			m.Observe(&s, x, int64(i)*1e9, true)
+		}
+		m.Refresh(&s)
+		for j := range k {
+			x[j] = float64(j+1)*10 + 0.3*float64(j) - 0.2
+		}
+		var r Result
+		m.Judge(&s, x, &r)
+		sig := func(i, j int) float64 {
+			// the covariance the model uses: its scales times its
+			// correlation, which is what the stored one is up to the floor
+			return s.Cov(i, j)
+		}
+		for b := range k {
+			e := make([]float64, k)
+			m.ExpectedWithout(&s, &r, b, e)
+			for j := range k {
+				if j == b {
+					if !math.IsNaN(e[j]) {
+						t.Errorf("k=%d b=%d: e[b] = %v; want NaN", k, b, e[j])
+					}
+					continue
+				}
+				var rest []int
+				for i := range k {
+					if i != j && i != b {
+						rest = append(rest, i)
+					}
+				}
+				n := len(rest)
+				soo := mat.NewSymDense(n, nil)
+				sjo := mat.NewVecDense(n, nil)
+				dx := mat.NewVecDense(n, nil)
+				for a, ia := range rest {
+					sjo.SetVec(a, sig(j, ia))
+					dx.SetVec(a, x[ia]-s.Mean(ia))
+					for c, ic := range rest {
+						soo.SetSym(a, c, sig(ia, ic))
+					}
+				}
+				var beta mat.VecDense
+				if err := beta.SolveVec(soo, sjo); err != nil {
+					t.Fatal(err)
+				}
+				want := s.Mean(j) + mat.Dot(&beta, dx)
+				if math.Abs(e[j]-want) > 1e-6*math.Abs(want) {
+					t.Errorf("k=%d, without %d: E[x_%d | rest] = %v; want %v", k, b, j, e[j], want)
+				}
+			}
+		}
+	}
+}
+
 func TestSlowRampNotLearned(t *testing.T) {
 	// Pressure drifts away from what temperature and vibration imply: 0 to 8
 	// conditional σ over 100 readings (each step 0.08 σ, lost in the noise),

@@ -540,8 +540,9 @@ func TestTuneCLI(t *testing.T) {
 	os.WriteFile(spec, []byte("objective: event_f1\nsearch: grid\nbefore: 2s\nafter: 30s\nparameters:\n  overpressure.spike.z: {values: [6, 40]}\n  vibration.jump.z: {values: [6, 40]}\n"), 0o644)
 	bad := filepath.Join(dir, "bad.yaml")
 	// A base that misses things: spike and jump thresholds far too high,
-	// rise and rate checks out of reach.
-	os.WriteFile(bad, []byte("detectors:\n  overpressure:\n    spike: {z: 40}\n    rise: {h: 1000}\n    rate: {factor: 1000}\n  vibration:\n    jump: {z: 40}\n    elevation: {h: 1000}\n    zones: {ab: 50, bc: 60, cd: 70}\n"), 0o644)
+	// rise and rate checks out of reach, no relation check to see what
+	// they miss.
+	os.WriteFile(bad, []byte("detectors:\n  overpressure:\n    spike: {z: 40}\n    rise: {h: 1000}\n    rate: {factor: 1000}\n  vibration:\n    jump: {z: 40}\n    elevation: {h: 1000}\n    zones: {ab: 50, bc: 60, cd: 70}\n  relation: {enabled: false}\n"), 0o644)
 	best := filepath.Join(dir, "best.yaml")
 	code, out, errs := runCLI(t, "tune", "--spec", spec, "--labels", fixtureLabels, "--config", bad, "--out", best, fixtureLog)
 	if code != 0 {

@@ -36,7 +36,9 @@
 //
 // A window is detected when an episode of its device starts firing in
 // [start − Options.Before, end + Options.After] and, when Options.MatchKind is
-// set and the window has a kind, the episode's kind matches it. An episode is
+// set and the window has a kind, the episode's kind matches it (the kind of
+// its first firing record, or of a later one that refined the alert: a
+// per-signal check that joined the device's relation alert). An episode is
 // a true positive when it detects some window of its device, else a false
 // positive: an episode that started firing before the widened window and is
 // still firing inside it does not detect the window and is a false positive

@@ -28,9 +28,10 @@ type Options struct {
 
 // episode is one alert episode: the firing and resolved records of one ID.
 type episode struct {
-	kind     string
-	fired    int64 // time of its first firing record
-	resolved int64 // time of its resolved record; math.MaxInt64 when never resolved
+	kind     string   // the kind of its first firing record
+	refined  []string // other kinds its later firing records reported (a check that joined the alert)
+	fired    int64    // time of its first firing record
+	resolved int64    // time of its resolved record; math.MaxInt64 when never resolved
 	tp       bool
 	records  int
 }
@@ -82,7 +83,12 @@ func Evaluate(alerts []pipeline.Alert, labels *Labels, data DataInfo, opts Optio
 				e = &episode{kind: a.Kind, fired: a.Time, resolved: math.MinInt64}
 				eps[k] = e
 			} else if a.Time < e.fired {
+				if e.kind != "" && e.kind != a.Kind && !slices.Contains(e.refined, e.kind) {
+					e.refined = append(e.refined, e.kind)
+				}
 				e.kind, e.fired = a.Kind, a.Time
+			} else if a.Kind != e.kind && !slices.Contains(e.refined, a.Kind) {
+				e.refined = append(e.refined, a.Kind)
 			}
 			e.records++
 			detections[a.Device] = append(detections[a.Device], a.Time)
@@ -156,7 +162,7 @@ func Evaluate(alerts []pipeline.Alert, labels *Labels, data DataInfo, opts Optio
 			i, _ := slices.BinarySearchFunc(es, lo, func(e *episode, t int64) int { return cmp.Compare(e.fired, t) })
 			first := int64(math.MaxInt64)
 			for ; i < len(es) && es[i].fired <= hi; i++ {
-				if kindMatches(w.Kind, es[i].kind, opts.MatchKind) {
+				if kindMatches(w.Kind, es[i].kind, opts.MatchKind) || slices.ContainsFunc(es[i].refined, func(k string) bool { return kindMatches(w.Kind, k, opts.MatchKind) }) {
 					es[i].tp = true
 					first = min(first, es[i].fired)
 				}

@@ -357,3 +357,26 @@ func TestDataInfo(t *testing.T) {
 		t.Errorf("sortedTimes(b) = %v (times %v); want [2 3], times unchanged", got, d.Times["b"])
 	}
 }
+
+// TestRefinedEpisode: an alert whose later firing record reports another
+// kind (a per-signal check that joined a relation alert refines it) matches
+// windows of either kind when kinds are matched; its delay is that of its
+// first record, and it is one episode.
+func TestRefinedEpisode(t *testing.T) {
+	labels := NewLabels()
+	if err := labels.Add(Window{Device: "d1", Kind: "thermal", Start: sec(10), End: sec(30)}); err != nil {
+		t.Fatal(err)
+	}
+	data := DataInfo{Times: map[string][]int64{"d1": secondly(100)}}
+	refined := []pipeline.Alert{
+		rec("r1", "d1", "process.relation", pipeline.Firing, 12),
+		rec("r1", "d1", "thermal", pipeline.Firing, 15),
+		rec("r1", "d1", "process.relation", pipeline.Resolved, 35),
+	}
+	r := Evaluate(refined, labels, data, Options{MatchKind: true})
+	checkEvents(t, "refined", r.Overall.Events, 1, 1, 1, 1, 2, 2)
+
+	// Without the refining record the relation alert is the wrong kind.
+	r = Evaluate([]pipeline.Alert{refined[0], refined[2]}, labels, data, Options{MatchKind: true})
+	checkEvents(t, "unrefined", r.Overall.Events, 1, 0, 1, 0, math.NaN(), math.NaN())
+}
