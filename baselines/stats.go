@@ -38,6 +38,15 @@ type Config struct {
 	// persistent change thus alerts first and becomes the new normal only after
 	// that many samples; 0 means never.
 	RelearnAfter int `yaml:"relearn_after"`
+	// AcceptAfter and AcceptBand accept a new normal sooner: a signal kept
+	// from teaching that has held one level (every sample within
+	// AcceptBand spreads of the run's mean) for AcceptAfter of event time
+	// has settled there, after a set-point change or a repair; its baseline
+	// moves to that level (Learner.Accept) and the alerts it raised resolve,
+	// saying so (the detectors do that). AcceptAfter 0 leaves only
+	// RelearnAfter.
+	AcceptAfter time.Duration `yaml:"accept_after"`
+	AcceptBand  float64       `yaml:"accept_band"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -50,6 +59,8 @@ func DefaultConfig() Config {
 		RatePeakHalfLife: 3000,
 		Clip:             6,
 		RelearnAfter:     3000,
+		AcceptAfter:      15 * time.Minute,
+		AcceptBand:       4,
 	}
 }
 
@@ -76,6 +87,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RelearnAfter < 0 {
 		errs = append(errs, fmt.Errorf("relearn_after must not be negative, got %d", c.RelearnAfter))
+	}
+	if c.AcceptAfter < 0 {
+		errs = append(errs, fmt.Errorf("accept_after must not be negative, got %v", c.AcceptAfter))
+	}
+	if c.AcceptAfter > 0 && !(c.AcceptBand > 0) {
+		errs = append(errs, fmt.Errorf("accept_band must be positive, got %v", c.AcceptBand))
 	}
 	return errors.Join(errs...)
 }
@@ -195,6 +212,15 @@ func (l *Learner) Observe(s *Stats, x float64, t int64, learn bool) bool {
 	}
 	l.learn(s, x, t, rate, haveRate)
 	return true
+}
+
+// Accept moves the baseline to a new level: mean and median to level, the
+// spread and the rate envelopes as they were, the run of kept-out samples
+// ended. The detectors call it when a signal has settled at a new normal
+// (Config.AcceptAfter).
+func (l *Learner) Accept(s *Stats, level float64) {
+	s.Mean, s.Median = level, level
+	s.Gated = 0
 }
 
 func (l *Learner) learn(s *Stats, x float64, t int64, rate float64, haveRate bool) {

@@ -545,6 +545,10 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 				out = append(out, a)
 			}
 		}
+		if e.trackAccept(d, k, s, p, val.V-se.At, r.Time, learn) {
+			out = e.acceptNormal(d, k, s, p, r, val.V, off, cs, out)
+			learn = true
+		}
 		wasWarm := s.Base.Warm
 		// The baseline learns the residual from the profile itself (the
 		// noise around the cycle), not the one the checks judged, so its
@@ -663,6 +667,9 @@ type DeviceExtra struct {
 	// Relation is the relation check's memory, nil until the device has
 	// sent enough readings (or when the check is off).
 	Relation *RelationState
+	// Accepts tracks, by signal index, runs of kept-out samples at one
+	// level (a new normal in the making); nil until a signal has one.
+	Accepts []AcceptState
 }
 
 // cycle returns the cycle memory of signal s, adding it on first use (nil

@@ -17,8 +17,9 @@ import (
 // profile; version 1 devices restore with none (it is learned afresh).
 // Version 3 adds the relation check's memory after the signals: the names
 // of the signals it relates, the named signal, whether its episode is
-// silent, the episode, the drift sums and the model (relation.State's own
-// versioned encoding); older devices learn the relation afresh.
+// silent, the open alert, the episode, the drift sums and the model
+// (relation.State's own versioned encoding), then the signals' runs towards
+// a new normal; older devices learn the relation afresh.
 const StateVersion = 3
 
 // A device's state is encoded by name, not by position: the class by its
@@ -200,6 +201,23 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 		}
 		m, _ := rs.Model.MarshalBinary() // a zero State encodes too
 		w.Str(string(m))
+	}
+	n := 0
+	if d.Extra != nil {
+		for k := range d.Extra.Accepts {
+			if d.Extra.Accepts[k].N > 0 {
+				n++
+			}
+		}
+	}
+	w.Uvarint(uint64(n))
+	for k := 0; n > 0 && k < len(d.Extra.Accepts); k++ {
+		if a := &d.Extra.Accepts[k]; a.N > 0 {
+			w.Uvarint(uint64(k))
+			w.F64(a.Level, a.From)
+			w.Varint(a.Since)
+			w.Uvarint(uint64(a.N))
+		}
 	}
 	return w.B
 }
@@ -479,6 +497,28 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 	}
 	if version >= 3 && r.Bool() {
 		e.decodeRelation(&r, d, p)
+	}
+	if version >= 3 {
+		for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
+			k := r.Uvarint()
+			var a AcceptState
+			r.F64(&a.Level, &a.From)
+			a.Since = r.Varint()
+			a.N = uint32(r.Uvarint())
+			if r.Err != nil || k >= uint64(len(d.Signals)) || a.N == 0 {
+				if r.Err == nil {
+					r.Err = fmt.Errorf("new-normal run of signal %d of %d", k, len(d.Signals))
+				}
+				break
+			}
+			if d.Extra == nil {
+				d.Extra = &DeviceExtra{}
+			}
+			for uint64(len(d.Extra.Accepts)) <= k {
+				d.Extra.Accepts = append(d.Extra.Accepts, AcceptState{})
+			}
+			d.Extra.Accepts[k] = a
+		}
 	}
 	if r.Err == nil && len(r.B) != 0 {
 		r.Err = fmt.Errorf("%d unexpected bytes", len(r.B))
