@@ -237,13 +237,23 @@ func replay(ctx context.Context, set *detectors.Set, path string, o replayOpts) 
 // judge), to measure what they cost: go test -bench ... ./bench/ -args -traffic=false
 var traffic = flag.Bool("traffic", true, "run the traffic detectors (traffic.enabled, fleet.enabled)")
 
+// cycles and relation switch the cycle-aware baselines and the relation
+// check, to measure what they cost: -args -cycles=false -relation=false
+// gives the detectors of the wave's start.
+var (
+	cycles   = flag.Bool("cycles", true, "run the cycle-aware baselines (cycles.enabled)")
+	relation = flag.Bool("relation", true, "run the relation check (relation.enabled)")
+)
+
 // defaultSet compiles the default detector configuration: every detector on
-// (the traffic detectors as -traffic says).
+// (the traffic detectors, cycles and the relation check as the flags say).
 func defaultSet(tb testing.TB) *detectors.Set {
 	tb.Helper()
 	cfg := detectors.DefaultConfig()
 	cfg.Params.Traffic.Enabled = *traffic
 	cfg.Fleet.Enabled = *traffic
+	cfg.Params.Cycles.Enabled = *cycles
+	cfg.Params.Relation.Enabled = *relation
 	set, err := detectors.New(cfg)
 	if err != nil {
 		tb.Fatal(err)

@@ -631,6 +631,15 @@ func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
 	if v0 == 0 {
 		return found{}, false
 	}
+	// The amplitude test below needs 2·cyc ≥ (min_amplitude/2)²·noise, and
+	// the noise is at least the variance within bins, the fold's variance
+	// cyc at most about the ring's (its medians vary a little more than
+	// means: a 1.5 margin). A ring whose whole variance is below that holds
+	// no cycle worth modelling: the FFTs, most of a search's cost, are
+	// skipped, with the outcome of a search that finds nothing.
+	if a := cy.cfg.MinAmplitude / 2; g.PerBin >= 2 && 2*1.5*v0/float64(n) < a*a*float64(g.Within) {
+		return found{}, false
+	}
 	// Autocorrelation by FFT, zero-padded against wrap-around.
 	clear(sc.x[n:])
 	sc.fft.Coefficients(sc.coef[:], sc.x[:])

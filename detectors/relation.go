@@ -207,9 +207,11 @@ func (e *Engine) prepareRelation(d *Device, p *profile, r *pipeline.Reading, out
 	}
 	for i := range r.Values {
 		val := &r.Values[i]
-		j := rs.position(d, val.Name)
-		if j < 0 {
-			continue
+		j := i // a device's messages usually carry its signals in one order
+		if j >= k || d.Signals[rs.Of[j]-1].Name != val.Name {
+			if j = rs.position(d, val.Name); j < 0 {
+				continue
+			}
 		}
 		s := &d.Signals[rs.Of[j]-1]
 		var at float64
