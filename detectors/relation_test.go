@@ -217,3 +217,52 @@ func TestRelationExplainsCommonLoad(t *testing.T) {
 		t.Error("judged alone, the common load raised no alert: the test no longer shows what explaining is for")
 	}
 }
+
+// TestRelationReloadedOff: a configuration reload that switches the check
+// off while its alert is open (a drift check joined to it) resolves that
+// alert with the reason, and no record follows for an alert that never
+// fired.
+func TestRelationReloadedOff(t *testing.T) {
+	nan := math.NaN()
+	g := newRig(t, newSet(t, nil))
+	dev := &related{nz: newNoise(41)}
+	for range 4000 {
+		g.feed(dev.next(nan, nan)...)
+	}
+	from := g.n
+	for range 60 {
+		g.feed(dev.next(-1.5, 1.5)...)
+	}
+	a, _, ok := g.first(detectors.RelationKind, pipeline.Firing, from)
+	if !ok {
+		t.Fatal("no relation alert during the break")
+	}
+	off := newSet(t, func(c *detectors.Config) { c.Params.Relation.Enabled = false })
+	var rep []pipeline.Alert
+	var err error
+	rep, _, err = g.eng.Reconfigure(off, g.time(g.n), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep) != 1 || rep[0].ID != a.ID || rep[0].State != pipeline.Resolved || !strings.Contains(rep[0].Message, "configuration reload") {
+		t.Fatalf("reload: %+v; want the relation alert %s resolved by the reload", rep, a.ID)
+	}
+	g.alerts = append(g.alerts, rep...)
+	for range rep {
+		g.at = append(g.at, g.n)
+	}
+	for range 60 {
+		g.feed(dev.next(-1.5, 1.5)...)
+	}
+	for range 1000 {
+		g.feed(dev.next(nan, nan)...)
+	}
+	fired := map[string]bool{}
+	for _, x := range g.alerts {
+		if x.State == pipeline.Firing {
+			fired[x.ID] = true
+		} else if !fired[x.ID] {
+			t.Errorf("%s %s resolved (%s) without a firing record", x.Detector, x.ID, x.Message)
+		}
+	}
+}

@@ -798,9 +798,11 @@ func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.A
 			open.State = Inactive
 		}
 		retire(&open, RelationKind, RelationKind, "", false)
-		for i := range d.Signals { // the checks that joined it report on their own from now on
+		for i := range d.Signals { // the checks that joined it resolved with it
 			for c := range d.Signals[i].Episodes {
-				d.Signals[i].Episodes[c].Joined = false
+				if ep := &d.Signals[i].Episodes[c]; ep.Joined {
+					*ep = Episode{}
+				}
 			}
 		}
 	}
