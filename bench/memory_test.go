@@ -35,7 +35,7 @@ func BenchmarkDeviceMemory(b *testing.B) {
 		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
 			var m memResult
 			for b.Loop() {
-				m = childMemory(b, n)
+				m = childMemory(b, n, 3)
 			}
 			b.ReportMetric(m.perDevice, "B/device")
 			b.ReportMetric(m.perDevice*float64(n)/(1<<20), "MiB")
@@ -44,17 +44,34 @@ func BenchmarkDeviceMemory(b *testing.B) {
 	}
 }
 
+// BenchmarkDeviceMemoryWarm is BenchmarkDeviceMemory for devices that have
+// sent 400 readings each: past the 64th reading, when a signal gets its
+// cycle memory and the device its relation memory, and past the relation
+// model's warm-up. Issue 11's target is at most 2 KiB per device with three
+// signals.
+func BenchmarkDeviceMemoryWarm(b *testing.B) {
+	const n = 10_000
+	var m memResult
+	for b.Loop() {
+		m = childMemory(b, n, 400)
+	}
+	b.ReportMetric(m.perDevice, "B/device")
+	b.ReportMetric(m.perReading, "ns/reading")
+}
+
 const (
-	childEnv    = "VIGIL_BENCH_DEVICES" // set in the child: how many devices
+	readingsEnv = "VIGIL_BENCH_READINGS" // set in the child: readings per device
+	childEnv    = "VIGIL_BENCH_DEVICES"  // set in the child: how many devices
 	childPrefix = "vigil-bench-memory:" // the child's result line
 )
 
 type memResult struct{ perDevice, perReading float64 }
 
-// childMemory runs deviceMemory for n devices in a child process.
-func childMemory(b *testing.B, n int) memResult {
+// childMemory runs deviceMemory for n devices of k readings in a child
+// process.
+func childMemory(b *testing.B, n, k int) memResult {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDeviceMemoryChild$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), childEnv+"="+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), childEnv+"="+strconv.Itoa(n), readingsEnv+"="+strconv.Itoa(k))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("child: %v\n%s", err, out)
@@ -79,13 +96,18 @@ func TestDeviceMemoryChild(t *testing.T) {
 	if err != nil {
 		t.Skip("run by BenchmarkDeviceMemory")
 	}
-	m := deviceMemory(defaultSet(t), n)
+	k, err := strconv.Atoi(os.Getenv(readingsEnv))
+	if err != nil {
+		k = 3
+	}
+	m := deviceMemory(defaultSet(t), n, k)
 	fmt.Println(childPrefix, m.perDevice, m.perReading)
 }
 
-// deviceMemory returns the live heap per device after feeding n devices, and
-// the mean time per reading fed.
-func deviceMemory(set *detectors.Set, n int) memResult {
+// deviceMemory returns the live heap per device after feeding n devices k
+// readings each (one a second, with some noise), and the mean time per
+// reading fed.
+func deviceMemory(set *detectors.Set, n, readings int) memResult {
 	start := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC).UnixNano()
 	r := pipeline.Reading{Values: make([]pipeline.Value, 0, 3)}
 	var out []pipeline.Alert
@@ -95,13 +117,13 @@ func deviceMemory(set *detectors.Set, n int) memResult {
 
 	t0 := time.Now()
 	eng := set.NewEngine()
-	for k := range 3 {
+	for k := range readings {
 		for i := range n {
 			r.Reset()
 			r.Device = deviceID(i)
 			r.Time = start + int64(k)*int64(time.Second) + int64(i)
 			r.Status = 0
-			x := float64(i%97) / 97
+			x := float64((i+k*31)%97) / 97
 			r.Values = append(r.Values,
 				pipeline.Value{Name: "pressure", Kind: pipeline.Pressure, V: 4 + x/10},
 				pipeline.Value{Name: "temperature", Kind: pipeline.Temperature, V: 60 + x},
@@ -120,7 +142,7 @@ func deviceMemory(set *detectors.Set, n int) memResult {
 	runtime.KeepAlive(eng)
 	return memResult{
 		perDevice:  float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n),
-		perReading: float64(elapsed.Nanoseconds()) / float64(3*n),
+		perReading: float64(elapsed.Nanoseconds()) / float64(readings*n),
 	}
 }
 
