@@ -62,7 +62,7 @@ func BenchmarkDeviceMemoryWarm(b *testing.B) {
 const (
 	readingsEnv = "VIGIL_BENCH_READINGS" // set in the child: readings per device
 	childEnv    = "VIGIL_BENCH_DEVICES"  // set in the child: how many devices
-	childPrefix = "vigil-bench-memory:" // the child's result line
+	childPrefix = "vigil-bench-memory:"  // the child's result line
 )
 
 type memResult struct{ perDevice, perReading float64 }
