@@ -57,7 +57,7 @@ func DefaultParams() Params {
 		Traffic:      DefaultTraffic(),
 		Cycles:       DefaultCycles(),
 		Relation:     DefaultRelation(),
-		Status:       Rule{Hold: 1, Clear: 1},
+		Status:       Rule{Hold: 1, Clear: 1, KeepFiringFor: 2 * time.Minute},
 		Hysteresis:   0.8,
 		LearnBelow:   0.6,
 	}
@@ -787,6 +787,9 @@ func (e *Engine) alert(d *Device, signal, unit string, c *Check, ep *Episode, v 
 		}
 	} else {
 		a.Message = describeResolved(&a, unit)
+		if ep.Flaps > 0 {
+			a.Message += describeFlaps(ep.Flaps, c.Rule.KeepFiringFor)
+		}
 	}
 	return a
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/vigil-iot/vigil/detectors"
@@ -24,7 +25,8 @@ func plant(nz noise) []pipeline.Value {
 }
 
 func TestStatus(t *testing.T) {
-	g := newRig(t, newSet(t, nil))
+	// The lifecycle step by step, without keep_firing_for (TestStatusFlapping).
+	g := newRig(t, newSet(t, func(c *detectors.Config) { c.Params.Status.KeepFiringFor = 0 }))
 	type step struct {
 		status int8
 		tr     pipeline.AlertState // 0: no alert
@@ -864,5 +866,64 @@ func TestWarmupGrossSpikeConfigured(t *testing.T) {
 	}
 	if want := "[signal.spike@60 vibration.jump@120]"; fmt.Sprint(got) != want {
 		t.Errorf("got %v; want %s", got, want)
+	}
+}
+
+// TestStatusFlapping: a device whose status flag flips to 1 on scattered
+// single messages (every 10-40 s, at 1 Hz) raises one alert whose
+// resolution, after keep_firing_for (2 min by default) of quiet, counts the
+// flaps; without keep_firing_for, one alert per flip.
+func TestStatusFlapping(t *testing.T) {
+	for _, keep := range []time.Duration{-1, 0} {
+		t.Run(fmt.Sprint(keep), func(t *testing.T) {
+			edit := func(c *detectors.Config) { c.Params.Status.KeepFiringFor = keep }
+			if keep < 0 {
+				keep, edit = detectors.DefaultParams().Status.KeepFiringFor, nil
+			}
+			g := newRig(t, newSet(t, edit))
+			nz := newNoise(9)
+			flips, next, lastFlip := 0, 30, 0
+			const n = 900 // 15 min of flapping
+			for i := range n + 200 {
+				st := int8(0)
+				if i == next && i < n {
+					st, next, flips, lastFlip = 1, i+10+nz.rng.IntN(31), flips+1, i
+				}
+				g.feedStatus(st, plant(nz)...)
+			}
+			var fired, resolved []int
+			for k, a := range g.alerts {
+				switch {
+				case a.Detector != "status":
+				case a.State == pipeline.Firing:
+					fired = append(fired, k)
+				default:
+					resolved = append(resolved, k)
+				}
+			}
+			want := 1
+			if keep == 0 {
+				want = flips
+			}
+			if len(fired) != want || len(resolved) != want {
+				t.Fatalf("%d flips: got %d firing and %d resolved status alerts; want %d each", flips, len(fired), len(resolved), want)
+			}
+			r := g.alerts[resolved[0]]
+			if keep == 0 {
+				if strings.Contains(r.Message, "flapped") {
+					t.Errorf("without keep_firing_for: %q; want no flaps", r.Message)
+				}
+				return
+			}
+			wantMsg := fmt.Sprintf("It flapped %d times", flips-1)
+			if f := g.alerts[fired[0]]; r.ID != f.ID || !strings.Contains(r.Message, wantMsg) {
+				t.Errorf("resolution %q (ID %s); want %q, ID %s", r.Message, r.ID, wantMsg, f.ID)
+			}
+			// Resolved after keep_firing_for of quiet from the last flip
+			// (readings 1 s apart).
+			if quiet := time.Duration(g.at[resolved[0]]-lastFlip) * time.Second; quiet != keep {
+				t.Errorf("resolved %v after the last flip; want keep_firing_for %v", quiet, keep)
+			}
+		})
 	}
 }
