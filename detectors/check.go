@@ -260,13 +260,26 @@ func (c CUSUM) up(s *SignalState, z float64) Verdict {
 
 // Spike is a threshold on the robust z-score (x - median)/spread.
 type Spike struct {
-	Z    float64 `yaml:"z"`
-	Rule `yaml:",inline"`
+	Z float64 `yaml:"z"`
+	// WarmupZ is the threshold during warm-up: once warmupStart samples
+	// have been learned, a value WarmupZ spreads from the median of the
+	// samples seen so far is a gross anomaly and fires at once (hold 1);
+	// it does not teach the baseline. 0 turns the warm-up check off.
+	WarmupZ float64 `yaml:"warmup_z"`
+	Rule    `yaml:",inline"`
 }
+
+// warmupStart is the number of samples after which the spike checks judge
+// gross anomalies during warm-up: before it the spread is not yet known
+// (learning is winsorized from the same point, baselines.RobustStart).
+const warmupStart = baselines.RobustStart
 
 func (s Spike) validate(name string) error {
 	if !(s.Z > 0) {
 		return fmt.Errorf("%s: z must be positive, got %v", name, s.Z)
+	}
+	if !(s.WarmupZ >= 0) {
+		return fmt.Errorf("%s: warmup_z must not be negative (0 is off), got %v", name, s.WarmupZ)
 	}
 	if err := s.Rule.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -278,14 +291,33 @@ func (s Spike) validate(name string) error {
 // residual from the band; twice the threshold is critical. The threshold is
 // on the raw scale: the band moved by season.
 func (s Spike) verdict(x, dev, spread float64, se Season, st *baselines.Stats, up bool) Verdict {
-	thr := st.Median + s.Z*spread
+	return spikeVerdict(s.Z, x, dev, spread, se, st, up)
+}
+
+// warmup judges like verdict with the warm-up threshold, or returns the zero
+// verdict while the check cannot judge (too few samples, or off).
+// Only a signal whose spread so far is noise is judged: its robust spread
+// (1.4826·MAD) above twice the floor and its standard deviation within 3× of
+// it. A signal flat so far, or one that has switched between set points
+// (whose MAD is far below its standard deviation, or 0) says nothing yet
+// about how far it may move.
+func (s Spike) warmup(x, dev, spread, floor float64, se Season, st *baselines.Stats, up bool) Verdict {
+	robust := 1.4826 * st.MAD
+	if s.WarmupZ <= 0 || st.N < warmupStart || robust <= 2*floor || st.Std() > 3*robust {
+		return Verdict{}
+	}
+	return spikeVerdict(max(s.WarmupZ, s.Z), x, dev, spread, se, st, up)
+}
+
+func spikeVerdict(z, x, dev, spread float64, se Season, st *baselines.Stats, up bool) Verdict {
+	thr := st.Median + z*spread
 	if !up {
-		thr = st.Median - s.Z*spread
+		thr = st.Median - z*spread
 	}
 	if se.Near != 0 {
 		thr += se.Near
 	}
-	score := dev / (s.Z * spread)
+	score := dev / (z * spread)
 	sev := pipeline.Warning
 	if score >= 2 {
 		sev = pipeline.Critical

@@ -2,6 +2,8 @@ package detectors
 
 import (
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/vigil-iot/vigil/pipeline"
 )
@@ -71,6 +73,19 @@ func describeZone(z Zones) func(a *pipeline.Alert, unit string) string {
 
 func describeResolved(a *pipeline.Alert, unit string) string {
 	return fmt.Sprintf("%s resolved: %s is back to %s.", a.Detector, a.Signal, withUnit(a.Observed, unit))
+}
+
+// describeFlaps completes the resolution of an episode that flapped: its
+// condition cleared and came back within keep_firing_for.
+func describeFlaps(n uint8, keep time.Duration) string {
+	times := fmt.Sprintf("%d times", n)
+	switch {
+	case n == 1:
+		times = "once"
+	case n == math.MaxUint8:
+		times = "at least 255 times"
+	}
+	return fmt.Sprintf(" It flapped %s (cleared and came back within %v, the keep_firing_for); quiet since.", times, keep)
 }
 
 func capitalise(s string) string {

@@ -57,7 +57,7 @@ func DefaultParams() Params {
 		Traffic:      DefaultTraffic(),
 		Cycles:       DefaultCycles(),
 		Relation:     DefaultRelation(),
-		Status:       Rule{Hold: 1, Clear: 1},
+		Status:       Rule{Hold: 1, Clear: 1, KeepFiringFor: 2 * time.Minute},
 		Hysteresis:   0.8,
 		LearnBelow:   0.6,
 	}
@@ -506,14 +506,27 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			// design, so it keeps samples out only once it crosses; gating its
 			// build-up would bias the mean of any signal with set points.
 			gate := p.params.LearnBelow
+			rule := checks[c].Rule
 			if checks[c].GateOnCross {
 				gate = 1
+			}
+			if checks[c].Warm && !s.Base.Warm {
+				// The warm-up spike checks (Spike.WarmupZ): conservative
+				// thresholds, so a gross anomaly fires at once and is the
+				// only thing they keep from teaching; but the baseline is
+				// too young to hold a level out for long, so a run of
+				// warmupStart kept-out samples is a level the signal has
+				// moved to, and it teaches again (winsorized).
+				gate, rule.Hold = 1, 1
+				if s.Base.Gated >= warmupStart {
+					gate = math.Inf(1)
+				}
 			}
 			if v.Score >= gate {
 				learn = false
 			}
 			ep := &s.Episodes[c]
-			tr, esc := ep.stepEsc(v, r.Time, checks[c].Rule, p.params.Hysteresis)
+			tr, esc := ep.stepEsc(v, r.Time, rule, p.params.Hysteresis)
 			if tr == 0 {
 				continue
 			}
@@ -766,11 +779,17 @@ func (e *Engine) alert(d *Device, signal, unit string, c *Check, ep *Episode, v 
 	}
 	if tr == pipeline.Firing {
 		a.Message = c.describe(&a, unit)
+		if c.Warm && base != nil && !base.Warm {
+			a.Message = fmt.Sprintf("Gross anomaly during warm-up (%d samples learned): ", base.N) + a.Message
+		}
 		if cyclic {
 			a.Message = describeCycle(&a, unit, cs, e.set.profiles[d.profile].learner.Spread(base)) + a.Message
 		}
 	} else {
 		a.Message = describeResolved(&a, unit)
+		if ep.Flaps > 0 {
+			a.Message += describeFlaps(ep.Flaps, c.Rule.KeepFiringFor)
+		}
 	}
 	return a
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/vigil-iot/vigil/detectors"
@@ -24,7 +25,8 @@ func plant(nz noise) []pipeline.Value {
 }
 
 func TestStatus(t *testing.T) {
-	g := newRig(t, newSet(t, nil))
+	// The lifecycle step by step, without keep_firing_for (TestStatusFlapping).
+	g := newRig(t, newSet(t, func(c *detectors.Config) { c.Params.Status.KeepFiringFor = 0 }))
 	type step struct {
 		status int8
 		tr     pipeline.AlertState // 0: no alert
@@ -85,9 +87,10 @@ func TestStatus(t *testing.T) {
 
 // TestWarmup checks that during the first WarmupSamples samples only the
 // absolute limits (overpressure.limit, thermal.limit, vibration.zone, status)
+// and the warm-up spike check on gross pressure anomalies (overpressure.spike)
 // fire, even on a huge spike of every signal.
 func TestWarmup(t *testing.T) {
-	allowed := []string{"overpressure.limit", "status", "thermal.limit", "vibration.zone"} // sorted
+	allowed := []string{"overpressure.limit", "overpressure.spike", "status", "thermal.limit", "vibration.zone"} // sorted
 	for _, tc := range []struct {
 		name        string
 		spikeAt, to int // readings [spikeAt, to) are spiked
@@ -153,20 +156,22 @@ func TestWarmup(t *testing.T) {
 	}
 }
 
-// TestWarmupSpikeDoesNotLeak: what happens during warm-up is not judged, so
-// it must not surface as an alert once the baseline is warm and the signal is
-// back to normal.
+// TestWarmupSpikeDoesNotLeak: a gross excursion during warm-up is alerted
+// by the warm-up spike check (Spike.WarmupZ) where one runs, and resolves;
+// it must not teach the baseline, and nothing of it may surface once the
+// baseline is warm and the signal is back to normal.
 func TestWarmupSpikeDoesNotLeak(t *testing.T) {
 	const spike = 10 // the last 10 warm-up samples
 	for _, tc := range []struct {
 		value         func(float64) pipeline.Value
 		op, sd, spike float64
+		warmup        string // the warm-up check that catches it, if any
 	}{
-		{pressure, p0, pSigma, p0 + 100*pSigma},
-		{temperature, t0C, tSig, t0C + 100*tSig},
+		{pressure, p0, pSigma, p0 + 100*pSigma, "overpressure.spike"},
+		{temperature, t0C, tSig, t0C + 100*tSig, ""},
 		// 30 sigma, still in zone B: no limit crossed.
-		{vibration, v0, vSigma, 4.4},
-		{flow, f0, fSigma, f0 + 100*fSigma},
+		{vibration, v0, vSigma, 4.4, ""},
+		{flow, f0, fSigma, f0 + 100*fSigma, ""},
 	} {
 		name := tc.value(0).Name
 		t.Run(name, func(t *testing.T) {
@@ -179,11 +184,76 @@ func TestWarmupSpikeDoesNotLeak(t *testing.T) {
 				}
 				g.feed(tc.value(x))
 			}
-			if len(g.alerts) != 0 {
-				t.Errorf("%s %v (%+.0f sigma) on readings %d-%d (warm-up), then normal: got %s; want no alerts (no limit is crossed, and every sample after warm-up is normal)",
-					name, tc.spike, (tc.spike-tc.op)/tc.sd, warmup-spike, warmup-1, fmtAlerts(g.alerts))
+			var want []string
+			if tc.warmup != "" {
+				want = []string{tc.warmup + " firing", tc.warmup + " resolved"}
+			}
+			var got []string
+			for k, a := range g.alerts {
+				got = append(got, a.Detector+" "+a.State.String())
+				if a.State == pipeline.Firing && (g.at[k] != warmup-spike || !strings.Contains(a.Message, "during warm-up")) {
+					t.Errorf("alert at reading %d: %q; want it at reading %d, saying it is during warm-up", g.at[k], a.Message, warmup-spike)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s %v (%+.0f sigma) on readings %d-%d (warm-up), then normal: got %s; want %v",
+					name, tc.spike, (tc.spike-tc.op)/tc.sd, warmup-spike, warmup-1, fmtAlerts(g.alerts), want)
 			}
 		})
+	}
+}
+
+// TestWarmupGrossSpike: a fresh device's pressure spikes at readings 40, 100
+// and 250 (inside the warm-up, where no limit is configured) are alerted at
+// once by overpressure.spike, and do not widen the band: the baseline ends
+// warm-up as a clean one does. Clean warm-ups raise nothing.
+func TestWarmupGrossSpike(t *testing.T) {
+	at := map[int]bool{40: true, 100: true, 250: true}
+	g := newRig(t, newSet(t, nil))
+	clean := newRig(t, newSet(t, nil))
+	nz, nc := newNoise(11), newNoise(11)
+	for i := range warmup {
+		x := nz.gauss(p0, pSigma)
+		clean.feed(pressure(nc.gauss(p0, pSigma)))
+		if at[i] {
+			x = p0 + 15*pSigma
+		}
+		g.feed(pressure(x))
+	}
+	fired := map[int]bool{}
+	for k, a := range g.alerts {
+		if a.State != pipeline.Firing {
+			continue
+		}
+		if a.Detector != "overpressure.spike" || !at[g.at[k]] {
+			t.Errorf("reading %d: %s %s; want only overpressure.spike at the spikes", g.at[k], a.Detector, a.Message)
+		}
+		fired[g.at[k]] = true
+	}
+	for i := range at {
+		if !fired[i] {
+			t.Errorf("spike at reading %d: not alerted; got %s", i, fmtAlerts(g.alerts))
+		}
+	}
+	if len(clean.alerts) != 0 {
+		t.Errorf("clean warm-up: got %s; want no alerts", fmtAlerts(clean.alerts))
+	}
+	b, _ := g.eng.Band(g.device, "pressure")
+	bc, _ := clean.eng.Band(clean.device, "pressure")
+	// (The spiked device has learned 3 samples fewer.)
+	if b.Spread > 1.02*bc.Spread || math.Abs(b.Median-bc.Median) > 0.02*bc.Spread || math.Abs(b.Mean-bc.Mean) > 0.02*bc.Spread {
+		t.Errorf("band after a warm-up with 3 gross spikes: %+v; want that of the clean warm-up %+v", b, bc)
+	}
+	// Clean warm-ups of every signal kind, several seeds: nothing.
+	for seed := range uint64(20) {
+		g := newRig(t, newSet(t, nil))
+		nz := newNoise(100 + seed)
+		for range warmup {
+			g.feed(pressure(nz.gauss(p0, pSigma)), temperature(nz.gauss(t0C, tSig)), vibration(nz.gauss(v0, vSigma)), flow(nz.gauss(f0, fSigma)))
+		}
+		if len(g.alerts) != 0 {
+			t.Errorf("clean warm-up, seed %d: got %s; want no alerts", seed, fmtAlerts(g.alerts))
+		}
 	}
 }
 
@@ -767,5 +837,93 @@ func TestIdentitySprayingBoundedMemory(t *testing.T) {
 	}
 	if grew := int64(after) - int64(full); grew > 2<<20 {
 		t.Errorf("heap grew by %d bytes while %d more IDs arrived at the cap; want it bounded (< 2 MiB)", grew, spray-limit)
+	}
+}
+
+// TestWarmupGrossSpikeConfigured: the warm-up check runs on any spike check
+// given warmup_z (generic signals and vibration jumps have it off by default).
+func TestWarmupGrossSpikeConfigured(t *testing.T) {
+	g := newRig(t, newSet(t, func(c *detectors.Config) {
+		c.Params.Signal.Spike.WarmupZ = 10
+		c.Params.Vibration.Jump.WarmupZ = 10
+	}))
+	nz := newNoise(3)
+	for i := range warmup {
+		f, v := nz.gauss(f0, fSigma), nz.gauss(v0, vSigma)
+		if i == 60 {
+			f = f0 - 40*fSigma // both sides for generic signals
+		}
+		if i == 120 {
+			v = v0 + 15*vSigma // still in zone A or B
+		}
+		g.feed(flow(f), vibration(v))
+	}
+	var got []string
+	for k, a := range g.alerts {
+		if a.State == pipeline.Firing {
+			got = append(got, fmt.Sprintf("%s@%d", a.Detector, g.at[k]))
+		}
+	}
+	if want := "[signal.spike@60 vibration.jump@120]"; fmt.Sprint(got) != want {
+		t.Errorf("got %v; want %s", got, want)
+	}
+}
+
+// TestStatusFlapping: a device whose status flag flips to 1 on scattered
+// single messages (every 10-40 s, at 1 Hz) raises one alert whose
+// resolution, after keep_firing_for (2 min by default) of quiet, counts the
+// flaps; without keep_firing_for, one alert per flip.
+func TestStatusFlapping(t *testing.T) {
+	for _, keep := range []time.Duration{-1, 0} {
+		t.Run(fmt.Sprint(keep), func(t *testing.T) {
+			edit := func(c *detectors.Config) { c.Params.Status.KeepFiringFor = keep }
+			if keep < 0 {
+				keep, edit = detectors.DefaultParams().Status.KeepFiringFor, nil
+			}
+			g := newRig(t, newSet(t, edit))
+			nz := newNoise(9)
+			flips, next, lastFlip := 0, 30, 0
+			const n = 900 // 15 min of flapping
+			for i := range n + 200 {
+				st := int8(0)
+				if i == next && i < n {
+					st, next, flips, lastFlip = 1, i+10+nz.rng.IntN(31), flips+1, i
+				}
+				g.feedStatus(st, plant(nz)...)
+			}
+			var fired, resolved []int
+			for k, a := range g.alerts {
+				switch {
+				case a.Detector != "status":
+				case a.State == pipeline.Firing:
+					fired = append(fired, k)
+				default:
+					resolved = append(resolved, k)
+				}
+			}
+			want := 1
+			if keep == 0 {
+				want = flips
+			}
+			if len(fired) != want || len(resolved) != want {
+				t.Fatalf("%d flips: got %d firing and %d resolved status alerts; want %d each", flips, len(fired), len(resolved), want)
+			}
+			r := g.alerts[resolved[0]]
+			if keep == 0 {
+				if strings.Contains(r.Message, "flapped") {
+					t.Errorf("without keep_firing_for: %q; want no flaps", r.Message)
+				}
+				return
+			}
+			wantMsg := fmt.Sprintf("It flapped %d times", flips-1)
+			if f := g.alerts[fired[0]]; r.ID != f.ID || !strings.Contains(r.Message, wantMsg) {
+				t.Errorf("resolution %q (ID %s); want %q, ID %s", r.Message, r.ID, wantMsg, f.ID)
+			}
+			// Resolved after keep_firing_for of quiet from the last flip
+			// (readings 1 s apart).
+			if quiet := time.Duration(g.at[resolved[0]]-lastFlip) * time.Second; quiet != keep {
+				t.Errorf("resolved %v after the last flip; want keep_firing_for %v", quiet, keep)
+			}
+		})
 	}
 }

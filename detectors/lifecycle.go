@@ -2,6 +2,8 @@ package detectors
 
 import (
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/vigil-iot/vigil/pipeline"
 )
@@ -26,6 +28,13 @@ func (v Verdict) Anomalous() bool { return v.Score >= 1 }
 type Rule struct {
 	Hold  int `yaml:"hold"`
 	Clear int `yaml:"clear"`
+	// KeepFiringFor keeps a firing episode open after its condition
+	// cleared (Prometheus' keep_firing_for), in event time: it resolves
+	// only once Clear samples in a row were normal and no anomalous
+	// sample came for KeepFiringFor. A re-anomaly within that time
+	// continues the episode (same alert ID) and counts a flap; the
+	// resolution says how many. 0: resolve after Clear samples.
+	KeepFiringFor time.Duration `yaml:"keep_firing_for"`
 	// Off turns the check off: it neither alerts nor keeps samples from
 	// teaching the baseline.
 	Off bool `yaml:"off"`
@@ -36,8 +45,15 @@ func (r Rule) Validate() error {
 	if r.Hold < 1 || r.Hold > 65535 || r.Clear < 1 || r.Clear > 65535 {
 		return fmt.Errorf("hold and clear must be between 1 and 65535, got %d and %d", r.Hold, r.Clear)
 	}
+	if r.KeepFiringFor < 0 || r.KeepFiringFor > maxKeepFiringFor {
+		return fmt.Errorf("keep_firing_for must be between 0 and %v, got %v", maxKeepFiringFor, r.KeepFiringFor)
+	}
 	return nil
 }
+
+// maxKeepFiringFor bounds Rule.KeepFiringFor: the episode keeps the time
+// of its last anomalous sample in whole seconds since its start, 16 bits.
+const maxKeepFiringFor = time.Hour
 
 // EpisodeState is the state of one check's episode.
 type EpisodeState uint8
@@ -72,8 +88,29 @@ type Episode struct {
 	// reports under that alert's ID, and that alert resolves once both
 	// are done (see RelationState.Open).
 	Joined bool
+	// Flaps counts, while firing, the times the condition cleared and came
+	// back within Rule.KeepFiringFor (saturating at 255).
+	Flaps uint8
+	// LastBad is the time of the firing episode's last anomalous sample,
+	// in whole seconds after Started, rounded up and saturating at 65535
+	// (18 h: an episode older than that measures KeepFiringFor from its
+	// 18th hour; maxKeepFiringFor is far below). Kept only while
+	// Rule.KeepFiringFor is set; it fits the struct's padding, so an
+	// Episode stays 16 bytes.
+	LastBad uint16
 	// Started is the event time of the episode's first anomalous sample.
 	Started int64
+}
+
+// markBad records t as the episode's last anomalous sample.
+func (e *Episode) markBad(t int64) {
+	d := (t - e.Started + 1e9 - 1) / 1e9
+	e.LastBad = uint16(min(max(d, 0), math.MaxUint16))
+}
+
+// quietFor reports whether no anomalous sample came for d before t.
+func (e *Episode) quietFor(d time.Duration, t int64) bool {
+	return d <= 0 || t-e.Started-int64(e.LastBad)*1e9 >= int64(d)
 }
 
 // Step advances the episode with verdict v of the sample at event time t.
@@ -88,6 +125,9 @@ func (e *Episode) Step(v Verdict, t int64, rule Rule, hysteresis float64) pipeli
 			return 0
 		}
 		*e = Episode{State: Pending, Severity: v.Severity, Count: 1, Started: t}
+		if rule.KeepFiringFor > 0 {
+			e.markBad(t)
+		}
 		if rule.Hold <= 1 {
 			e.State, e.Count = FiringState, 0
 			return pipeline.Firing
@@ -105,6 +145,12 @@ func (e *Episode) Step(v Verdict, t int64, rule Rule, hysteresis float64) pipeli
 		}
 	case FiringState:
 		if v.Score >= hysteresis {
+			if rule.KeepFiringFor > 0 && v.Anomalous() {
+				if e.Count > 0 && e.Flaps < math.MaxUint8 {
+					e.Flaps++ // cleared and came back: a flap
+				}
+				e.markBad(t)
+			}
 			e.Count = 0
 			if v.Anomalous() && v.Severity > e.Severity {
 				e.Severity = v.Severity
@@ -112,8 +158,10 @@ func (e *Episode) Step(v Verdict, t int64, rule Rule, hysteresis float64) pipeli
 			}
 			return 0
 		}
-		e.Count++
-		if int(e.Count) >= rule.Clear {
+		if e.Count < math.MaxUint16 {
+			e.Count++
+		}
+		if int(e.Count) >= rule.Clear && e.quietFor(rule.KeepFiringFor, t) {
 			e.State, e.Count = Inactive, 0
 			return pipeline.Resolved
 		}

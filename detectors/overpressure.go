@@ -28,7 +28,7 @@ type OverpressureConfig struct {
 func DefaultOverpressure() OverpressureConfig {
 	return OverpressureConfig{
 		LimitRule: Rule{Hold: 1, Clear: 3},
-		Spike:     Spike{Z: 6, Rule: Rule{Hold: 2, Clear: 3}},
+		Spike:     Spike{Z: 6, WarmupZ: 10, Rule: Rule{Hold: 2, Clear: 3}},
 		Rise:      CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3}},
 		Rate:      RateLimit{Factor: 2.5, Rule: Rule{Hold: 1, Clear: 5}},
 	}
@@ -79,6 +79,7 @@ func (o *Overpressure) Judge(x float64, se Season, t int64, s *SignalState, l *b
 		v[2] = o.cfg.Rise.up(s, zscore(r, l, &s.Base))
 	}
 	if !s.Base.Warm {
+		v[1] = o.cfg.Spike.warmup(x, r-s.Base.Median, l.Spread(&s.Base), l.Floor(&s.Base), se, &s.Base, true)
 		v[2] = Verdict{}
 		return
 	}

@@ -83,12 +83,17 @@ func (sd *Signal) Judge(x float64, se Season, t int64, s *SignalState, l *baseli
 	if cusumReady(s, l) {
 		v[1] = sd.cfg.Drift.upDown(s, zscore(r, l, &s.Base))
 	}
-	if !s.Base.Warm {
-		v[1] = Verdict{}
-		return
-	}
 	spread := l.Spread(&s.Base)
 	dev := r - s.Base.Median
+	if !s.Base.Warm {
+		v[1] = Verdict{}
+		if dev >= 0 {
+			v[0] = sd.cfg.Spike.warmup(x, dev, spread, l.Floor(&s.Base), se, &s.Base, true)
+		} else {
+			v[0] = sd.cfg.Spike.warmup(x, -dev, spread, l.Floor(&s.Base), se, &s.Base, false)
+		}
+		return
+	}
 	if dev >= 0 {
 		v[0] = sd.cfg.Spike.verdict(x, dev, spread, se, &s.Base, true)
 	} else {

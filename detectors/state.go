@@ -20,7 +20,11 @@ import (
 // silent, the open alert, the episode, the drift sums and the model
 // (relation.State's own versioned encoding), then the signals' runs towards
 // a new normal; older devices learn the relation afresh.
-const StateVersion = 3
+// Version 4 adds the flapping of firing episodes (Rule.KeepFiringFor): an
+// episode with flaps or a last anomalous time sets flapBit in its state
+// byte, followed by Flaps and LastBad; earlier formats never set it, so
+// versions 1-3 read as before (no flaps).
+const StateVersion = 4
 
 // A device's state is encoded by name, not by position: the class by its
 // name, each check's episode by the check's detector name, traffic episodes
@@ -572,10 +576,17 @@ func (w *stateWriter) episode(e *Episode) {
 	if e.Joined {
 		st |= joinedBit
 	}
+	if e.Flaps != 0 || e.LastBad != 0 {
+		st |= flapBit
+	}
 	w.Byte(st)
 	w.Byte(byte(e.Severity))
 	w.Uvarint(uint64(e.Count))
 	w.Varint(e.Started)
+	if st&flapBit != 0 {
+		w.Byte(e.Flaps)
+		w.Uvarint(uint64(e.LastBad))
+	}
 }
 
 // stateReader reads what stateWriter wrote; the first error sticks.
@@ -585,12 +596,24 @@ type stateReader struct{ wire.Reader }
 // formats never set it).
 const joinedBit = 0x80
 
+// flapBit marks an episode followed by its flap count and last anomalous
+// time (format 4).
+const flapBit = 0x40
+
 func (r *stateReader) episode(e *Episode) {
 	st := r.Byte()
-	e.State, e.Joined = EpisodeState(st&^joinedBit), st&joinedBit != 0
+	e.State, e.Joined = EpisodeState(st&^(joinedBit|flapBit)), st&joinedBit != 0
 	e.Severity = pipeline.Severity(r.Byte())
 	e.Count = uint16(r.Uvarint())
 	e.Started = r.Varint()
+	if st&flapBit != 0 {
+		e.Flaps = r.Byte()
+		lb := r.Uvarint()
+		if lb > math.MaxUint16 && r.Err == nil {
+			r.Err = fmt.Errorf("episode last anomaly %d", lb)
+		}
+		e.LastBad = uint16(lb)
+	}
 	if e.State > FiringState && r.Err == nil {
 		r.Err = fmt.Errorf("episode state %d", e.State)
 	}

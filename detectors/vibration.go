@@ -100,6 +100,7 @@ func (vd *Vibration) Judge(x float64, se Season, t int64, s *SignalState, l *bas
 		v[2] = vd.cfg.Elevation.up(s, zscore(r, l, &s.Base))
 	}
 	if !s.Base.Warm {
+		v[1] = vd.cfg.Jump.warmup(x, r-s.Base.Median, l.Spread(&s.Base), l.Floor(&s.Base), se, &s.Base, true)
 		v[2] = Verdict{}
 		return
 	}

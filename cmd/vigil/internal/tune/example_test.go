@@ -39,7 +39,7 @@ parameters:
 	//   overpressure.spike.z: 4..9, log false
 	//   overpressure.spike.hold: 3 values
 	//   baseline.half_life: 300..3000, log true
-	// tune: spec: parameters.overpressure.spike.zz: unknown key "zz" in overpressure.spike (keys: z, hold, clear, off)
+	// tune: spec: parameters.overpressure.spike.zz: unknown key "zz" in overpressure.spike (keys: z, warmup_z, hold, clear, keep_firing_for, off)
 }
 
 func ExampleWriteConfig() {

@@ -105,7 +105,7 @@ func TestParseSpecErrors(t *testing.T) {
 		want       []string // substrings of the error
 	}{
 		{"unknown parameter", `parameters: {overpressure.spike.zz: {min: 1, max: 2}}`,
-			[]string{"parameters.overpressure.spike.zz", `unknown key "zz" in overpressure.spike`, "keys: z, hold, clear"}},
+			[]string{"parameters.overpressure.spike.zz", `unknown key "zz" in overpressure.spike`, "keys: z, warmup_z, hold, clear"}},
 		{"unknown section", `parameters: {pressure.spike.z: [1]}`,
 			[]string{"parameters.pressure.spike.z", `unknown key "pressure" in the detectors section`}},
 		{"key below a number", `parameters: {overpressure.spike.z.x: [1]}`,
