@@ -23,7 +23,8 @@ import (
 // Version 4 adds the flapping of firing episodes (Rule.KeepFiringFor): an
 // episode with flaps or a last anomalous time sets flapBit in its state
 // byte, followed by Flaps and LastBad; earlier formats never set it, so
-// versions 1-3 read as before (no flaps).
+// versions 1-3 read as before (no flaps). It also adds the traffic state's
+// burst count after Doubled.
 const StateVersion = 4
 
 // A device's state is encoded by name, not by position: the class by its
@@ -375,6 +376,7 @@ func (e *Engine) appendTraffic(w *stateWriter, t *TrafficState, due int64) {
 	}
 	w.Byte(t.Order)
 	w.Byte(t.Doubled)
+	w.Uvarint(uint64(t.Burst))
 	w.Varint(due)
 }
 
@@ -401,7 +403,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 	}
 	p := e.set.profiles[d.profile]
 	r.episode(&d.Status)
-	due := e.decodeTraffic(&r, &d.Traffic, rep)
+	due := e.decodeTraffic(&r, &d.Traffic, version, rep)
 	ns := r.Uvarint()
 	if ns > 1<<16 {
 		return nil, 0, errors.New("detectors: device state: too many signals")
@@ -533,7 +535,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 	return d, due, nil
 }
 
-func (e *Engine) decodeTraffic(r *stateReader, t *TrafficState, rep *RestoreReport) (due int64) {
+func (e *Engine) decodeTraffic(r *stateReader, t *TrafficState, version byte, rep *RestoreReport) (due int64) {
 	for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
 		name := r.Str()
 		var ep Episode
@@ -565,6 +567,9 @@ func (e *Engine) decodeTraffic(r *stateReader, t *TrafficState, rep *RestoreRepo
 	t.ClockRate, t.Flags = int16(v[7]), TrafficFlags(v[8])
 	t.Order = r.Byte()
 	t.Doubled = r.Byte()
+	if version >= 4 {
+		t.Burst = uint16(min(r.Uvarint(), math.MaxUint16))
+	}
 	return r.Varint()
 }
 

@@ -142,10 +142,21 @@ func (e *Engine) judgeTraffic(d *Device, tp *trafficProfile, r *pipeline.Reading
 	if interval > 0 {
 		w = max(w, c.Flood.Intervals*interval)
 	}
+	// Messages a busy broker delivers together arrive within microseconds
+	// of each other: they are one burst, and the gap before the next burst
+	// is shared by its messages (members), so the interval learned is the
+	// time per message whether they come one by one or in bursts.
+	members, gapped := 1.0, false
 	if !first {
 		dt = max(float64(arr-ts.LastArrival)*1e-9, 0)
 		iw := 1 / w
 		ts.Rate = float32(float64(ts.Rate)*expNeg(dt*iw) + iw)
+		if dt < burstGap {
+			ts.Burst = min(ts.Burst+1, math.MaxUint16)
+		} else {
+			members, gapped = float64(ts.Burst)+1, true
+			ts.Burst = 0
+		}
 	}
 	ratio := float64(ts.Rate) * interval
 	gap := false
@@ -307,19 +318,20 @@ func (e *Engine) judgeTraffic(d *Device, tp *trafficProfile, r *pipeline.Reading
 	}
 	if learn {
 		g := 1 / float64(min(int(ts.N)+1, 32))
+		per := dt / members
 		switch {
-		case dt <= 0 || gap:
+		case !gapped || gap:
 		case interval == 0:
-			ts.Interval, ts.Rate = float32(dt), float32(1/dt)
+			ts.Interval, ts.Rate = float32(per), float32(1/per)
 		case !warm:
-			ts.Interval = float32(interval + g*(min(max(dt, interval/2), 2*interval)-interval))
-		case dt >= fastArrival*interval:
+			ts.Interval = float32(interval + g*(min(max(per, interval/2), 2*interval)-interval))
+		case per >= fastArrival*interval:
 			// Once learned, a message arriving much sooner than usual does
 			// not teach: the first messages of a burst or of a second
 			// stream would otherwise pull the interval down before their
 			// rate is judged anomalous. A real speed-up is learned when
 			// relearn_after anomalous messages restart the profile.
-			ts.Interval = float32(interval + g*(min(dt, 2*interval)-interval))
+			ts.Interval = float32(interval + g*(min(per, 2*interval)-interval))
 		}
 		if ts.N == 0 {
 			ts.Offset = float32(off)
@@ -336,7 +348,10 @@ func (e *Engine) judgeTraffic(d *Device, tp *trafficProfile, r *pipeline.Reading
 					// the offset closely: a lag would outlast the warm-up.
 					ts.Offset = float32(pred + max(g, 0.25)*(off-pred))
 				}
-				if dt > 0 && r.Time > ts.MaxTime && (!warm || dt >= fastArrival*interval) {
+				// The clock's rate against arrival only from messages
+				// that arrive one by one: across a burst the arrival gap
+				// covers several messages, the event time one.
+				if gapped && members == 1 && r.Time > ts.MaxTime && (!warm || dt >= fastArrival*interval) {
 					ts.ClockRate = learnClockRate(ts.ClockRate, float64(r.Time-ts.MaxTime)*1e-9/dt, g, warm)
 				}
 			}

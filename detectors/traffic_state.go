@@ -41,6 +41,9 @@ type TrafficState struct {
 	Order uint8
 	// Doubled counts consecutive messages at about twice the learned rate.
 	Doubled uint8
+	// Burst counts the messages since the last that arrived after a gap
+	// (burstGap or more): the rest of the current burst.
+	Burst uint16
 	Flags   TrafficFlags
 }
 
@@ -69,6 +72,10 @@ func (ts *TrafficState) warm(warmup int) bool { return int(ts.N) >= warmup }
 // learned one does not teach it. With ±20 % timing jitter on each message,
 // about 3 % of normal intervals fall below it.
 const fastArrival = 0.7
+
+// burstGap: messages arriving less than this apart arrived together (one
+// read of a busy broker's stream, or equal stream clocks in replay).
+const burstGap = 0.5e-3 // s
 
 // clockInStep: a learned clock rate within 2^±0.1 (±7 %) of arrival time is
 // taken as exactly in step, so noise in its estimate is not extrapolated over
