@@ -44,7 +44,7 @@ type TrafficState struct {
 	// Burst counts the messages since the last that arrived after a gap
 	// (burstGap or more): the rest of the current burst.
 	Burst uint16
-	Flags   TrafficFlags
+	Flags TrafficFlags
 }
 
 // TrafficFlags are the flags of a TrafficState.
