@@ -50,7 +50,8 @@ var (
 //     detector, the journal as sink, acknowledging after the batch.
 //
 // A step is loss-free when every published message was received (vigil:
-// judged), no later than 0.5 s after the last one was published. Reported
+// judged), no later than 1 s after the last one was published (a subscriber
+// 25 % too slow falls 1 s behind in 4 s). Reported
 // per QoS: each subscriber's highest loss-free rate, the ratios to raw and
 // to paho, and Vigil's CPU per message (user+system time of this process,
 // which runs only Vigil during its steps) at each rate, with its
@@ -117,7 +118,7 @@ type stepResult struct {
 }
 
 func (r stepResult) lossFree() bool {
-	return r.got >= r.sent && r.dropped == 0 && r.lag <= 500*time.Millisecond
+	return r.got >= r.sent && r.dropped == 0 && r.lag <= time.Second
 }
 
 func (r stepResult) cpuPerMsg() float64 {
@@ -171,7 +172,6 @@ func liveStep(b *testing.B, br *mqtttest.Broker, kind string, qos byte, rate int
 		res.lag = time.Hour
 	}
 	res.brokerCPU = (procCPU(br.Pid()) - bcpu0).Seconds() / done.Sub(t0).Seconds()
-	b.Logf("debug: cpu %v wall %v self %v", res.cpu, done.Sub(t0), procCPU(os.Getpid()))
 	if stopProfile != nil {
 		stopProfile()
 	}
@@ -333,7 +333,7 @@ func vigilSubscriber(b *testing.B, br *mqtttest.Broker, prefix string, qos byte)
 	cfg.CleanStart = true
 	cfg.Subscriptions = []mqtt.Subscription{{Filter: prefix + "/#", QoS: qos}}
 	ms := metrics.NewSet()
-	src, err := mqtt.NewSource(cfg, mqtt.SourceOptions{Metrics: ms, MaxPacketSize: mqtt.PacketSizeFor(pipeline.DefaultDecoderConfig().MaxPayload)})
+	src, err := mqtt.NewSource(cfg, mqtt.SourceOptions{Metrics: ms, Linger: mqtt.DefaultLinger, MaxPacketSize: mqtt.PacketSizeFor(pipeline.DefaultDecoderConfig().MaxPayload)})
 	if err != nil {
 		b.Fatal(err)
 	}

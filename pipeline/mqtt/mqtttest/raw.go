@@ -144,6 +144,7 @@ func (c *RawClient) Acked() int64 { return c.acked.Load() }
 // more input is buffered), and PUBACKs free the publishing window. Do not
 // publish on a client that receives messages.
 func (c *RawClient) Receive(fn func(topic, payload []byte)) error {
+	wrote := false // only flush what this goroutine wrote: a publisher may be writing
 	for {
 		typ, pkt, err := c.readPacket()
 		if err != nil {
@@ -171,6 +172,7 @@ func (c *RawClient) Receive(fn func(topic, payload []byte)) error {
 			}
 			if qos > 0 {
 				_, _ = c.w.Write([]byte{0x40, 2, id[0], id[1]})
+				wrote = true
 			}
 		case 4: // PUBACK
 			select {
@@ -179,10 +181,11 @@ func (c *RawClient) Receive(fn func(topic, payload []byte)) error {
 			}
 			c.acked.Add(1)
 		}
-		if c.r.Buffered() == 0 && c.w.Buffered() > 0 {
+		if wrote && c.r.Buffered() == 0 {
 			if err := c.w.Flush(); err != nil {
 				return err
 			}
+			wrote = false
 		}
 	}
 }
