@@ -34,6 +34,8 @@ var (
 	liveSeconds = flag.Float64("live.seconds", 4, "BenchmarkLiveIngest: seconds of publishing per step")
 	liveKinds   = flag.String("live.kinds", "raw,paho,vigil", "BenchmarkLiveIngest: subscribers to measure (raw, paho, vigil)")
 	liveQoS     = flag.String("live.qos", "0,1", "BenchmarkLiveIngest: QoS levels")
+	liveLinger  = flag.Duration("live.linger", mqtt.DefaultLinger, "BenchmarkLiveIngest: the source's linger (source.linger)")
+	liveFake    = flag.Bool("live.fake", false, "BenchmarkLiveIngest: the child process plays the broker (no Mosquitto in the path): one connection's ceiling")
 	liveProfile = flag.String("live.profile", "", "BenchmarkLiveIngest: write CPU, block and mutex profiles of the Vigil steps to this prefix")
 )
 
@@ -139,14 +141,20 @@ type subscriber struct {
 
 func liveStep(b *testing.B, br *mqtttest.Broker, kind string, qos byte, rate int) stepResult {
 	prefix := fmt.Sprintf("plant/%s%d", kind, rate)
+	addr := br.PlainAddr()
+	var pub *publisher
+	if *liveFake {
+		pub = startPublisher(b, br, "serve", prefix, qos, rate)
+		addr = pub.addr
+	}
 	var sub subscriber
 	switch kind {
 	case "raw":
-		sub = rawSubscriber(b, br, prefix, qos)
+		sub = rawSubscriber(b, br, addr, prefix, qos)
 	case "paho":
-		sub = pahoSubscriber(b, br, prefix, qos)
+		sub = pahoSubscriber(b, br, addr, prefix, qos)
 	case "vigil":
-		sub = vigilSubscriber(b, br, prefix, qos)
+		sub = vigilSubscriber(b, br, addr, prefix, qos)
 	default:
 		b.Fatalf("unknown subscriber %q", kind)
 	}
@@ -155,7 +163,10 @@ func liveStep(b *testing.B, br *mqtttest.Broker, kind string, qos byte, rate int
 		stopProfile = startProfiles(b, fmt.Sprintf("%s-qos%d-%d", *liveProfile, qos, rate))
 	}
 	cpu0, bcpu0, t0 := cpuTime(), procCPU(br.Pid()), time.Now()
-	sent, end := runPublisher(b, br, prefix, qos, rate)
+	if pub == nil {
+		pub = startPublisher(b, br, addr, prefix, qos, rate)
+	}
+	sent, end := pub.wait(b)
 	// Wait for the rest, up to 3 s without progress.
 	last, lastAt := sub.count(), time.Now()
 	for sub.count() < sent {
@@ -185,29 +196,67 @@ func liveStep(b *testing.B, br *mqtttest.Broker, kind string, qos byte, rate int
 	return res
 }
 
-// runPublisher runs TestLivePublisherChild and returns the messages it
-// published and when it finished.
-func runPublisher(b *testing.B, br *mqtttest.Broker, prefix string, qos byte, rate int) (int64, time.Time) {
+// publisher is a running TestLivePublisherChild.
+type publisher struct {
+	cmd  *exec.Cmd
+	out  *bufio.Scanner
+	addr string // its listening address, when it plays the broker
+	qos  byte
+}
+
+// startPublisher starts TestLivePublisherChild publishing to addr, or, with
+// addr "serve", playing the broker for one subscriber.
+func startPublisher(b *testing.B, br *mqtttest.Broker, addr, prefix string, qos byte, rate int) *publisher {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLivePublisherChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "VIGIL_LIVE_PUBLISH="+strings.Join([]string{
-		br.PlainAddr(), br.Password("device"), prefix, strconv.Itoa(int(qos)), strconv.Itoa(rate),
+		addr, br.Password("device"), prefix, strconv.Itoa(int(qos)), strconv.Itoa(rate),
 		strconv.FormatFloat(*liveSeconds, 'f', -1, 64)}, " "))
-	out, err := cmd.Output()
-	end := time.Now()
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		b.Fatalf("publisher: %v\n%s", err, out)
+		b.Fatal(err)
 	}
-	for line := range strings.Lines(string(out)) {
-		if s, ok := strings.CutPrefix(line, "published "); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-			if err != nil {
-				b.Fatal(err)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	p := &publisher{cmd: cmd, out: bufio.NewScanner(stdout), qos: qos}
+	if addr == "serve" {
+		for p.out.Scan() {
+			if a, ok := strings.CutPrefix(p.out.Text(), "listening "); ok {
+				p.addr = a
+				break
 			}
-			return n, end
+		}
+		if p.addr == "" {
+			b.Fatal("the publisher did not listen")
 		}
 	}
-	b.Fatalf("publisher said:\n%s", out)
-	return 0, end
+	return p
+}
+
+// wait returns the messages published and when the publisher finished.
+func (p *publisher) wait(b *testing.B) (int64, time.Time) {
+	var sent, acked, behind int64 = -1, -1, 0
+	var said []string
+	for p.out.Scan() {
+		line := p.out.Text()
+		said = append(said, line)
+		if s, ok := strings.CutPrefix(line, "published "); ok {
+			if _, err := fmt.Sscan(s, &sent, &acked, &behind); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	// A publisher held back (TCP backpressure: the subscriber or the
+	// broker did not keep up) finished late: count that as lag too.
+	end := time.Now().Add(-time.Duration(behind) * time.Millisecond)
+	if err := p.cmd.Wait(); err != nil || sent < 0 {
+		b.Fatalf("publisher: %v\n%s", err, strings.Join(said, "\n"))
+	}
+	if acked != sent {
+		b.Logf("the broker acknowledged %d of %d QoS %d messages", acked, sent, p.qos)
+	}
+	return sent, end
 }
 
 // TestLivePublisherChild is BenchmarkLiveIngest's publisher; it skips unless
@@ -225,14 +274,20 @@ func TestLivePublisherChild(t *testing.T) {
 	if _, err := fmt.Sscan(env, &addr, &password, &prefix, &qos, &rate, &seconds); err != nil {
 		t.Fatal(err)
 	}
-	c, err := mqtttest.DialRaw(addr, "bench-publisher", "device", password, 4096)
-	if err != nil {
-		t.Fatal(err)
+	var c *mqtttest.RawClient
+	if addr == "serve" {
+		c = serveOne(t)
+		qos = 0 // the subscriber's acknowledgements are read and dropped
+	} else {
+		var err error
+		if c, err = mqtttest.DialRaw(addr, "bench-publisher", "device", password, 4096); err != nil {
+			t.Fatal(err)
+		}
+		if qos > 0 {
+			go c.Receive(nil) // PUBACKs
+		}
 	}
 	defer c.Close()
-	if qos > 0 {
-		go c.Receive(nil) // PUBACKs
-	}
 	const devices = 1000
 	topics := make([]string, devices)
 	for i := range topics {
@@ -276,11 +331,54 @@ func TestLivePublisherChild(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	fmt.Printf("published %d\n", sent)
+	acked := int64(sent)
+	if qos > 0 {
+		acked = c.Acked()
+	}
+	behind := time.Since(start) - time.Duration(seconds*float64(time.Second))
+	fmt.Printf("published %d %d %d\n", sent, acked, behind.Milliseconds())
 }
 
-func rawSubscriber(b *testing.B, br *mqtttest.Broker, prefix string, qos byte) subscriber {
-	c, err := mqtttest.DialRaw(br.PlainAddr(), "bench-raw", "vigil", br.Password("vigil"), 1)
+// serveOne plays the broker for one subscriber: it accepts a connection,
+// answers its CONNECT and SUBSCRIBE, and then reads and drops what the
+// client sends.
+func serveOne(t *testing.T) *mqtttest.RawClient {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fmt.Printf("listening %s\n", ln.Addr())
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mqtttest.NewRawConn(conn)
+	for {
+		flags, body, err := c.ReadPacket()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if flags>>4 == 1 { // CONNECT
+			_, _ = conn.Write([]byte{0x20, 3, 0, 0, 0})
+		}
+		if flags>>4 == 8 { // SUBSCRIBE: granted QoS 0
+			_, _ = conn.Write([]byte{0x90, 4, body[0], body[1], 0, 0})
+			break
+		}
+	}
+	go func() {
+		for {
+			if _, _, err := c.ReadPacket(); err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+func rawSubscriber(b *testing.B, br *mqtttest.Broker, addr, prefix string, qos byte) subscriber {
+	c, err := mqtttest.DialRaw(addr, "bench-raw", "vigil", br.Password("vigil"), 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -289,15 +387,24 @@ func rawSubscriber(b *testing.B, br *mqtttest.Broker, prefix string, qos byte) s
 	}
 	var n atomic.Int64
 	done := make(chan struct{})
+	lat := &latHist{}
 	go func() {
 		defer close(done)
-		_ = c.Receive(func(_, _ []byte) { n.Add(1) })
+		_ = c.Receive(func(_, payload []byte) {
+			n.Add(1)
+			// {"timestamp":"2006-01-02T15:04:05.000000Z",…
+			if len(payload) > 41 {
+				if t, err := time.Parse(time.RFC3339Nano, string(payload[14:41])); err == nil {
+					lat.record(time.Since(t))
+				}
+			}
+		})
 	}()
-	return subscriber{count: n.Load, stop: func() { c.Close(); <-done }}
+	return subscriber{count: n.Load, lat: lat, stop: func() { c.Close(); <-done }}
 }
 
-func pahoSubscriber(b *testing.B, br *mqtttest.Broker, prefix string, qos byte) subscriber {
-	conn, err := net.Dial("tcp", br.PlainAddr())
+func pahoSubscriber(b *testing.B, br *mqtttest.Broker, addr, prefix string, qos byte) subscriber {
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -326,14 +433,14 @@ func pahoSubscriber(b *testing.B, br *mqtttest.Broker, prefix string, qos byte) 
 // (defaults: 1024 in flight, 8192 QoS 0 messages queued), the pipeline
 // with every detector, ticks and the fleet judge, and the journal as sink,
 // fsynced per batch with alerts.
-func vigilSubscriber(b *testing.B, br *mqtttest.Broker, prefix string, qos byte) subscriber {
+func vigilSubscriber(b *testing.B, br *mqtttest.Broker, addr, prefix string, qos byte) subscriber {
 	cfg := mqtt.DefaultConfig()
-	cfg.Broker, cfg.ClientID, cfg.Username = br.PlainURL(), "bench-vigil", "vigil"
+	cfg.Broker, cfg.ClientID, cfg.Username = "mqtt://"+addr, "bench-vigil", "vigil"
 	cfg.PasswordFile = br.PasswordFile("vigil")
 	cfg.CleanStart = true
 	cfg.Subscriptions = []mqtt.Subscription{{Filter: prefix + "/#", QoS: qos}}
 	ms := metrics.NewSet()
-	src, err := mqtt.NewSource(cfg, mqtt.SourceOptions{Metrics: ms, Linger: mqtt.DefaultLinger, MaxPacketSize: mqtt.PacketSizeFor(pipeline.DefaultDecoderConfig().MaxPayload)})
+	src, err := mqtt.NewSource(cfg, mqtt.SourceOptions{Metrics: ms, Linger: *liveLinger, MaxPacketSize: mqtt.PacketSizeFor(pipeline.DefaultDecoderConfig().MaxPayload)})
 	if err != nil {
 		b.Fatal(err)
 	}

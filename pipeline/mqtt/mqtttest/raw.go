@@ -72,6 +72,22 @@ func DialRaw(addr, clientID, user, password string, inflight int) (*RawClient, e
 	return c, nil
 }
 
+// NewRawConn wraps an established connection, with no handshake: a test
+// that plays the broker uses it to write PUBLISH packets (Publish, Flush)
+// and read the client's packets (ReadPacket).
+func NewRawConn(conn net.Conn) *RawClient {
+	return &RawClient{
+		conn:   conn,
+		r:      bufio.NewReaderSize(conn, 64<<10),
+		w:      bufio.NewWriterSize(conn, 256<<10),
+		window: make(chan struct{}, 1),
+	}
+}
+
+// ReadPacket reads one packet: its first byte and the rest, valid until the
+// next read.
+func (c *RawClient) ReadPacket() (flags byte, body []byte, err error) { return c.readPacket() }
+
 // Subscribe subscribes to filter and waits for the SUBACK. Call it before
 // Receive.
 func (c *RawClient) Subscribe(filter string, qos byte) error {
