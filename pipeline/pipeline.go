@@ -328,13 +328,13 @@ func (p *Pipeline) Run(ctx context.Context, src Source, sink Sink) error {
 
 	p.started = time.Now()
 	var wg sync.WaitGroup
+	pre, _ := src.(DecodedSource)
 	wg.Go(func() {
-		if err := p.read(ctx, hard, src); err != nil {
+		if err := p.read(ctx, hard, src, pre); err != nil {
 			fail(err)
 		}
 	})
 	var decoders sync.WaitGroup
-	pre, _ := src.(DecodedSource)
 	for range p.cfg.Decoders {
 		decoders.Go(func() { p.decode(pre) })
 	}
@@ -360,14 +360,23 @@ func (p *Pipeline) Run(ctx context.Context, src Source, sink Sink) error {
 	return firstErr
 }
 
+// inlineDecode is the largest batch the source stage decodes itself
+// instead of handing it to a decoder: live batches at ordinary rates are a
+// few frames, and a hand-off (a goroutine woken, then the dispatcher woken by
+// it) costs more than decoding them (~0.5 µs a frame).
+const inlineDecode = 64
+
 // read is the source stage: it fills batches from src and hands each to the
-// decoders and, in order, to the dispatcher.
-func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
+// decoders (or decodes a small one itself) and, in order, to the dispatcher.
+func (p *Pipeline) read(ctx, hard context.Context, src Source, pre DecodedSource) error {
 	defer close(p.decodeQ)
 	defer close(p.orderQ)
 	seq := p.cfg.Resume.Seq
 	defer close(p.readDone)
 	defer func() { p.next.Store(seq) }()
+	var tick tickWait
+	defer tick.stop()
+	dec := NewDecoder(p.cfg.Decoder)
 	for {
 		var b *batch
 		select {
@@ -381,17 +390,17 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 		case req := <-p.snapReq:
 			b.seq = seq
 			b.barrier = &barrier{req: req, parts: make([]memRecords, p.cfg.Workers), errs: make([]error, p.cfg.Workers)}
-			if !p.handOff(hard, b) {
+			if !p.handOff(hard, b, nil, nil) {
 				req.done <- snapResult{err: ErrNotRunning}
 				return nil
 			}
 			continue
 		default:
 		}
-		err := p.readBatch(ctx, src, b)
+		err := p.readBatch(ctx, src, b, &tick)
 		if b.tick {
 			b.seq, b.clock = seq, time.Now().UnixNano()
-			if !p.handOff(hard, b) {
+			if !p.handOff(hard, b, dec, pre) {
 				return nil
 			}
 			continue
@@ -401,7 +410,7 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 			seq += uint64(n)
 			p.framesIn.AddInt64(int64(n))
 			p.bytesIn.AddInt64(int64(b.frames.Bytes()))
-			if !p.handOff(hard, b) {
+			if !p.handOff(hard, b, dec, pre) {
 				return nil
 			}
 		} else {
@@ -420,12 +429,17 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source) error {
 }
 
 // handOff gives a read batch to the decoders and, in order, to the
-// dispatcher. It reports false when hard was cancelled first.
-func (p *Pipeline) handOff(hard context.Context, b *batch) bool {
-	select {
-	case p.decodeQ <- b:
-	case <-hard.Done():
-		return false
+// dispatcher; with dec set, a batch of at most inlineDecode frames is
+// decoded here instead. It reports false when hard was cancelled first.
+func (p *Pipeline) handOff(hard context.Context, b *batch, dec *Decoder, pre DecodedSource) bool {
+	if dec != nil && len(b.frames.Frames) <= inlineDecode {
+		p.decodeBatch(dec, pre, b)
+	} else {
+		select {
+		case p.decodeQ <- b:
+		case <-hard.Done():
+			return false
+		}
 	}
 	select {
 	case p.orderQ <- b:
@@ -436,80 +450,110 @@ func (p *Pipeline) handOff(hard context.Context, b *batch) bool {
 }
 
 // readBatch reads one batch from src. With a tick configured, a read that
-// waits longer than the tick returns a tick batch instead (b.tick).
-func (p *Pipeline) readBatch(ctx context.Context, src Source, b *batch) error {
+// waits until the tick's deadline returns a tick batch instead (b.tick).
+func (p *Pipeline) readBatch(ctx context.Context, src Source, b *batch, tick *tickWait) error {
 	if p.cfg.Tick <= 0 {
 		return src.ReadBatch(ctx, &b.frames, p.cfg.BatchSize)
 	}
-	rctx, cancel := context.WithTimeout(ctx, p.cfg.Tick)
-	defer cancel()
-	err := src.ReadBatch(rctx, &b.frames, p.cfg.BatchSize)
+	err := src.ReadBatch(tick.context(ctx, p.cfg.Tick), &b.frames, p.cfg.BatchSize)
 	if b.frames.Len() == 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		b.tick = true
+		tick.stop()
 		return nil
 	}
 	return err
+}
+
+// tickWait is the context live reads wait under: it expires one tick after
+// it was made, and a new one is made only then, so that reading costs no
+// context, allocation and timer per batch (at ordinary rates a batch is a
+// few messages). A read may therefore end in a tick batch less than a tick
+// after it began, at most once per tick; a tick batch only advances the
+// stream clock, which the detectors judge silence by.
+type tickWait struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (t *tickWait) context(parent context.Context, d time.Duration) context.Context {
+	if t.ctx == nil {
+		t.ctx, t.cancel = context.WithTimeout(parent, d)
+	}
+	return t.ctx
+}
+
+func (t *tickWait) stop() {
+	if t.cancel != nil {
+		t.cancel()
+	}
+	t.ctx, t.cancel = nil, nil
 }
 
 // decode is a decode worker: it decodes a batch's frames (or takes them from
 // pre, already decoded) and routes each reading to its shard.
 func (p *Pipeline) decode(pre DecodedSource) {
 	dec := NewDecoder(p.cfg.Decoder)
-	n := uint64(p.cfg.Workers)
 	for b := range p.decodeQ {
-		frames := b.frames.Frames
-		// Grow each slice on its own: slices.Grow may round capacities
-		// differently, and live batches vary in size.
-		if cap(b.readings) < len(frames) {
-			// Every slot up to the capacity has been set up before; new
-			// slots get room for four signals each from one array, so they
-			// do not grow by appends one at a time on first use.
-			all := b.readings[:cap(b.readings)]
-			old := len(all)
-			all = slices.Grow(all, len(frames)-old)
-			all = all[:cap(all)]
-			vals := make([]Value, 4*(len(all)-old))
-			for i := old; i < len(all); i++ {
-				j := 4 * (i - old)
-				all[i].Values = vals[j : j : j+4]
-			}
-			b.readings = all
-		}
-		if cap(b.errs) < len(frames) {
-			b.errs = slices.Grow(b.errs[:0], len(frames))
-		}
-		b.readings = b.readings[:len(frames)]
-		b.errs = b.errs[:len(frames)]
-		for i := range b.route {
-			b.route[i] = b.route[i][:0]
-			b.good[i] = 0
-		}
-		for i := range frames {
-			f := &frames[i]
-			r := &b.readings[i]
-			var err error
-			if pre != nil {
-				err = pre.Decoded(f, r)
-			} else {
-				err = dec.Decode(b.frames.Payload(f), f.Topic, f.Arrival, r)
-			}
-			b.errs[i] = err
-			r.Seq = b.seq + uint64(i)
-			if err != nil && r.Device == "" {
-				continue
-			}
-			shard := uint64(Partition(r.Device, int(n)))
-			r.Shard = int32(shard)
-			if err != nil {
-				// Rejected, but the device is known: its shard hears of it.
-				b.route[shard] = append(b.route[shard], int32(-i-1))
-				continue
-			}
-			b.route[shard] = append(b.route[shard], int32(i))
-			b.good[shard]++
-		}
-		b.decoded <- struct{}{} // buffered: never blocks
+		p.decodeBatch(dec, pre, b)
 	}
+}
+
+// decodeBatch decodes a batch's frames (or takes them from pre) and routes
+// each reading to its shard, then marks the batch decoded.
+func (p *Pipeline) decodeBatch(dec *Decoder, pre DecodedSource, b *batch) {
+	n := uint64(p.cfg.Workers)
+	frames := b.frames.Frames
+	// Grow each slice on its own: slices.Grow may round capacities
+	// differently, and live batches vary in size.
+	if cap(b.readings) < len(frames) {
+		// Every slot up to the capacity has been set up before; new
+		// slots get room for four signals each from one array, so they
+		// do not grow by appends one at a time on first use.
+		all := b.readings[:cap(b.readings)]
+		old := len(all)
+		all = slices.Grow(all, len(frames)-old)
+		all = all[:cap(all)]
+		vals := make([]Value, 4*(len(all)-old))
+		for i := old; i < len(all); i++ {
+			j := 4 * (i - old)
+			all[i].Values = vals[j : j : j+4]
+		}
+		b.readings = all
+	}
+	if cap(b.errs) < len(frames) {
+		b.errs = slices.Grow(b.errs[:0], len(frames))
+	}
+	b.readings = b.readings[:len(frames)]
+	b.errs = b.errs[:len(frames)]
+	for i := range b.route {
+		b.route[i] = b.route[i][:0]
+		b.good[i] = 0
+	}
+	for i := range frames {
+		f := &frames[i]
+		r := &b.readings[i]
+		var err error
+		if pre != nil {
+			err = pre.Decoded(f, r)
+		} else {
+			err = dec.Decode(b.frames.Payload(f), f.Topic, f.Arrival, r)
+		}
+		b.errs[i] = err
+		r.Seq = b.seq + uint64(i)
+		if err != nil && r.Device == "" {
+			continue
+		}
+		shard := uint64(Partition(r.Device, int(n)))
+		r.Shard = int32(shard)
+		if err != nil {
+			// Rejected, but the device is known: its shard hears of it.
+			b.route[shard] = append(b.route[shard], int32(-i-1))
+			continue
+		}
+		b.route[shard] = append(b.route[shard], int32(i))
+		b.good[shard]++
+	}
+	b.decoded <- struct{}{} // buffered: never blocks
 }
 
 // dispatch takes batches in stream order once decoded, accounts rejections,

@@ -7,8 +7,8 @@
 //
 // The Source delivers at least once. Its session is persistent, and QoS 1
 // messages are acknowledged only after the pipeline has processed the batch
-// that holds them and handed its alerts to the sink (FrameBatch.Ack). paho
-// sends the acknowledgements in the order the messages arrived, as MQTT
+// that holds them and handed its alerts to the sink (FrameBatch.Ack). The
+// acknowledgements leave in the order the messages arrived, as MQTT
 // requires. A connection lost before that, a crash or a restart leaves the
 // messages unacknowledged and the broker delivers them again: expect
 // duplicates. Acknowledgements made after a reconnect for messages of the
@@ -41,7 +41,14 @@
 // paho reads a packet in about three small reads and writes each packet as
 // several buffers; the connection is wrapped in a buffered reader and a
 // coalescing writer, which on loopback lifts the QoS 1 ingest rate by about
-// half. Mosquitto should run with set_tcp_nodelay true (Nagle otherwise adds
+// half. The Source's connection goes further: it takes QoS 0 and 1 PUBLISH
+// packets out of the stream itself, without allocating, and queues them for
+// ReadBatch, which paho did on two goroutines with several allocations per
+// message (the live path's limit, issue 15); it sends their PUBACKs itself,
+// in receive order, and leaves QoS 2 and every other packet to paho. After a
+// read that found the connection idle it waits SourceOptions.Linger before
+// reading again, so that one read and one wake-up of the pipeline serve a
+// burst. Mosquitto should run with set_tcp_nodelay true (Nagle otherwise adds
 // tens of milliseconds of latency), a max_queued_messages that covers the
 // backlog an outage can build (its default of 1000 drops QoS 1 messages), and,
 // to survive its own crash, persistence with autosave_on_changes: a killed

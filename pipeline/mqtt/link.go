@@ -76,6 +76,10 @@ type linkHooks struct {
 	manualAck bool
 	// maxPacket, when positive, is announced as the Maximum Packet Size.
 	maxPacket uint32
+	// inbound, when set, takes the QoS 0 and 1 PUBLISH packets out of the
+	// stream before paho sees them (see newSourceConn), with linger.
+	inbound inbound
+	linger  time.Duration
 }
 
 // linkRun is one run of the connection manager, from start to stop.
@@ -341,7 +345,7 @@ func (l *link) dial(ctx context.Context, _ autopaho.ClientConfig, _ *url.URL) (n
 		_ = tc.SetNoDelay(true) // Go's default, made explicit: MQTT packets are small
 	}
 	if !l.b.tls {
-		return newBufConn(raw), nil
+		return l.wrap(raw), nil
 	}
 	var requested bool
 	tcfg, err := l.cfg.tlsConfig(l.b.host, l.cache, &requested)
@@ -367,7 +371,15 @@ func (l *link) dial(ctx context.Context, _ autopaho.ClientConfig, _ *url.URL) (n
 	if st.DidResume {
 		l.m.tlsResumed.Inc()
 	}
-	return newBufConn(tconn), nil
+	return l.wrap(tconn), nil
+}
+
+// wrap puts the buffered connection of the link's role around c.
+func (l *link) wrap(c net.Conn) *bufConn {
+	if l.hooks.inbound != nil {
+		return newSourceConn(c, l.hooks.inbound, l.hooks.linger)
+	}
+	return newBufConn(c)
 }
 
 // backoff is autopaho's ReconnectBackoff: no delay before the first attempt

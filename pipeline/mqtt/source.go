@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/eclipse/paho.golang/autopaho"
@@ -42,6 +43,13 @@ type SourceOptions struct {
 	// (a broker ignoring the property) is acknowledged, dropped and counted
 	// as too_large.
 	MaxPacketSize int `yaml:"-"`
+	// Linger, when positive, is how long the connection waits before it
+	// reads again after a read that found it idle, so that one read and
+	// one wake-up of the pipeline serve every message that arrived
+	// meanwhile (see DefaultLinger). It adds at most Linger to the time a
+	// message waits, and nothing while messages arrive faster than they
+	// are read. 0: read as soon as anything arrives.
+	Linger time.Duration `yaml:"linger"`
 	// Logger receives connection state changes (default: discard).
 	Logger *slog.Logger `yaml:"-"`
 	// Metrics receives the source's metrics (default: a private set).
@@ -75,7 +83,6 @@ type Source struct {
 	closing atomic.Bool
 	closed  chan struct{}
 	once    sync.Once
-	scratch []message // ReadBatch's, reused
 
 	received    *metrics.Counter
 	droppedQoS0 *metrics.Counter
@@ -87,19 +94,25 @@ type Source struct {
 	queued      *metrics.Gauge
 }
 
-// message is one received PUBLISH waiting for ReadBatch.
+// message is one received PUBLISH waiting for ReadBatch; its payload is
+// the queue's buf[start:end].
 type message struct {
-	pub     *paho.Publish
-	client  *paho.Client // the client (connection) that received it
-	arrival int64        // Unix nanoseconds
-	gen     uint64       // the connection generation it arrived in
+	topic      string
+	start, end int
+	qos        byte
+	arrival    int64 // Unix nanoseconds
+	ack        ackRef
 }
 
-// ackRef is what Ack needs of a message.
+// ackRef is what Ack needs of a message: the connection that took it and
+// its index there (QoS 1), or the paho client and packet (QoS 2, which paho
+// handles).
 type ackRef struct {
+	conn   *bufConn
+	idx    uint64
 	client *paho.Client
 	pub    *paho.Publish
-	gen    uint64
+	gen    uint64 // the connection generation it arrived in
 }
 
 // NewSource validates cfg and returns a Source. It does not connect: call
@@ -128,7 +141,7 @@ func NewSource(cfg Config, opts SourceOptions) (*Source, error) {
 		maxQ0B:  opts.MaxQueuedBytes,
 		maxPkt:  opts.MaxPacketSize,
 		closed:  make(chan struct{}),
-		q:       queue{ready: make(chan struct{}, 1)},
+		q:       queue{ready: make(chan struct{}, 1), topics: map[string]string{}},
 
 		received:    set.GetOrCreateCounter("vigil_mqtt_messages_received_total"),
 		droppedQoS0: set.GetOrCreateCounter(`vigil_mqtt_messages_dropped_total{reason="qos0_overflow"}`),
@@ -150,6 +163,8 @@ func NewSource(cfg Config, opts SourceOptions) (*Source, error) {
 	}
 	l, err := newLink("source", cfg.ClientID, cfg, opts.Logger, set, linkHooks{
 		onPublish: s.onPublish,
+		inbound:   (*sourceInbound)(s),
+		linger:    max(opts.Linger, 0),
 		prepare:   s.prepare,
 		down:      s.down,
 		manualAck: true,
@@ -178,32 +193,94 @@ func (s *Source) Start(ctx context.Context) error {
 	return s.link.start(ctx)
 }
 
-// onPublish is paho's callback; it must not block.
+// onPublish is paho's callback, for the QoS 2 messages it handles (the
+// connection takes QoS 0 and 1 ones itself: see sourceInbound); it must
+// not block.
 func (s *Source) onPublish(pr paho.PublishReceived) (bool, error) {
 	p := pr.Packet
-	if s.exclude != "" && strings.HasPrefix(p.Topic, s.exclude) {
-		s.droppedOwn.Inc()
-		if p.QoS > 0 {
-			_ = pr.Client.Ack(p) // sent in order, after the messages before it
-		}
+	ack := ackRef{client: pr.Client, pub: p, gen: s.gen.Load()}
+	if !s.admit(p.Topic, len(p.Payload), p.QoS, ack) {
 		return true, nil
 	}
-	if s.maxPkt > 0 && len(p.Payload) > s.maxPkt {
-		// The broker should not have sent it (Maximum Packet Size): do not
-		// keep it. Acknowledged, so it is not redelivered.
-		s.tooLarge.Inc()
-		if p.QoS > 0 {
-			_ = pr.Client.Ack(p)
-		}
-		return true, nil
-	}
-	m := message{pub: p, client: pr.Client, arrival: time.Now().UnixNano(), gen: s.gen.Load()}
-	if !s.q.push(m, s.maxQoS0, s.maxQ0B) {
+	if !s.q.push(unsafeBytes(p.Topic), p.Payload, p.QoS, time.Now().UnixNano(), ack, s.maxQoS0, s.maxQ0B, true) {
 		s.droppedQoS0.Inc()
 		return true, nil
 	}
 	s.received.Inc()
 	return true, nil
+}
+
+// admit drops (acknowledging it) a message of an excluded topic or larger
+// than MaxPacketSize, and reports whether to keep the others.
+func (s *Source) admit(topic string, size int, qos byte, ack ackRef) bool {
+	switch {
+	case s.exclude != "" && strings.HasPrefix(topic, s.exclude):
+		s.droppedOwn.Inc()
+	case s.maxPkt > 0 && size > s.maxPkt:
+		// The broker should not have sent it (Maximum Packet Size): do not
+		// keep it. Acknowledged, so it is not redelivered.
+		s.tooLarge.Inc()
+	default:
+		return true
+	}
+	if qos > 0 {
+		s.ack([]ackRef{ack}) // sent in order, after the messages before it
+	}
+	return false
+}
+
+// sourceInbound is the Source seen by its connections: they hand it the
+// QoS 0 and 1 PUBLISH packets they take out of the stream (see
+// newSourceConn), on their reading goroutine.
+type sourceInbound Source
+
+func (si *sourceInbound) publish(c *bufConn, flags byte, body []byte, idx uint64) error {
+	s := (*Source)(si)
+	qos := flags >> 1 & 3
+	if len(body) < 2 {
+		return errMalformedPublish
+	}
+	tl := int(body[0])<<8 | int(body[1])
+	rest := body[2:]
+	if tl == 0 || tl > len(rest) {
+		return errMalformedPublish // no topic alias: Vigil allows none
+	}
+	topic, rest := rest[:tl], rest[tl:]
+	if qos > 0 {
+		rest = rest[2:] // the packet identifier, checked by the connection
+	}
+	plen, k := uvarint(rest)
+	if k <= 0 || plen > uint64(len(rest)-k) {
+		return errMalformedPublish
+	}
+	payload := rest[k+int(plen):]
+	ack := ackRef{conn: c, idx: idx, gen: s.gen.Load()}
+	if s.exclude != "" || s.maxPkt > 0 {
+		if !s.admit(unsafeString(topic), len(payload), qos, ack) {
+			return nil
+		}
+	}
+	if !s.q.push(topic, payload, qos, time.Now().UnixNano(), ack, s.maxQoS0, s.maxQ0B, false) {
+		s.droppedQoS0.Inc()
+		return nil
+	}
+	s.received.Inc()
+	return nil
+}
+
+func (si *sourceInbound) flush() { si.q.flush() }
+
+// uvarint decodes an MQTT variable byte integer (the same encoding as
+// encoding/binary's, at most 4 bytes).
+func uvarint(b []byte) (uint64, int) {
+	var v uint64
+	for i := 0; i < len(b) && i < 4; i++ {
+		v |= uint64(b[i]&0x7F) << (7 * i)
+		if b[i] < 0x80 {
+			return v, i + 1
+		}
+	}
+	return 0, -1
 }
 
 // prepare runs after each connect: it discards stale copies that the broker
@@ -268,9 +345,12 @@ func (s *Source) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int)
 		return err
 	}
 	max = atLeastOne(max)
+	var refs []ackRef
 	for {
-		s.scratch = s.q.take(s.scratch, max, maxBatchBytes)
-		if len(s.scratch) > 0 {
+		n, left := 0, 0
+		n, left, refs = s.q.takeInto(b, max, maxBatchBytes, s.origin)
+		if n > 0 {
+			s.queued.Set(float64(left))
 			break
 		}
 		select {
@@ -280,19 +360,6 @@ func (s *Source) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int)
 		case <-s.closed:
 			return io.EOF
 		}
-	}
-	s.queued.Set(float64(s.q.len()))
-	var refs []ackRef
-	for i := range s.scratch {
-		m := &s.scratch[i]
-		b.Add(m.pub.Topic, m.pub.Payload, m.arrival, s.origin, 0)
-		if m.pub.QoS > 0 {
-			if refs == nil {
-				refs = make([]ackRef, 0, len(s.scratch)-i)
-			}
-			refs = append(refs, ackRef{client: m.client, pub: m.pub, gen: m.gen})
-		}
-		*m = message{} // drop the references
 	}
 	if len(refs) > 0 {
 		prev := b.Ack
@@ -307,6 +374,10 @@ func (s *Source) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int)
 }
 
 const (
+	// DefaultLinger is the linger "vigil run" configures (SourceOptions.Linger):
+	// at 15,000 messages/s one read then serves ~15 messages, and it adds at
+	// most 1 ms to the publish → decision time.
+	DefaultLinger = time.Millisecond
 	// DefaultMaxQueuedBytes is SourceOptions.MaxQueuedBytes's default.
 	DefaultMaxQueuedBytes = 64 << 20
 	// maxBatchBytes bounds the payload bytes ReadBatch copies into one
@@ -340,23 +411,37 @@ func atLeastOne(max int) int {
 	return max
 }
 
-// ack acknowledges messages, in receive order, through the client that
+// ack acknowledges messages, in receive order, through the connection that
 // received them, if that connection is still the current one. After a
 // reconnect the broker redelivers what was not acknowledged, so skipping is
-// correct; acknowledging on a closed client would be meaningless.
+// correct; acknowledging on a closed connection would be meaningless. The
+// PUBACKs of one call leave in one write.
 func (s *Source) ack(refs []ackRef) {
 	gen := s.gen.Load()
 	var acked, skipped int
-	for _, r := range refs {
+	for i := 0; i < len(refs); {
+		r := refs[i]
 		if r.gen != gen {
 			skipped++
+			i++
 			continue
 		}
-		if err := r.client.Ack(r.pub); err != nil {
-			skipped++ // the connection went down meanwhile
+		if r.conn == nil { // QoS 2, through paho
+			if err := r.client.Ack(r.pub); err != nil {
+				skipped++ // the connection went down meanwhile
+			} else {
+				acked++
+			}
+			i++
 			continue
 		}
-		acked++
+		j := i + 1
+		for j < len(refs) && refs[j].conn == r.conn && refs[j].gen == gen {
+			j++
+		}
+		r.conn.ackRange(refs[i:j])
+		acked += j - i
+		i = j
 	}
 	s.acked.Add(acked)
 	s.ackSkipped.Add(skipped)
@@ -392,24 +477,40 @@ func (s *Source) Close() error {
 	return err
 }
 
-// queue holds received messages until ReadBatch takes them. Pushing never
-// blocks: QoS 1 and 2 messages are bounded by the broker's flow control
-// (ReceiveMaximum unacknowledged), QoS 0 ones by maxQoS0.
+// queue holds received messages until ReadBatch takes them, their payloads
+// in one buffer, so that neither side allocates once the buffers have grown.
+// Pushing never blocks: QoS 1 and 2 messages are bounded by the broker's
+// flow control (ReceiveMaximum unacknowledged), QoS 0 ones by maxQoS0.
 type queue struct {
-	mu    sync.Mutex
-	items []message
-	head  int
-	qos0  int           // QoS 0 messages in items[head:]
-	qos0B int           // their payload bytes
-	ready chan struct{} // signalled when the queue becomes non-empty
+	mu     sync.Mutex
+	items  []message
+	head   int
+	buf    []byte            // payloads of items[head:] (and of taken ones before a reset)
+	qos0   int               // QoS 0 messages in items[head:]
+	qos0B  int               // their payload bytes
+	held   bool              // items were pushed without waking the consumer
+	topics map[string]string // interned topics
+	ready  chan struct{}     // signalled when the queue becomes non-empty
 }
 
-// push appends m; it reports false (dropping m) for a QoS 0 message when
-// maxQoS0 of them, or maxBytes of their payloads, are already queued.
-func (q *queue) push(m message, maxQoS0, maxBytes int) bool {
+const (
+	// maxTopics bounds the interned topics; past it the table starts over.
+	maxTopics = 1 << 16
+	// wakeAt is the queue length at which a burst wakes the consumer
+	// before it ends, so that reading and processing overlap.
+	wakeAt = 512
+	// maxRetainedQueue is the largest payload buffer an empty queue keeps.
+	maxRetainedQueue = 8 << 20
+)
+
+// push appends a message, copying topic and payload; it reports false
+// (dropping it) for a QoS 0 message when maxQoS0 of them, or maxBytes of
+// their payloads, are already queued. With wake false the consumer is
+// woken only by flush (or once wakeAt messages wait).
+func (q *queue) push(topic, payload []byte, qos byte, arrival int64, ack ackRef, maxQoS0, maxBytes int, wake bool) bool {
 	q.mu.Lock()
-	if m.pub.QoS == 0 {
-		n := len(m.pub.Payload)
+	if qos == 0 {
+		n := len(payload)
 		if q.qos0 >= maxQoS0 || q.qos0B+n > maxBytes {
 			q.mu.Unlock()
 			return false
@@ -417,53 +518,101 @@ func (q *queue) push(m message, maxQoS0, maxBytes int) bool {
 		q.qos0++
 		q.qos0B += n
 	}
-	wasEmpty := q.head == len(q.items)
-	q.items = append(q.items, m)
-	q.mu.Unlock()
-	if wasEmpty {
-		select {
-		case q.ready <- struct{}{}:
-		default:
+	t, ok := q.topics[string(topic)]
+	if !ok {
+		if len(q.topics) >= maxTopics {
+			clear(q.topics)
 		}
+		t = string(topic)
+		q.topics[t] = t
+	}
+	start := len(q.buf)
+	q.buf = append(q.buf, payload...)
+	q.items = append(q.items, message{topic: t, start: start, end: len(q.buf), qos: qos, arrival: arrival, ack: ack})
+	n := len(q.items) - q.head
+	if !wake && n < wakeAt {
+		q.held = true
+		q.mu.Unlock()
+		return true
+	}
+	q.held = false
+	q.mu.Unlock()
+	if wake || n == wakeAt {
+		q.wake()
 	}
 	return true
 }
 
-// take moves up to max messages, oldest first, into dst[:0], stopping
-// before their payloads exceed maxBytes (one message is always taken).
-func (q *queue) take(dst []message, max, maxBytes int) []message {
+// flush wakes the consumer if messages were pushed without waking it.
+func (q *queue) flush() {
+	q.mu.Lock()
+	held := q.held
+	q.held = false
+	q.mu.Unlock()
+	if held {
+		q.wake()
+	}
+}
+
+func (q *queue) wake() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// takeInto moves up to max messages, oldest first, into b, stopping before
+// their payloads exceed maxBytes (one message is always taken). It returns
+// how many it took, how many are left and the acknowledgement references of
+// the QoS 1 and 2 ones.
+func (q *queue) takeInto(b *pipeline.FrameBatch, max, maxBytes int, origin string) (n, left int, refs []ackRef) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n, bytes := 0, 0
+	bytes := 0
 	for avail := len(q.items) - q.head; n < min(max, avail); n++ {
-		size := len(q.items[q.head+n].pub.Payload)
+		m := &q.items[q.head+n]
+		size := m.end - m.start
 		if n > 0 && bytes+size > maxBytes {
 			break
 		}
 		bytes += size
-	}
-	dst = append(dst[:0], q.items[q.head:q.head+n]...)
-	clear(q.items[q.head : q.head+n])
-	q.head += n
-	for i := range dst {
-		if dst[i].pub.QoS == 0 {
+		b.Add(m.topic, q.buf[m.start:m.end], m.arrival, origin, 0)
+		if m.qos == 0 {
 			q.qos0--
-			q.qos0B -= len(dst[i].pub.Payload)
+			q.qos0B -= size
+		} else {
+			if refs == nil {
+				refs = make([]ackRef, 0, n+1)
+			}
+			refs = append(refs, m.ack)
 		}
 	}
+	clear(q.items[q.head : q.head+n])
+	q.head += n
 	q.compact()
-	return dst
+	return n, len(q.items) - q.head, refs
 }
 
-// compact reclaims the consumed front of items. Callers hold mu.
+// compact reclaims the consumed front of items and buf. Callers hold mu.
 func (q *queue) compact() {
 	switch {
 	case q.head == len(q.items):
 		q.items, q.head = q.items[:0], 0
+		if cap(q.buf) > maxRetainedQueue {
+			q.buf = nil
+		} else {
+			q.buf = q.buf[:0]
+		}
 	case q.head >= 1024 && q.head >= len(q.items)/2:
 		n := copy(q.items, q.items[q.head:])
 		clear(q.items[n:])
 		q.items, q.head = q.items[:n], 0
+		shift := q.items[0].start
+		q.buf = q.buf[:copy(q.buf, q.buf[shift:])]
+		for i := range q.items {
+			q.items[i].start -= shift
+			q.items[i].end -= shift
+		}
 	}
 }
 
@@ -473,7 +622,7 @@ func (q *queue) purge(gen uint64) int {
 	defer q.mu.Unlock()
 	kept := q.items[:q.head]
 	for _, m := range q.items[q.head:] { // QoS 0 messages are kept: qos0B holds
-		if m.pub.QoS == 0 || m.gen >= gen {
+		if m.qos == 0 || m.ack.gen >= gen {
 			kept = append(kept, m)
 		}
 	}
@@ -494,8 +643,15 @@ func (q *queue) clear() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	clear(q.items)
-	q.items, q.head, q.qos0, q.qos0B = q.items[:0], 0, 0, 0
+	q.items, q.head, q.qos0, q.qos0B, q.buf = q.items[:0], 0, 0, 0, q.buf[:0]
 }
+
+// unsafeString views b as a string for a lookup or comparison that does
+// not keep it.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// unsafeBytes views s as bytes that are only read.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // subackReason names a SUBACK reason code.
 func subackReason(code byte) string {

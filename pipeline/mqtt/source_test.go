@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,20 +16,34 @@ import (
 	"github.com/vigil-iot/vigil/pipeline"
 )
 
-func msg(qos byte, gen uint64, topic string) message {
-	return message{pub: &paho.Publish{QoS: qos, Topic: topic, Payload: []byte(topic)}, gen: gen}
+// push queues a message whose payload is its topic, or size zero bytes.
+func push(q *queue, qos byte, gen uint64, topic string, size, maxQoS0, maxBytes int) bool {
+	payload := []byte(topic)
+	if size > 0 {
+		payload = make([]byte, size)
+	}
+	return q.push([]byte(topic), payload, qos, 1, ackRef{gen: gen}, maxQoS0, maxBytes, true)
 }
 
+// take takes up to max messages and returns them with their references.
+func take(q *queue, max, maxBytes int) (*pipeline.FrameBatch, []ackRef) {
+	var b pipeline.FrameBatch
+	_, _, refs := q.takeInto(&b, max, maxBytes, "o")
+	return &b, refs
+}
+
+func newQueue() queue { return queue{ready: make(chan struct{}, 1), topics: map[string]string{}} }
+
 func TestQueue(t *testing.T) {
-	q := queue{ready: make(chan struct{}, 1)}
+	q := newQueue()
 	// QoS 0 is bounded, QoS 1 is not.
 	for i := range 5 {
-		if !q.push(msg(0, 0, "q0"), 3, 1<<20) && i < 3 {
+		if !push(&q, 0, 0, "q0", 0, 3, 1<<20) && i < 3 {
 			t.Fatalf("QoS 0 message %d dropped below the limit", i)
 		}
 	}
 	for range 10 {
-		if !q.push(msg(1, 0, "q1"), 3, 1<<20) {
+		if !push(&q, 1, 0, "q1", 0, 3, 1<<20) {
 			t.Fatal("QoS 1 message dropped")
 		}
 	}
@@ -40,23 +55,26 @@ func TestQueue(t *testing.T) {
 	default:
 		t.Fatal("no ready signal after the first push")
 	}
-	got := q.take(nil, 4, 1<<20)
-	if len(got) != 4 || got[0].pub.QoS != 0 || got[3].pub.QoS != 1 {
-		t.Fatalf("take(4) = %d messages; want the 3 QoS 0 then a QoS 1 one, in order", len(got))
+	got, refs := take(&q, 4, 1<<20)
+	if got.Len() != 4 || got.Frames[0].Topic != "q0" || got.Frames[3].Topic != "q1" || len(refs) != 1 {
+		t.Fatalf("take(4) = %d messages, %d refs; want the 3 QoS 0 then a QoS 1 one, in order", got.Len(), len(refs))
 	}
-	if !q.push(msg(0, 0, "q0"), 3, 1<<20) {
+	if !push(&q, 0, 0, "q0", 0, 3, 1<<20) {
 		t.Fatal("QoS 0 message dropped after the queue drained")
 	}
 
 	// Messages of an old connection: QoS 1 ones go, QoS 0 ones stay.
-	q.push(msg(1, 1, "new"), 3, 1<<20)
+	push(&q, 1, 1, "new", 0, 3, 1<<20)
 	if n := q.purge(1); n != 9 {
 		t.Fatalf("purged %d; want the 9 QoS 1 messages of generation 0", n)
 	}
-	got = q.take(nil, 100, 1<<20)
+	got, _ = take(&q, 100, 1<<20)
 	var topics []string
-	for _, m := range got {
-		topics = append(topics, m.pub.Topic)
+	for i, f := range got.Frames {
+		topics = append(topics, f.Topic)
+		if p := string(got.Payload(&got.Frames[i])); p != f.Topic {
+			t.Errorf("payload %q; want %q", p, f.Topic)
+		}
 	}
 	if strings.Join(topics, ",") != "q0,new" {
 		t.Fatalf("after purge got %v; want [q0 new]", topics)
@@ -67,50 +85,58 @@ func TestQueue(t *testing.T) {
 }
 
 func TestQueueCompacts(t *testing.T) {
-	q := queue{ready: make(chan struct{}, 1)}
+	q := newQueue()
 	for range 100 {
-		q.push(msg(1, 0, "x"), 0, 1<<20)
+		push(&q, 1, 0, "x", 0, 0, 1<<20)
 	}
-	var dst []message
-	for range 100000 { // a consumer that keeps lagging by 100 messages
-		q.push(msg(1, 0, "x"), 0, 1<<20)
-		dst = q.take(dst, 1, 1<<20)
+	var b pipeline.FrameBatch
+	for i := range 100000 { // a consumer that keeps lagging by 100 messages
+		push(&q, 1, 0, strconv.Itoa(i%1000), 0, 0, 1<<20)
+		b.Reset()
+		q.takeInto(&b, 1, 1<<20, "o")
+		if i >= 100 && string(b.Payload(&b.Frames[0])) != b.Frames[0].Topic {
+			t.Fatalf("message %d: payload %q under topic %q", i, b.Payload(&b.Frames[0]), b.Frames[0].Topic)
+		}
 	}
-	if q.len() != 100 || cap(q.items) > 4096 {
-		t.Fatalf("len %d, capacity %d: the consumed front is not reclaimed", q.len(), cap(q.items))
+	if q.len() != 100 || cap(q.items) > 4096 || cap(q.buf) > 64<<10 {
+		t.Fatalf("len %d, capacity %d, %d buffer bytes: the consumed front is not reclaimed", q.len(), cap(q.items), cap(q.buf))
+	}
+	if allocs := testing.AllocsPerRun(1000, func() {
+		push(&q, 1, 0, "7", 0, 0, 1<<20)
+		b.Reset()
+		q.takeInto(&b, 1, 1<<20, "o")
+	}); allocs > 1 { // the batch's ack references
+		t.Errorf("%.1f allocations per message; want at most 1", allocs)
 	}
 }
 
 // TestQueueBytes: QoS 0 messages are bounded by their bytes too, and a
 // take stops before the batch's bytes pass the limit (taking at least one).
 func TestQueueBytes(t *testing.T) {
-	q := queue{ready: make(chan struct{}, 1)}
-	big := func(qos byte, n int) message {
-		return message{pub: &paho.Publish{QoS: qos, Topic: "t", Payload: make([]byte, n)}}
-	}
-	if !q.push(big(0, 600), 100, 1000) || q.push(big(0, 600), 100, 1000) {
+	q := newQueue()
+	if !push(&q, 0, 0, "t", 600, 100, 1000) || push(&q, 0, 0, "t", 600, 100, 1000) {
 		t.Fatal("QoS 0: want the first 600-byte message kept and the second dropped at a 1000-byte bound")
 	}
-	if !q.push(big(0, 400), 100, 1000) {
+	if !push(&q, 0, 0, "t", 400, 100, 1000) {
 		t.Fatal("QoS 0: a message that fits the byte bound was dropped")
 	}
-	if !q.push(big(1, 5000), 100, 1000) {
+	if !push(&q, 1, 0, "t", 5000, 100, 1000) {
 		t.Fatal("QoS 1 messages are bounded by the broker's flow control, never dropped")
 	}
-	got := q.take(nil, 10, 900)
-	if len(got) != 1 {
-		t.Fatalf("take with a 900-byte bound took %d messages (600, 400, …); want 1", len(got))
+	got, _ := take(&q, 10, 900)
+	if got.Len() != 1 {
+		t.Fatalf("take with a 900-byte bound took %d messages (600, 400, …); want 1", got.Len())
 	}
-	if !q.push(big(0, 600), 100, 1000) {
+	if !push(&q, 0, 0, "t", 600, 100, 1000) {
 		t.Fatal("QoS 0: the bytes taken were not released")
 	}
-	got = q.take(nil, 10, 100)
-	if len(got) != 1 || len(got[0].pub.Payload) != 400 {
-		t.Fatalf("a message larger than the bound: took %d; want it alone", len(got))
+	got, _ = take(&q, 10, 100)
+	if got.Len() != 1 || len(got.Payload(&got.Frames[0])) != 400 {
+		t.Fatalf("a message larger than the bound: took %d; want it alone", got.Len())
 	}
-	got = q.take(nil, 10, 1<<20)
-	if len(got) != 2 || q.qos0 != 0 || q.qos0B != 0 {
-		t.Fatalf("took %d, left qos0 %d, %d bytes; want 2 and nothing left", len(got), q.qos0, q.qos0B)
+	got, _ = take(&q, 10, 1<<20)
+	if got.Len() != 2 || q.qos0 != 0 || q.qos0B != 0 {
+		t.Fatalf("took %d, left qos0 %d, %d bytes; want 2 and nothing left", got.Len(), q.qos0, q.qos0B)
 	}
 }
 

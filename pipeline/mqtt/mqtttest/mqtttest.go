@@ -390,3 +390,16 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// PlainAddr returns the host:port of the plaintext listener (Plaintext).
+func (b *Broker) PlainAddr() string { return strings.TrimPrefix(b.PlainURL(), "mqtt://") }
+
+// Pid returns the broker's process ID, 0 if it is not running.
+func (b *Broker) Pid() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil || b.cmd.Process == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}

@@ -156,7 +156,7 @@ type File struct {
 func Default() *File {
 	f := &File{
 		MQTT:      mqtt.DefaultConfig(),
-		Source:    mqtt.SourceOptions{ExcludeTopicPrefix: "vigil/"},
+		Source:    mqtt.SourceOptions{ExcludeTopicPrefix: "vigil/", Linger: mqtt.DefaultLinger},
 		Metrics:   admin.Config{Listen: "127.0.0.1:9464"},
 		Decoder:   Decoder{MaxPayload: 64 << 10, MaxSignals: 32, Signals: map[string]Signal{}},
 		Pipeline:  Pipeline{DrainTimeout: 10 * time.Second, MaxDevices: 1_000_000},
@@ -176,6 +176,10 @@ func Default() *File {
 // times the text's size in memory, so an unbounded file (a log given as
 // --config by mistake, /dev/zero) could exhaust it.
 const MaxFileSize = 1 << 20
+
+// maxLinger bounds source.linger, which can add up to itself to the time
+// every message waits.
+const maxLinger = 100 * time.Millisecond
 
 // Load reads and validates a configuration file. It reads at most
 // MaxFileSize bytes (and one more, to tell a longer file), also from a pipe
@@ -375,6 +379,9 @@ func (f *File) Validate() error {
 	}
 	if f.Source.MaxQueuedQoS0 < 0 || f.Source.MaxQueuedBytes < 0 {
 		errs = append(errs, errors.New("source: max_queued_qos0 and max_queued_bytes must not be negative"))
+	}
+	if l := f.Source.Linger; l < 0 || l > maxLinger {
+		errs = append(errs, fmt.Errorf("source.linger: must be between 0s and %v, not %v", maxLinger, l))
 	}
 	if f.State.Interval < 0 || f.State.Keep < 0 {
 		errs = append(errs, errors.New("state: interval and keep must not be negative"))

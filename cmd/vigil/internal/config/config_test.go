@@ -104,6 +104,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"decoder: {max_payload: -5}", "max_payload"},
 		{"decoder:\n  signals:\n    a: {name: x, kind: pressure}\n    b: {name: x, kind: pressure}\n", `both map to signal "x"`},
 		{"pipeline: {workers: -1}", "pipeline: workers"},
+		{"source: {linger: 1s}", "source.linger: must be between 0s and 100ms, not 1s"},
+		{"source: {linger: -1ms}", "source.linger"},
 		{"detectors: {hysteresis: 2}", "hysteresis"},
 		{"detectors:\n  thermal: {high: 10, low: 20}\n", "low (20) must be below high (10)"},
 		{"detectors:\n  baseline: {half_life: 0}\n", "half_life"},
@@ -121,5 +123,22 @@ func TestErrorsNameTheKey(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q) = %v; want an error containing %q", tc.text, err, tc.want)
 		}
+	}
+}
+
+func TestSourceLinger(t *testing.T) {
+	f, err := Parse([]byte("mqtt: {broker: \"mqtts://b:8883\", client_id: v, subscriptions: [plant/#]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Source.Linger != time.Millisecond {
+		t.Errorf("default source.linger %v; want 1ms", f.Source.Linger)
+	}
+	f, err = Parse([]byte("source: {linger: 0s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Source.Linger != 0 {
+		t.Errorf("source.linger: 0s gave %v; want 0 (off)", f.Source.Linger)
 	}
 }
