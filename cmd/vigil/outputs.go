@@ -91,11 +91,7 @@ func makeOutput(e *env, cfg *config.File, o config.Output, meta output.Meta, log
 	case *config.MQTTOutput:
 		opts := s.PublisherOptions
 		opts.Logger, opts.Metrics = log.With("component", "mqtt-alerts", "output", o.Name), ms
-		p, err := mqtt.NewPublisher(cfg.MQTT, opts)
-		if err != nil {
-			return nil, err
-		}
-		return &mqttOutput{p: p}, nil
+		return mqtt.NewOutput(cfg.MQTT, opts)
 	case *natsink.Config:
 		return &natsOutput{cfg: *s, log: log.With("output", o.Name), ms: ms}, nil
 	case *syslog.Config:
@@ -124,55 +120,6 @@ func vigilMeta() output.Meta {
 	m.Hostname, _ = os.Hostname()
 	return m
 }
-
-// mqttOutput is the MQTT alert publisher as an output. The publisher
-// retries across reconnects inside Write. When the broker refuses a publish
-// (an ACL), the batch is sent again alert by alert to find which ones it
-// refuses: those go to the dead letters, the others are delivered (some
-// twice: at least once).
-type mqttOutput struct {
-	p interface {
-		Start(context.Context) error
-		Write(context.Context, []pipeline.Alert) error
-		Close() error
-	}
-}
-
-func (o *mqttOutput) Connect(ctx context.Context) error { return o.p.Start(ctx) }
-
-func (o *mqttOutput) Write(ctx context.Context, batch []pipeline.Alert) error {
-	err := o.p.Write(ctx, batch)
-	var pe *mqtt.PublishError
-	if !errors.As(err, &pe) {
-		return err
-	}
-	if len(batch) == 1 {
-		return output.Permanent(err)
-	}
-	var be output.BatchError
-	for i := range batch {
-		err := o.p.Write(ctx, batch[i:i+1])
-		switch {
-		case err == nil:
-		case errors.As(err, &pe):
-			be.Failed = append(be.Failed, output.ItemError{Index: i, Err: output.Permanent(err)})
-		default:
-			be.Failed = append(be.Failed, output.ItemError{Index: i, Err: err})
-			if ctx.Err() != nil {
-				for k := i + 1; k < len(batch); k++ {
-					be.Failed = append(be.Failed, output.ItemError{Index: k, Err: err})
-				}
-				return &be
-			}
-		}
-	}
-	if len(be.Failed) == 0 {
-		return nil
-	}
-	return &be
-}
-
-func (o *mqttOutput) Close(context.Context) error { return o.p.Close() }
 
 // natsOutput is the NATS alert publisher as an output: it connects when
 // the server is there (not only at start), and the client reconnects by

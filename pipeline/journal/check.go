@@ -72,9 +72,9 @@ func Check(dir string) (*Report, error) {
 			return nil, fmt.Errorf("journal: %w", err)
 		}
 		sc := scanSegment(data, b, nil)
-		if i+1 < len(bases) && sc.Records > 0 && sc.Last+1 < bases[i+1] {
+		if i+1 < len(bases) && sc.Records > 0 && sc.Next < bases[i+1] {
 			// Records missing at the end of a sealed segment.
-			sc.Corrupt = append(sc.Corrupt, Gap{Pos: len(data) - sc.TornBytes, Bytes: sc.TornBytes, Lost: bases[i+1] - sc.Last - 1})
+			sc.Corrupt = append(sc.Corrupt, Gap{Pos: len(data) - sc.TornBytes, Bytes: sc.TornBytes, Lost: bases[i+1] - sc.Next})
 			sc.TornBytes = 0
 		} else if i+1 < len(bases) && sc.TornBytes > 0 {
 			// Only the head can have a torn tail; inside a sealed segment
@@ -87,8 +87,8 @@ func Check(dir string) (*Report, error) {
 			sc.TornBytes = 0
 		}
 		r.Segments = append(r.Segments, sc)
-		if sc.Records > 0 {
-			r.Next = sc.Last + 1
+		if sc.Records > 0 || sc.Next > b {
+			r.Next = sc.Next
 		} else if i == len(bases)-1 {
 			r.Next = max(r.Next, b)
 		}

@@ -245,12 +245,9 @@ func (j *Journal) recover() error {
 		return fmt.Errorf("journal: read the head segment: %w", err)
 	}
 	sc := scanSegment(data, base, nil)
-	j.next = base
-	if sc.Records > 0 {
-		j.next = sc.Last + 1
-	}
+	j.next = sc.Next // past a damaged last record too: its offset is not reused
 	for _, g := range sc.Corrupt {
-		j.log.Error("corrupt records in the head segment; the outputs will skip them", "segment", filepath.Base(path), "at", g.Pos, "alerts_lost", g.Lost)
+		j.log.Error("corrupt records in the head segment; the outputs will skip them", "segment", filepath.Base(path), "at", g.Pos, "bytes", g.Bytes, "alerts_lost", g.Lost)
 	}
 	size := int64(len(data))
 	if sc.TornBytes > 0 {
@@ -259,8 +256,13 @@ func (j *Journal) recover() error {
 			return fmt.Errorf("journal: cut the torn tail off %s: %w", path, err)
 		}
 		j.torn.Add(sc.TornBytes)
-		j.log.Warn("cut a torn write off the journal's tail (a crash mid-append; those alerts' input was not acknowledged)",
-			"segment", filepath.Base(path), "bytes", sc.TornBytes)
+		if j.cfg.SyncEvery > 0 {
+			j.log.Warn("cut a torn write off the journal's tail (a crash mid-append; with fsync every interval, input acknowledged in the last interval before the crash may be among it)",
+				"segment", filepath.Base(path), "bytes", sc.TornBytes, "fsync_every", j.cfg.SyncEvery)
+		} else {
+			j.log.Warn("cut a torn write off the journal's tail (a crash mid-append; those alerts' input was not acknowledged)",
+				"segment", filepath.Base(path), "bytes", sc.TornBytes)
+		}
 	}
 	if len(j.segs) > 0 && j.next < base {
 		return fmt.Errorf("journal: segment %s starts at %d, before the previous one ends", filepath.Base(path), base)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/vigil-iot/vigil/internal/syncbuf"
 	"github.com/vigil-iot/vigil/pipeline"
 )
 
@@ -479,4 +481,55 @@ func FuzzScanSegment(f *testing.F) {
 			t.Fatalf("torn bytes %d of %d", sc.TornBytes, len(data))
 		}
 	})
+}
+
+// TestCorruptLastRecord: the head's last record is all there (its length
+// is complete) but fails its checksum. That is damage, not a torn write: it
+// is reported and counted as corruption, not cut off as a crash's
+// unacknowledged tail, and its offset is not given to the next alert.
+func TestCorruptLastRecord(t *testing.T) {
+	dir := t.TempDir()
+	ms := metrics.NewSet()
+	j := open(t, Config{Dir: dir, Metrics: ms}, "a")
+	j.Append(context.Background(), alerts(0, 10))
+	j.Close()
+	path := filepath.Join(dir, segName(0))
+	data, _ := os.ReadFile(path)
+	var at int
+	scanSegment(data, 0, func(r record) {
+		if r.offset == 9 {
+			at = r.pos + headerSize + metaSize + 3
+		}
+	})
+	data[at] ^= 0xff
+	os.WriteFile(path, data, 0o640)
+
+	rep, err := Check(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Damaged() || rep.Lost() != 1 || rep.Segments[0].TornBytes != 0 || rep.Next != 10 {
+		t.Errorf("check: damaged %v, lost %d, torn %d bytes, next %d; want damage of 1 alert, no torn tail, next 10",
+			rep.Damaged(), rep.Lost(), rep.Segments[0].TornBytes, rep.Next)
+	}
+
+	var logs syncbuf.Buffer
+	j = open(t, Config{Dir: dir, Metrics: ms, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, "a")
+	if _, next := j.Position(); next != 10 {
+		t.Errorf("next offset: got %d; want 10 (the damaged record's offset is not reused)", next)
+	}
+	if s := logs.String(); !strings.Contains(s, "corrupt records") || strings.Contains(s, "torn") {
+		t.Errorf("log: got %q; want the damage reported as corruption, not a torn write", s)
+	}
+	if err := j.Append(context.Background(), alerts(10, 5)); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := j.Reader("a")
+	if got, want := ids(drain(t, r)), ids(append(alerts(0, 9), alerts(10, 5)...)); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v; want %v: all but the damaged one", got, want)
+	}
+	text := metricsText(ms)
+	if !strings.Contains(text, "vigil_journal_corrupt_records_total 1\n") || !strings.Contains(text, "vigil_journal_torn_bytes_total 0\n") {
+		t.Errorf("want the damaged record counted as corrupt, no torn bytes:\n%s", text)
+	}
 }

@@ -2,9 +2,12 @@ package journal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/vigil-iot/vigil/pipeline"
@@ -28,6 +31,9 @@ type Reader struct {
 	base uint64 // segment f holds
 	fpos int64  // byte position in f of the record at pos (or before it)
 	buf  []byte
+	// beforeOpen, when set (by tests), runs between choosing a segment and
+	// opening its file, where a concurrent DropOldest can remove it.
+	beforeOpen func()
 }
 
 // Reader returns the reader of output name, which must have been named in
@@ -79,11 +85,22 @@ func (r *Reader) Next(ctx context.Context, dst []Entry, count, maxBytes int, lin
 	return r.read(dst, count, maxBytes)
 }
 
-// read reads what is available, up to max alerts and about maxBytes.
+// read reads what is available, up to max alerts and about maxBytes. On an
+// error after some alerts were read, it returns those and no error: the
+// error recurs on the next call, and no alert read is lost to the caller.
 func (r *Reader) read(dst []Entry, count, maxBytes int) ([]Entry, error) {
+	got := 0
+	dst, err := r.readSome(dst, count, maxBytes, &got)
+	if err != nil && got > 0 {
+		return dst, nil
+	}
+	return dst, err
+}
+
+func (r *Reader) readSome(dst []Entry, count, maxBytes int, got *int) ([]Entry, error) {
 	j := r.j
-	got, bytes := 0, 0
-	for got < count && (maxBytes <= 0 || bytes < maxBytes || got == 0) {
+	bytes := 0
+	for *got < count && (maxBytes <= 0 || bytes < maxBytes || *got == 0) {
 		j.mu.Lock()
 		if r.pos < j.segs[0].base {
 			// DropOldest removed what this output had read ahead of its
@@ -111,14 +128,21 @@ func (r *Reader) read(dst []Entry, count, maxBytes int) ([]Entry, error) {
 				r.f.Close()
 				r.f = nil
 			}
+			if r.beforeOpen != nil {
+				r.beforeOpen()
+			}
 			f, err := os.Open(j.segPath(seg.base))
+			if errors.Is(err, fs.ErrNotExist) {
+				r.segmentGone(seg.base, end)
+				continue
+			}
 			if err != nil {
 				return dst, fmt.Errorf("journal: open segment: %w", err)
 			}
 			r.f, r.base, r.fpos = f, seg.base, 0
 		}
-		n, b, err := r.readSegment(&dst, seg.size, end, count-got, maxBytes-bytes)
-		got += n
+		n, b, err := r.readSegment(&dst, seg.size, end, count-*got, maxBytes-bytes)
+		*got += n
 		bytes += b
 		if err != nil {
 			return dst, err
@@ -133,6 +157,28 @@ func (r *Reader) read(dst []Entry, count, maxBytes int) ([]Entry, error) {
 		}
 	}
 	return dst, nil
+}
+
+// segmentGone handles the file of segment base, holding offsets up to end,
+// found missing when the reader came to open it. DropOldest removes a
+// segment (under the lock) after moving every cursor in it past it and
+// counting the alerts each output loses, so when the segment is no longer
+// listed, the loop's next turn moves pos to the oldest segment kept and
+// nothing is counted again. A segment still listed whose file is gone was
+// removed by something else: its alerts are counted as unreadable and the
+// reader goes on with the next segment.
+func (r *Reader) segmentGone(base, end uint64) {
+	j := r.j
+	j.mu.Lock()
+	listed := slices.ContainsFunc(j.segs, func(s segment) bool { return s.base == base })
+	j.mu.Unlock()
+	if !listed {
+		return
+	}
+	if r.pos < end {
+		r.lose(r.pos, end-r.pos, "segment file missing")
+		r.pos = end
+	}
 }
 
 // readSegment reads records of the open segment from fpos up to size bytes

@@ -84,9 +84,12 @@ type Scan struct {
 	Records   int    // intact records
 	First     uint64 // offset of the first intact record
 	Last      uint64 // offset of the last intact record
-	Corrupt   []Gap  // damaged stretches between intact records
-	TornBytes int    // bytes after the last intact record that form no record
+	Corrupt   []Gap  // damaged stretches, and whole records failing their checksum
+	TornBytes int    // bytes after the last intact record that form no whole record
 	Size      int64
+	// Next is the offset expected after the segment's records: Last+1, or
+	// past a whole but damaged last record (or Base when there is none).
+	Next uint64
 }
 
 // Gap is a damaged stretch of a segment.
@@ -110,6 +113,15 @@ func scanSegment(data []byte, base uint64, fn func(record)) Scan {
 			}
 			p := resync(data, pos+1, after)
 			if p < 0 {
+				if n := wholeLen(data, pos); n > 0 && !ok {
+					// The record is all there but fails its checksum:
+					// damage, not a write a crash cut short. It held one
+					// alert, whose offset is not reused.
+					s.Corrupt = append(s.Corrupt, Gap{Pos: pos, Bytes: n, Lost: 1})
+					next++
+					pos += n
+					continue
+				}
 				s.TornBytes = len(data) - pos
 				break
 			}
@@ -130,7 +142,22 @@ func scanSegment(data []byte, base uint64, fn func(record)) Scan {
 		}
 		pos += r.size
 	}
+	s.Next = next
 	return s
+}
+
+// wholeLen is the size of the record at data[pos:] when its length field is
+// plausible and its bytes are all there, or 0: a record a crash cut short
+// claims more bytes than the segment has.
+func wholeLen(data []byte, pos int) int {
+	if len(data)-pos < headerSize+metaSize {
+		return 0
+	}
+	n := int(binary.LittleEndian.Uint32(data[pos+4:]))
+	if n < metaSize || n > maxRecord || len(data)-pos-headerSize < n {
+		return 0
+	}
+	return headerSize + n
 }
 
 // segName is the file name of the segment starting at base.

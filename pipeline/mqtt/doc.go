@@ -21,7 +21,10 @@
 // counted.
 //
 // The Publisher's Write returns once the broker has acknowledged every alert,
-// retrying across reconnects.
+// retrying across reconnects. As an alert output (Output, run by
+// pipeline/output's runner), it makes one bounded attempt per Write instead
+// (WriteOnce) and returns the failure, so that the runner owns retries,
+// backoff, max_attempts, failure metrics and the output's status.
 //
 // # Connection
 //

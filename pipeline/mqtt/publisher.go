@@ -39,6 +39,10 @@ type PublisherOptions struct {
 	// Concurrency bounds the devices whose alerts are published at once
 	// within a Write (default 32).
 	Concurrency int `yaml:"concurrency"`
+	// PublishTimeout bounds one attempt to publish a batch as an output
+	// (Output.Write): the wait for the broker's acknowledgements (default
+	// 10s). A batch not acknowledged in time is retried by the runner.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// Logger receives connection state changes (default: discard).
 	Logger *slog.Logger `yaml:"-"`
 	// Metrics receives the publisher's metrics (default: a private set).
@@ -114,6 +118,9 @@ func NewPublisher(cfg Config, opts PublisherOptions) (*Publisher, error) {
 	if p.conc < 0 {
 		errs = append(errs, errors.New("concurrency: must not be negative"))
 	}
+	if opts.PublishTimeout < 0 {
+		errs = append(errs, errors.New("publish_timeout: must not be negative"))
+	}
 	clientID := cmp.Or(opts.ClientID, cfg.ClientID+"-pub")
 	if opts.ClientID != "" && opts.ClientID == cfg.ClientID {
 		errs = append(errs, errors.New("client_id: must differ from the source's client ID"))
@@ -165,6 +172,20 @@ func (p *Publisher) session() context.Context {
 // them, or with an error when ctx is done or the broker refuses an alert
 // (for example, not authorized by its ACL). It connects on first use.
 func (p *Publisher) Write(ctx context.Context, batch []pipeline.Alert) error {
+	return p.write(ctx, batch, false)
+}
+
+// WriteOnce is Write with a single attempt per message: when the connection
+// is down or lost before the broker acknowledged a message, it returns the
+// error at once instead of waiting for the connection and retrying, so that
+// its caller (the output framework's runner) owns retries, backoff and
+// failure reporting. ctx bounds the wait for acknowledgements. A retried
+// batch may deliver its alerts twice.
+func (p *Publisher) WriteOnce(ctx context.Context, batch []pipeline.Alert) error {
+	return p.write(ctx, batch, true)
+}
+
+func (p *Publisher) write(ctx context.Context, batch []pipeline.Alert, once bool) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -195,7 +216,7 @@ func (p *Publisher) Write(ctx context.Context, batch []pipeline.Alert) error {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			for _, m := range msgs {
-				if err := p.publish(ctx, m); err != nil {
+				if err := p.publish(ctx, m, once); err != nil {
 					errMu.Lock()
 					if first == nil {
 						first = err
@@ -306,9 +327,10 @@ func (p *Publisher) stateMessage(device string) *paho.Publish {
 }
 
 // publish sends one message and waits for the broker's acknowledgement,
-// retrying across connection losses until ctx is done. A refusal by the
-// broker (reason code >= 0x80) is returned, not retried.
-func (p *Publisher) publish(ctx context.Context, m *paho.Publish) error {
+// retrying across connection losses until ctx is done (with once, not
+// retrying: the first failure is returned). A refusal by the broker (reason
+// code >= 0x80) is returned, not retried.
+func (p *Publisher) publish(ctx context.Context, m *paho.Publish, once bool) error {
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			p.retries.Inc()
@@ -339,7 +361,7 @@ func (p *Publisher) publish(ctx context.Context, m *paho.Publish) error {
 		if resp != nil && resp.ReasonCode >= 0x80 {
 			return &PublishError{Topic: m.Topic, Code: resp.ReasonCode, Username: p.link.cfg.Username}
 		}
-		if errors.Is(err, paho.ErrInvalidArguments) {
+		if once || errors.Is(err, paho.ErrInvalidArguments) {
 			return fmt.Errorf("mqtt: publish to %q: %w", m.Topic, err)
 		}
 		p.link.log.Debug("publish failed; retrying", "topic", m.Topic, "err", err.Error())
@@ -437,5 +459,5 @@ func (p *Publisher) Publish(ctx context.Context, topic string, payload []byte, q
 	if err := p.link.start(ctx); err != nil {
 		return err
 	}
-	return p.publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: qos})
+	return p.publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: qos}, false)
 }

@@ -111,10 +111,18 @@ type Status struct {
 	FailingFor time.Duration // since the first failure of the current run of failures
 }
 
+// cursorReader is what a runner needs of its *journal.Reader.
+type cursorReader interface {
+	Next(ctx context.Context, dst []journal.Entry, count, maxBytes int, linger time.Duration) ([]journal.Entry, error)
+	Commit(next uint64) error
+	Lag() uint64
+	Close() error
+}
+
 // runner delivers one output's alerts from its journal cursor.
 type runner struct {
 	spec Spec
-	rd   *journal.Reader
+	rd   cursorReader
 	dl   DeadLetters
 	log  *slog.Logger
 
@@ -129,7 +137,7 @@ type runner struct {
 	writeSecs                   *metrics.Histogram
 }
 
-func newRunner(s Spec, rd *journal.Reader, dl DeadLetters, log *slog.Logger, ms *metrics.Set) *runner {
+func newRunner(s Spec, rd cursorReader, dl DeadLetters, log *slog.Logger, ms *metrics.Set) *runner {
 	if s.Batch.Count <= 0 {
 		s.Batch.Count = 100
 	}
@@ -181,17 +189,31 @@ func (r *runner) status() Status {
 
 // run delivers until ctx is done or the journal closes. What is in flight
 // then stays in the journal (the cursor is not advanced) for the next run.
+// Any other error reading the journal is a failure like a destination's:
+// recorded in the status and metrics, backed off and retried, so an output
+// never stops delivering without a sign.
 func (r *runner) run(ctx context.Context) {
 	var entries []journal.Entry
 	var batch []pipeline.Alert
+	readFailures := 0
 	for {
 		var err error
 		entries, err = r.rd.Next(ctx, entries[:0], r.spec.Batch.Count, r.spec.Batch.Bytes, r.spec.Batch.Period)
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, journal.ErrClosed) {
-				r.log.Error("reading the journal", "err", err)
+			if ctx.Err() != nil || errors.Is(err, journal.ErrClosed) {
+				return
 			}
-			return
+			readFailures++
+			err = fmt.Errorf("read the journal: %w", err)
+			r.failure(err)
+			if !sleep(ctx, r.backoff(readFailures, err)) {
+				return
+			}
+			continue
+		}
+		if readFailures > 0 {
+			readFailures = 0
+			r.succeeded()
 		}
 		if len(entries) == 0 {
 			continue

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/output"
 	"github.com/vigil-iot/vigil/pipeline/output/format"
+	"github.com/vigil-iot/vigil/pipeline/output/format/formattest"
 )
 
 // nasty are field contents every format must carry intact (or, where the
@@ -38,38 +38,10 @@ var nasty = []struct{ name, s string }{
 	{"long", strings.Repeat("ab€", 2000)},
 }
 
-// sanitize replaces each invalid UTF-8 byte with U+FFFD, as every format
-// does.
-func sanitize(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b.WriteString("\uFFFD")
-		} else {
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
-
-// headerText is what a CEF or LEEF header field carries: CR and LF become
-// spaces.
-func headerText(s string) string {
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(sanitize(s))
-}
-
-// cut keeps at most limit bytes of s, at a rune boundary.
-func cut(s string, limit int) string {
-	if len(s) <= limit {
-		return s
-	}
-	for limit > 0 && !utf8.RuneStart(s[limit]) {
-		limit--
-	}
-	return s[:limit]
-}
+// sanitize, headerText and cut are formattest's (see there).
+func sanitize(s string) string       { return formattest.Sanitize(s) }
+func headerText(s string) string     { return formattest.HeaderText(s) }
+func cut(s string, limit int) string { return formattest.Cut(s, limit) }
 
 // epochMillis is Unix milliseconds, rounded down (before 1970 too), by the
 // time package's reckoning.

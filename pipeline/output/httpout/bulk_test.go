@@ -28,6 +28,7 @@ type fakeES struct {
 	docs     map[string]map[string]any
 	index    map[string]string // _id → _index
 	rejected map[string]bool
+	order    []string // alert ids in the order they were stored
 	requests int
 	problems []string
 }
@@ -102,6 +103,8 @@ func (f *fakeES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				res.Status, res.Error = 409, map[string]any{"type": "version_conflict_engine_exception", "reason": "[" + meta.ID + "]: version conflict, document already exists"}
 			default:
 				f.docs[meta.ID], f.index[meta.ID] = doc, meta.Index
+				id, _ := doc["id"].(string)
+				f.order = append(f.order, id)
 			}
 			errorsSeen = errorsSeen || res.Error != nil
 			items = append(items, map[string]result{op: res})

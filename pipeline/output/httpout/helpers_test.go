@@ -56,11 +56,17 @@ func tlsServer(t *testing.T, h http.Handler) (*httptest.Server, ClientConfig) {
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
 	ca := filepath.Join(t.TempDir(), "ca.pem")
+	writeCertPEM(t, ca, srv)
+	return srv, ClientConfig{URL: srv.URL, TLS: output.TLS{CAFile: ca}, Timeout: 5 * time.Second}
+}
+
+// writeCertPEM writes the certificate of srv to path, for a CA file.
+func writeCertPEM(t *testing.T, path string, srv *httptest.Server) {
+	t.Helper()
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return srv, ClientConfig{URL: srv.URL, TLS: output.TLS{CAFile: ca}, Timeout: 5 * time.Second}
 }
 
 // secretFile writes value (with a trailing newline, as editors do) to a

@@ -2,9 +2,12 @@ package syslog
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,4 +76,70 @@ func TestRsyslogOutage(t *testing.T) {
 	}
 	r.stop() // flush rsyslog's file
 	checkRecords(t, r.records(), alerts, "tls")
+}
+
+// TestTLSRefusedThenAccepted: the collector refuses the output's client
+// certificate (it trusts another CA), then is fixed to accept it. Through
+// the journal and the runner the status shows the TLS failure with the
+// alerts waiting, none is lost to the refused connections, and after the
+// fix every alert arrives once, in order, and the status recovers.
+func TestTLSRefusedThenAccepted(t *testing.T) {
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			p := newPKI(t, t.TempDir())
+			other := newPKI(t, t.TempDir())
+			refusing := serverTLS(p, version)
+			refusing.ClientCAs = other.pool
+			var current atomic.Pointer[tls.Config]
+			current.Store(refusing)
+			c := newCollector(t, &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return current.Load(), nil }})
+			out := newOutput(t, Config{Address: c.addr(), TLS: tlsClient(p), Timeout: 2 * time.Second})
+			fo, err := output.New(output.Config{
+				Journal: journal.Config{Dir: filepath.Join(t.TempDir(), "journal")},
+				Outputs: []output.Spec{{Name: "siem", Output: out, Batch: output.Batching{Count: 7},
+					Retry: output.Retry{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}}},
+				DrainTimeout: 10 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fo.Start(context.Background())
+			for i := 0; i < 30; i += 10 {
+				if err := fo.Write(context.Background(), batchOf(10, i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for fo.Statuses()[0].LastError == "" || c.connections() < 2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no failure in the status after %d refused connections: %+v", c.connections(), fo.Statuses()[0])
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			st := fo.Statuses()[0]
+			t.Logf("status while refused: %+v", st)
+			if !strings.Contains(st.LastError, "certificate") || st.Lag != 30 {
+				t.Errorf("status while refused: %+v; want the certificate error and 30 alerts waiting", st)
+			}
+			if n := len(c.messages()); n != 0 {
+				t.Errorf("%d messages received over refused connections", n)
+			}
+
+			current.Store(serverTLS(p, version))
+			ms := c.waitMessages(30)
+			if got, want := strings.Join(ids(ms), ","), strings.Join(wantIDs(30), ","); got != want {
+				t.Errorf("ids %s; want %s (each once, in order)", got, want)
+			}
+			deadline = time.Now().Add(10 * time.Second)
+			for st := fo.Statuses()[0]; st.LastError != "" || st.Lag != 0; st = fo.Statuses()[0] {
+				if time.Now().After(deadline) {
+					t.Fatalf("status after the fix: %+v; want recovered", st)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := fo.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/vigil-iot/vigil/pipeline"
 	"github.com/vigil-iot/vigil/pipeline/output"
+	"github.com/vigil-iot/vigil/pipeline/output/format"
+	"github.com/vigil-iot/vigil/pipeline/output/format/formattest"
 )
 
 // rsyslogConf is the receiver's configuration: TLS (gtls, mutual, the
@@ -527,4 +529,107 @@ func TestRsyslog(t *testing.T) {
 		}
 		checkRecords(t, rs, b, "tcp")
 	})
+}
+
+// siemAlert is nastyAlert with more of what CEF and LEEF must escape: pipes,
+// '=', CR/LF and the LEEF delimiter in the header and extension fields.
+func siemAlert(i int) pipeline.Alert {
+	a := nastyAlert(i)
+	a.Device = fmt.Sprintf(`pump|%d = "x" \ ]^`, i)
+	a.Detector = `det|x\"]=`
+	a.Topic = "plant/a|b=c^d"
+	a.Unit = "bar\r\n|="
+	a.Message = fmt.Sprintf("alert %d: a|b=c \\= \\| \"quoted\" ] ^ — Überdruck\r\nsecond line\ttab \xff end", i)
+	return a
+}
+
+// TestRsyslogSIEMFormats sends real CEF and LEEF events of nasty alerts
+// through rsyslog over mutual TLS and parses what rsyslog wrote with the
+// strict parsers of the format package's tests: every alert arrives once,
+// and every field parses back to what the alert holds.
+func TestRsyslogSIEMFormats(t *testing.T) {
+	r := startRsyslog(t)
+	ctx := context.Background()
+	meta := output.Meta{Vendor: "Vigil", Product: "Vigil", Version: "1.2|3", Hostname: "plant-a"}
+	leef, err := format.NewLEEF(meta, '^')
+	if err != nil {
+		t.Fatal(err)
+	}
+	formats := []struct {
+		name  string
+		f     output.Formatter
+		id    func(msg string) (string, error) // the alert ID an event carries
+		check func(t *testing.T, a *pipeline.Alert, msg string)
+	}{
+		{"cef", format.NewCEF(meta),
+			func(msg string) (string, error) {
+				ev, err := formattest.ParseCEF(msg)
+				if err != nil {
+					return "", err
+				}
+				return ev.Ext["externalId"], nil
+			},
+			func(t *testing.T, a *pipeline.Alert, msg string) { formattest.CheckCEF(t, meta, a, msg) }},
+		{"leef", leef,
+			func(msg string) (string, error) {
+				ev, err := formattest.ParseLEEF(msg)
+				if err != nil {
+					return "", err
+				}
+				return ev.Attrs["alertId"], nil
+			},
+			func(t *testing.T, a *pipeline.Alert, msg string) { formattest.CheckLEEF(t, meta, '^', a, msg) }},
+	}
+	var alerts []pipeline.Alert
+	for i := range 100 {
+		alerts = append(alerts, siemAlert(i))
+	}
+	written := 0
+	for _, tc := range formats {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := New(Config{
+				Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(r.tls)),
+				TLS:     output.TLS{CAFile: r.pki.CAFile, CertFile: r.pki.ClientCert, KeyFile: r.pki.ClientKey},
+				Timeout: 5 * time.Second,
+			}, tc.f, meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Connect(ctx); err != nil {
+				t.Fatalf("%v\n%s", err, r.log())
+			}
+			for i := 0; i < len(alerts); i += 25 {
+				if err := o.Write(ctx, alerts[i:i+25]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := o.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			written += len(alerts)
+			rs := r.waitRecords(written)[written-len(alerts):]
+			byID := map[string][]string{}
+			for _, rec := range rs {
+				msg := strings.TrimPrefix(rec.Msg, bom)
+				id, err := tc.id(msg)
+				if err != nil {
+					t.Errorf("rsyslog wrote an event the strict %s parser refuses: %v\n%q", tc.name, err, msg)
+					continue
+				}
+				byID[id] = append(byID[id], msg)
+			}
+			for i := range alerts {
+				a := &alerts[i]
+				msgs := byID[a.ID]
+				if len(msgs) != 1 {
+					t.Errorf("alert %s arrived %d times; want once", a.ID, len(msgs))
+					continue
+				}
+				tc.check(t, a, msgs[0])
+			}
+			if testing.Verbose() {
+				t.Logf("rsyslog's %s event of alert 1: %q", tc.name, byID[alerts[1].ID])
+			}
+		})
+	}
 }
