@@ -41,7 +41,7 @@ const (
 	metaPartitions = "vigil.partitions"
 	// minFailover leaves room for the 1 s pull expiry and scheduling slack
 	// below the PinnedTTL, else the pin flaps (docs/SCALEOUT.md §1.6).
-	minFailover = 3 * time.Second
+	minFailover   = 3 * time.Second
 	maxPartitions = 1024
 )
 
