@@ -156,7 +156,7 @@ func (c Config) StreamConfig() jetstream.StreamConfig {
 	c = c.WithDefaults()
 	sc := jetstream.StreamConfig{
 		Name:        c.Stream,
-		Description: "Vigil telemetry, partitioned by device",
+		Description: descPrefix + strconv.Itoa(c.Partitions),
 		Subjects:    []string{TelemetryPrefix + ".*.*"},
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew,
@@ -222,17 +222,8 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	if err := ServerVersionOK(js.Conn()); err != nil {
 		return err
 	}
-	if s, err := js.Stream(ctx, cfg.Stream); err == nil {
-		have := s.CachedInfo().Config.Metadata[metaPartitions]
-		if have != strconv.Itoa(cfg.Partitions) {
-			if have == "" {
-				have = "unknown (not made by Vigil)"
-			}
-			return fmt.Errorf("%w: stream %s has %s partitions, the configuration says %d (growing needs a new stream: docs/SCALEOUT.md §7)",
-				ErrPartitionsChanged, cfg.Stream, have, cfg.Partitions)
-		}
-	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("jetstream: stream %s: %w", cfg.Stream, err)
+	if _, err := checkStream(ctx, js, cfg); err != nil {
+		return err
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, cfg.StreamConfig()); err != nil {
 		return fmt.Errorf("jetstream: create stream %s: %w", cfg.Stream, err)
@@ -271,6 +262,64 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		return fmt.Errorf("jetstream: object store %s: %w", cfg.CheckpointsBucket, err)
 	}
 	return nil
+}
+
+// EnsureStream creates the stream when it does not exist, and otherwise
+// checks that it has cfg's partition count (ErrPartitionsChanged), leaving
+// its limits as they are. It is what the bridge needs, and works with any
+// server with JetStream (DirectIngest needs 2.10); Setup does the rest.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("jetstream: invalid config: %w", err)
+	}
+	cfg = cfg.WithDefaults()
+	found, err := checkStream(ctx, js, cfg)
+	if err != nil || found {
+		return err
+	}
+	if _, err := js.CreateStream(ctx, cfg.StreamConfig()); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("jetstream: create stream %s: %w", cfg.Stream, err)
+	}
+	_, err = checkStream(ctx, js, cfg) // another process may have made it meanwhile
+	return err
+}
+
+// checkStream reports whether cfg's stream exists, and an error when it
+// does with another partition count.
+func checkStream(ctx context.Context, js jetstream.JetStream, cfg Config) (bool, error) {
+	s, err := js.Stream(ctx, cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("jetstream: stream %s: %w", cfg.Stream, err)
+	}
+	have := partitionsOf(s.CachedInfo().Config)
+	if have != strconv.Itoa(cfg.Partitions) {
+		if have == "" {
+			have = "unknown (not made by Vigil)"
+		}
+		return true, fmt.Errorf("%w: stream %s has %s partitions, the configuration says %d (growing needs a new stream: docs/SCALEOUT.md §7)",
+			ErrPartitionsChanged, cfg.Stream, have, cfg.Partitions)
+	}
+	return true, nil
+}
+
+// descPrefix starts the stream's description, which ends with the
+// partition count: servers before 2.10 drop stream metadata.
+const descPrefix = "Vigil telemetry partitioned by device; partitions="
+
+// partitionsOf returns the partition count recorded in a stream's
+// configuration, or "".
+func partitionsOf(sc jetstream.StreamConfig) string {
+	if p := sc.Metadata[metaPartitions]; p != "" {
+		return p
+	}
+	p, _ := strings.CutPrefix(sc.Description, descPrefix)
+	if p == sc.Description {
+		return ""
+	}
+	return p
 }
 
 // ServerVersionOK returns an error when the server nc is connected to is
