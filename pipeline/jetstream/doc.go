@@ -5,7 +5,7 @@
 //	plant Mosquitto ──QoS 1──▶ Bridge ──publish, wait for PubAcks──▶ stream VIGIL
 //	                ◀──PUBACK after PubAcks──┘      vigil.telemetry.<p>.<token>
 //	devices publishing to NATS ──▶ vigil.in.<token> ──(stream subject transform)──┘
-//	stream VIGIL ──▶ PartitionSource (one partition: ordered replay, then the pinned consumer) ──▶ pipeline
+//	stream VIGIL ──▶ (planned: a source per partition: ordered replay, then the pinned consumer) ──▶ pipeline
 //
 // A message's subject is vigil.telemetry.<p>.<token>: token is the device
 // ID as exactly one subject token (Escape), p is PartitionOf(device, n),
