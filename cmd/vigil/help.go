@@ -38,6 +38,10 @@ func examples(command string) []string {
 			"vigil run --config vigil.yaml --state warm.state    # start from what a replay learned",
 			"vigil config check vigil.yaml && vigil run --config vigil.yaml",
 		}
+	case "bridge":
+		return []string{
+			"vigil bridge --config /etc/vigil/bridge.yaml    # mqtt, cluster and bridge sections",
+		}
 	case "replay":
 		return []string{
 			"vigil replay plant.log > alerts.jsonl",
@@ -74,6 +78,8 @@ func configSections() [][2]string {
 		{"detectors", "the detectors' parameters: baseline, overpressure, thermal, vibration, status, signal, traffic, hysteresis, …"},
 		{"classes", "device classes (by device or topic pattern) whose detectors section overlays the top-level one"},
 		{"fleet", "judging the fleet as a whole (new identities appearing at once)"},
+		{"cluster", "the JetStream scale-out: NATS URL, credentials file, TLS, stream, partitions, replicas, retention (docs/SCALEOUT.md)"},
+		{"bridge", "\"vigil bridge\": publishes in flight, ticks, drain timeout"},
 	}
 }
 

@@ -1,6 +1,7 @@
 // Command vigil is an anomaly-detection sidecar for industrial IoT telemetry.
 //
 //	vigil run --config FILE         run as a sidecar to an MQTT broker
+//	vigil bridge --config FILE      publish MQTT telemetry into the partitioned JetStream stream
 //	vigil demo                      embedded broker + simulated fleet + live view
 //	vigil replay [flags] FILE...    replay plant logs through the detection pipeline
 //	vigil simulate [flags]          generate a labelled plant log, or publish to a broker
@@ -52,6 +53,7 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"run", "run as a sidecar to an MQTT broker and republish alerts", runLive, nil},
+		{"bridge", "publish the plant's MQTT messages into the partitioned JetStream stream of the scale-out", runBridge, nil},
 		{"demo", "run an embedded broker, a simulated fleet and the pipeline, with a live view", runDemo, nil},
 		{"replay", "replay plant logs through the detection pipeline and print alerts", runReplay, nil},
 		{"tune", "search detector parameters over labelled logs and write the best as a config", runTune, nil},

@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline"
+	"github.com/vigil-iot/vigil/pipeline/jetstream"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
 	natsink "github.com/vigil-iot/vigil/pipeline/nats"
 )
@@ -133,6 +134,47 @@ type Class struct {
 	Detectors yaml.Node `yaml:"detectors"`
 }
 
+// Cluster is the NATS JetStream scale-out (docs/SCALEOUT.md): the
+// connection to the servers and the partitioned stream. "vigil bridge"
+// publishes into it.
+type Cluster struct {
+	jetstream.ConnConfig `yaml:",inline"`
+	jetstream.Config     `yaml:",inline"`
+}
+
+// Validate checks the section; errors name the key.
+func (c *Cluster) Validate() error {
+	return errors.Join(c.ConnConfig.Validate(), c.Config.Validate())
+}
+
+// Bridge tunes "vigil bridge".
+type Bridge struct {
+	// MaxPending bounds the messages published to JetStream and not yet
+	// acknowledged by it (default 4096).
+	MaxPending int `yaml:"max_pending"`
+	// Tick is how long a partition may see no message before the bridge
+	// publishes a tick to it (default 1s; negative: no ticks).
+	Tick time.Duration `yaml:"tick"`
+	// DrainTimeout bounds the wait for outstanding acknowledgements at
+	// shutdown (default 10s).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// Validate checks the section; errors name the key.
+func (b *Bridge) Validate() error {
+	var errs []error
+	if b.MaxPending < 0 {
+		errs = append(errs, errors.New("max_pending: must not be negative"))
+	}
+	if b.Tick > 0 && b.Tick < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("tick: %s: at least 100ms (or negative for none)", b.Tick))
+	}
+	if b.DrainTimeout < 0 {
+		errs = append(errs, errors.New("drain_timeout: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
 // File is the configuration file.
 type File struct {
 	// MQTT is the broker connection of "vigil run" (and the alert publisher).
@@ -148,8 +190,12 @@ type File struct {
 	Classes   []Class            `yaml:"classes"`
 	// Fleet judges the fleet as a whole (identity spraying); global, not
 	// per class.
-	Fleet    detectors.FleetConfig `yaml:"fleet"`
-	resolved []detectors.Class     `yaml:"-"`
+	Fleet detectors.FleetConfig `yaml:"fleet"`
+	// Cluster is the JetStream scale-out's connection and stream.
+	Cluster Cluster `yaml:"cluster"`
+	// Bridge tunes "vigil bridge" (MQTT into the stream).
+	Bridge   Bridge            `yaml:"bridge"`
+	resolved []detectors.Class `yaml:"-"`
 }
 
 // Default returns the configuration used when there is no file.
@@ -370,6 +416,16 @@ func (f *File) Validate() error {
 		if err := f.MQTT.Validate(); err != nil {
 			errs = append(errs, under("mqtt", err))
 		}
+	}
+	if f.Cluster.URL != "" || f.Cluster.CredsFile != "" {
+		if err := f.Cluster.Validate(); err != nil {
+			errs = append(errs, under("cluster", err))
+		}
+	} else if err := f.Cluster.Config.Validate(); err != nil {
+		errs = append(errs, under("cluster", err))
+	}
+	if err := f.Bridge.Validate(); err != nil {
+		errs = append(errs, under("bridge", err))
 	}
 	if err := f.validateOutputs(); err != nil {
 		errs = append(errs, err)

@@ -142,3 +142,32 @@ func TestSourceLinger(t *testing.T) {
 		t.Errorf("source.linger: 0s gave %v; want 0 (off)", f.Source.Linger)
 	}
 }
+
+// TestClusterAndBridgeSections: the scale-out's sections decode inline
+// into the jetstream package's types, and their errors name the key.
+func TestClusterAndBridgeSections(t *testing.T) {
+	f, err := Parse([]byte("cluster:\n  url: nats://127.0.0.1:4222\n  partitions: 24\n  replicas: 3\n  max_age: 24h\n  creds_file: /etc/vigil/nats.creds\nbridge:\n  max_pending: 100\n  tick: 2s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Cluster.URL != "nats://127.0.0.1:4222" || f.Cluster.Partitions != 24 || f.Cluster.Replicas != 3 || f.Cluster.MaxAge != 24*time.Hour ||
+		f.Bridge.MaxPending != 100 || f.Bridge.Tick != 2*time.Second {
+		t.Errorf("got cluster %+v, bridge %+v", f.Cluster, f.Bridge)
+	}
+	if got := f.Files()["cluster.creds_file"]; got != "/etc/vigil/nats.creds" {
+		t.Errorf("Files: cluster.creds_file = %q", got)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"cluster:\n  url: nats://broker.plant:4222\n", "cluster.url: plaintext nats:// to broker.plant is refused"},
+		{"cluster:\n  url: tls://vigil:secret@nats:4222\n", "cluster.url: credentials must not be part of the URL"},
+		{"cluster:\n  partitions: 0\n  failover: 1s\n", "cluster.failover: 1s: at least 3s"},
+		{"cluster:\n  url: tls://nats:4222\n  partitions: 2000\n", "cluster.partitions: 2000: want 1 to 1024"},
+		{"bridge:\n  max_pending: -1\n", "bridge.max_pending: must not be negative"},
+		{"bridge:\n  tick: 1ms\n", "bridge.tick: 1ms: at least 100ms"},
+	} {
+		_, err := Parse([]byte(tc.text))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "secret") {
+			t.Errorf("%q: got %v; want an error containing %q (and no password)", tc.text, err, tc.want)
+		}
+	}
+}

@@ -250,6 +250,7 @@ func (f *File) Files() map[string]string {
 	m := map[string]string{}
 	collectFiles(reflect.ValueOf(f.MQTT), "mqtt", m)
 	collectFiles(reflect.ValueOf(f.State.Encryption), "state.encryption", m)
+	collectFiles(reflect.ValueOf(f.Cluster), "cluster", m)
 	outs, _ := f.AllOutputs()
 	for i, o := range outs {
 		key := fmt.Sprintf("alerts.outputs[%d]", i)

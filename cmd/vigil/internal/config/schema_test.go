@@ -41,7 +41,7 @@ func TestDecodeErrorsNameKeyAndLine(t *testing.T) {
 		{"scalar for a list", "state:\n  encryption:\n    key_file: k\n    old_key_files: old.key\n",
 			`state.encryption.old_key_files (line 4): want a list, got "old.key"`},
 		{"unknown top-level key", "\npipline: {workers: 2}",
-			"pipline (line 2): unknown key (want one of: alerts, classes, decoder, detectors, fleet, metrics, mqtt, pipeline, source, state)"},
+			"pipline (line 2): unknown key (want one of: alerts, bridge, classes, cluster, decoder, detectors, fleet, metrics, mqtt, pipeline, source, state)"},
 		{"unknown nested key", "pipeline:\n  workers: 2\n  wokers: 3\n",
 			"pipeline.wokers (line 3): unknown key (want one of: batch_size, decoders, drain_timeout, max_devices, workers)"},
 		{"inside a class's detectors", classes,

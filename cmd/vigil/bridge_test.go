@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	natsclient "github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-iot/vigil/internal/natstest"
+	"github.com/vigil-iot/vigil/internal/syncbuf"
+	"github.com/vigil-iot/vigil/pipeline/jetstream"
+	"github.com/vigil-iot/vigil/pipeline/mqtt/mqtttest"
+)
+
+// TestBridgeCommand: "vigil bridge" makes the stream, moves what a
+// simulated plant publishes to Mosquitto into it, each message on its
+// device's partition subject, reports readiness and its metrics, and stops
+// cleanly with exit status 0.
+func TestBridgeCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	srv := natstest.Start(t)
+	b := mqtttest.Start(t, mqtttest.Options{})
+	metricsAddr := freeAddr(t)
+	cfg := writeConfig(t, "bridge.yaml", mqttSection(b, "vigil-bridge")+
+		"cluster:\n  url: "+srv.URL()+"\n  partitions: 6\nbridge:\n  tick: 200ms\nmetrics:\n  listen: "+metricsAddr+"\n")
+	deviceCfg := writeConfig(t, "device.yaml", "mqtt:\n  client_id: plant-sim\n  username: device\n  password_file: "+b.PasswordFile("device")+
+		"\n  tls: {ca_file: "+b.CAFile+"}\n")
+
+	var logs syncbuf.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &logs, stderr: &logs, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"bridge", "--config", cfg}, e) }()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		resp, err := http.Get("http://" + metricsAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vigil bridge never became ready; logs:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	var simLogs syncbuf.Buffer
+	se := &env{stdin: strings.NewReader(""), stdout: &simLogs, stderr: &simLogs, log: slog.New(slog.NewTextHandler(&simLogs, nil))}
+	if code := run(t.Context(), []string{"simulate", "--broker", b.URL(), "--config", deviceCfg, "--devices", "5", "--anomalous", "2",
+		"--duration", "4m", "--speed", "500"}, se); code != 0 {
+		t.Fatalf("simulate --broker: exit %d:\n%s", code, simLogs.String())
+	}
+	m := regexp.MustCompile(`published (\d+) messages \((\d+) failed\)`).FindStringSubmatch(simLogs.String())
+	if m == nil || m[2] != "0" {
+		t.Fatalf("simulator summary: %q", simLogs.String())
+	}
+	published, _ := strconv.Atoi(m[1])
+
+	nc, err := natsclient.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(t.Context(), jetstream.DefaultStream)
+	if err != nil {
+		t.Fatalf("the bridge made no stream: %v", err)
+	}
+	var telemetry int
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		telemetry = 0
+		for p := range 6 {
+			info, err := stream.Info(t.Context(), natsjs.WithSubjectFilter(jetstream.PartitionFilter(p)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for subj, n := range info.State.Subjects {
+				_, tok, err := jetstream.ParseSubject(subj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tok == jetstream.TickToken {
+					continue
+				}
+				dev, err := jetstream.Unescape(tok)
+				if err != nil || jetstream.Subject(dev, 6) != subj {
+					t.Fatalf("subject %q: device %q (%v) belongs on %q", subj, dev, err, jetstream.Subject(dev, 6))
+				}
+				telemetry += int(n)
+			}
+		}
+		if telemetry >= published {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d telemetry messages in the stream; %d published", telemetry, published)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"vigil_bridge_published_total", "vigil_bridge_pending", "vigil_bridge_puback_seconds_bucket", "vigil_bridge_ticks_total", "vigil_mqtt_messages_acked_total"} {
+		if !strings.Contains(body.String(), name) {
+			t.Errorf("metrics lack %s", name)
+		}
+	}
+	if !strings.Contains(body.String(), fmt.Sprintf("vigil_bridge_published_total %d\n", published)) {
+		t.Errorf("metrics: %s; want vigil_bridge_published_total %d", grepLines(body.String(), "vigil_bridge_published_total"), published)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("vigil bridge: exit %d; logs:\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("vigil bridge did not stop")
+	}
+	if !strings.Contains(logs.String(), "abandoned=0") {
+		t.Errorf("the stop abandoned messages; logs:\n%s", grepLines(logs.String(), "stopped"))
+	}
+	if strings.Contains(logs.String(), b.Password("vigil")) {
+		t.Error("the MQTT password is in the logs")
+	}
+}
