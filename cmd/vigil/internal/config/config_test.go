@@ -44,8 +44,8 @@ classes:
 		t.Fatal(err)
 	}
 	top := f.Detectors
-	if *top.Overpressure.Limit != 8 || top.Overpressure.Spike.Z != 5 || top.Overpressure.Spike.Hold != 2 {
-		t.Errorf("top-level overpressure %+v; want limit 8, z 5 and the default hold 2 kept", top.Overpressure)
+	if *top.Overpressure.Limit != 8 || top.Overpressure.Spike.Z != 5 || top.Overpressure.Spike.Hold != 1 {
+		t.Errorf("top-level overpressure %+v; want limit 8, z 5 and the default hold 1 kept", top.Overpressure)
 	}
 	if top.Baseline.WarmupDuration != 2*time.Minute {
 		t.Errorf("warmup_duration = %v; want 2m", top.Baseline.WarmupDuration)

@@ -136,7 +136,7 @@ parameters:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 3 × 2 combinations, one of which (6, 2) is the default base: skipped.
+	// 3 × 2 combinations, one of which (6, 1) is the default base: skipped.
 	if res.GridSize != 6 || res.Planned != 6 || res.Skipped != 1 {
 		t.Errorf("got grid %d, planned %d, skipped %d; want 6, 6 (base + 5), 1", res.GridSize, res.Planned, res.Skipped)
 	}
@@ -144,7 +144,7 @@ parameters:
 	for _, tr := range res.Trials[1:] {
 		got = append(got, strings.Join(tr.Values, "/"))
 	}
-	if want := "6/1 9/1 9/2 12/1 12/2"; strings.Join(got, " ") != want {
+	if want := "6/2 9/1 9/2 12/1 12/2"; strings.Join(got, " ") != want {
 		t.Errorf("grid order: got %v; want %s", got, want)
 	}
 
