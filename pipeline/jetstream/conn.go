@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	vnats "github.com/vigil-iot/vigil/pipeline/nats"
+
 	natsclient "github.com/nats-io/nats.go"
 
 	"github.com/vigil-iot/vigil/internal/redact"
@@ -103,30 +105,9 @@ func Connect(c ConnConfig, name string, log *slog.Logger) (*natsclient.Conn, err
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	opts := []natsclient.Option{
-		natsclient.Name(name),
-		natsclient.Timeout(timeout),
-		natsclient.MaxReconnects(-1),
-		natsclient.ReconnectWait(250 * time.Millisecond),
-		natsclient.DisconnectErrHandler(func(_ *natsclient.Conn, err error) {
-			log.Warn("disconnected from NATS", "err", err)
-		}),
-		natsclient.ReconnectHandler(func(nc *natsclient.Conn) {
-			log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
-		}),
-	}
-	if c.CredsFile != "" {
-		opts = append(opts, natsclient.UserCredentials(c.CredsFile))
-	}
-	if c.CAFile != "" {
-		opts = append(opts, natsclient.RootCAs(c.CAFile))
-	}
-	if c.CertFile != "" {
-		opts = append(opts, natsclient.ClientCert(c.CertFile, c.KeyFile))
-	}
-	nc, err := natsclient.Connect(c.URL, opts...)
+	nc, err := vnats.Dial(c.URL, name, timeout, vnats.Files{Creds: c.CredsFile, CA: c.CAFile, Cert: c.CertFile, Key: c.KeyFile}, log)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: connect to %s: %w", redact.URL(c.URL), err)
+		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return nc, nil
 }

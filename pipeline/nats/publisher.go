@@ -179,6 +179,43 @@ type Publisher struct {
 	failed  *metrics.Counter
 }
 
+// Files are the credential and TLS files of a NATS connection; empty
+// fields are not used.
+type Files struct{ Creds, CA, Cert, Key string }
+
+// Dial connects to url as client name, reconnecting forever after the first
+// success (every 250 ms), with the files given; disconnections and
+// reconnections are logged to log. Its error names the URL without
+// credentials. extra options are applied last.
+func Dial(url, name string, timeout time.Duration, f Files, log *slog.Logger, extra ...natsclient.Option) (*natsclient.Conn, error) {
+	opts := []natsclient.Option{
+		natsclient.Name(name),
+		natsclient.Timeout(timeout),
+		natsclient.MaxReconnects(-1),
+		natsclient.ReconnectWait(250 * time.Millisecond),
+		natsclient.DisconnectErrHandler(func(_ *natsclient.Conn, err error) {
+			log.Warn("disconnected from NATS", "err", err)
+		}),
+		natsclient.ReconnectHandler(func(nc *natsclient.Conn) {
+			log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+	}
+	if f.Creds != "" {
+		opts = append(opts, natsclient.UserCredentials(f.Creds))
+	}
+	if f.CA != "" {
+		opts = append(opts, natsclient.RootCAs(f.CA))
+	}
+	if f.Cert != "" {
+		opts = append(opts, natsclient.ClientCert(f.Cert, f.Key))
+	}
+	nc, err := natsclient.Connect(url, append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", redact.URL(url), err)
+	}
+	return nc, nil
+}
+
 // NewPublisher validates cfg and connects, failing fast with a readable error
 // when the server is unreachable or refuses the credentials. Later
 // disconnections are reconnected by the client; Write then waits (up to the
@@ -196,29 +233,9 @@ func NewPublisher(cfg Config, log *slog.Logger, ms *metrics.Set) (*Publisher, er
 		ms = metrics.NewSet()
 	}
 	log = log.With("component", "nats-alerts")
-	opts := []natsclient.Option{
-		natsclient.Name("vigil"),
-		natsclient.Timeout(cfg.Timeout),
-		natsclient.MaxReconnects(-1),
-		natsclient.DisconnectErrHandler(func(_ *natsclient.Conn, err error) {
-			log.Warn("disconnected from NATS", "err", err)
-		}),
-		natsclient.ReconnectHandler(func(nc *natsclient.Conn) {
-			log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
-		}),
-	}
-	if cfg.CredsFile != "" {
-		opts = append(opts, natsclient.UserCredentials(cfg.CredsFile))
-	}
-	if cfg.CAFile != "" {
-		opts = append(opts, natsclient.RootCAs(cfg.CAFile))
-	}
-	if cfg.CertFile != "" {
-		opts = append(opts, natsclient.ClientCert(cfg.CertFile, cfg.KeyFile))
-	}
-	nc, err := natsclient.Connect(cfg.URL, opts...)
+	nc, err := Dial(cfg.URL, "vigil", cfg.Timeout, Files{Creds: cfg.CredsFile, CA: cfg.CAFile, Cert: cfg.CertFile, Key: cfg.KeyFile}, log)
 	if err != nil {
-		return nil, fmt.Errorf("nats: connect to %s: %w", redact.URL(cfg.URL), err)
+		return nil, fmt.Errorf("nats: %w", err)
 	}
 	p := &Publisher{
 		cfg: cfg, subject: subject, nc: nc, log: log,
