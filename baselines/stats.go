@@ -183,12 +183,23 @@ func (l *Learner) StdFloor(s *Stats) float64 {
 
 // Rate returns the rate of change from the last sample to (x, t) in units per
 // second, and false when there is no earlier sample or no time has passed.
+// The time step is taken as at least half the signal's mean interval once
+// it has rateMinSamples: a publisher that falls behind stamps messages
+// milliseconds apart, and noise over such a step is no fast change.
 func (s *Stats) Rate(x float64, t int64) (float64, bool) {
 	if s.LastT == 0 || t <= s.LastT {
 		return 0, false
 	}
-	return (x - s.Last) / (float64(t-s.LastT) / 1e9), true
+	dt := float64(t - s.LastT)
+	if s.N >= rateMinSamples && s.LastT > s.First {
+		dt = max(dt, 0.5*float64(s.LastT-s.First)/float64(s.N-1))
+	}
+	return (x - s.Last) / (dt / 1e9), true
 }
+
+// rateMinSamples is the number of samples after which the mean interval
+// floors the time step of Rate.
+const rateMinSamples = 10
 
 // Observe records sample x at event time t. When learn is false (the sample was
 // judged anomalous) the estimates are left alone, unless RelearnAfter samples in

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -113,10 +114,12 @@ func liveIngest(b *testing.B, qos byte, rates []int, kinds []string) {
 // stepResult is one subscriber at one rate.
 type stepResult struct {
 	sent, got, dropped int64
-	lag                time.Duration // from the end of publishing to the last message
-	cpu                time.Duration // this process, during the step
-	brokerCPU          float64       // Mosquitto's share of one core during the step
-	p50, p99           float64       // publish → decision (vigil) or receipt, ms
+	lag                time.Duration    // from the end of publishing to the last message
+	cpu                time.Duration    // this process, during the step
+	brokerCPU          float64          // Mosquitto's share of one core during the step
+	p50, p99           float64          // publish → decision (vigil) or receipt, ms
+	injected           int64            // overpressure spikes published
+	alerts             map[string]int64 // vigil: firing alerts by detector
 }
 
 func (r stepResult) lossFree() bool {
@@ -135,6 +138,7 @@ func (r stepResult) cpuPerMsg() float64 {
 type subscriber struct {
 	count   func() int64
 	dropped func() int64
+	alerts  func() map[string]int64 // firing alerts by detector (vigil)
 	lat     *latHist
 	stop    func()
 }
@@ -193,6 +197,11 @@ func liveStep(b *testing.B, br *mqtttest.Broker, kind string, qos byte, rate int
 	if sub.lat != nil {
 		res.p50, res.p99 = sub.lat.quantile(0.5), sub.lat.quantile(0.99)
 	}
+	res.injected = pub.injected
+	if sub.alerts != nil {
+		res.alerts = sub.alerts()
+		b.Logf("%s QoS %d at %d msgs/s: %d overpressure spikes injected; firing alerts by cause %v", kind, qos, rate, res.injected, res.alerts)
+	}
 	return res
 }
 
@@ -202,7 +211,14 @@ type publisher struct {
 	out  *bufio.Scanner
 	addr string // its listening address, when it plays the broker
 	qos  byte
+	// injected is the number of overpressure spikes it published.
+	injected int64
 }
+
+// The publisher injects a one-message overpressure spike every spikeEvery
+// messages once every device has sent spikeAfter (past the 30 samples the
+// warm-up check needs); the Vigil subscriber counts its alerts by cause.
+const spikeEvery, spikeAfter = 997, 40
 
 // startPublisher starts TestLivePublisherChild publishing to addr, or, with
 // addr "serve", playing the broker for one subscriber.
@@ -236,13 +252,13 @@ func startPublisher(b *testing.B, br *mqtttest.Broker, addr, prefix string, qos 
 
 // wait returns the messages published and when the publisher finished.
 func (p *publisher) wait(b *testing.B) (int64, time.Time) {
-	var sent, acked, behind int64 = -1, -1, 0
+	var sent, acked, behind, injected int64 = -1, -1, 0, 0
 	var said []string
 	for p.out.Scan() {
 		line := p.out.Text()
 		said = append(said, line)
 		if s, ok := strings.CutPrefix(line, "published "); ok {
-			if _, err := fmt.Sscan(s, &sent, &acked, &behind); err != nil {
+			if _, err := fmt.Sscan(s, &sent, &acked, &behind, &injected); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -256,6 +272,7 @@ func (p *publisher) wait(b *testing.B) (int64, time.Time) {
 	if acked != sent {
 		b.Logf("the broker acknowledged %d of %d QoS %d messages", acked, sent, p.qos)
 	}
+	p.injected = injected
 	return sent, end
 }
 
@@ -302,7 +319,7 @@ func TestLivePublisherChild(t *testing.T) {
 	perTick := rate / 1000
 	ticks := int(seconds * 1000)
 	var buf []byte
-	sent := 0
+	sent, injected := 0, 0
 	start := time.Now()
 	for tick := range ticks {
 		if d := time.Until(start.Add(time.Duration(tick) * time.Millisecond)); d > 0 {
@@ -316,7 +333,14 @@ func TestLivePublisherChild(t *testing.T) {
 			buf = append(buf, `","node_id":"dev-`...)
 			buf = append(buf, topics[dev][len(topics[dev])-4:]...)
 			buf = append(buf, `",`...)
-			buf = append(buf, data[sent%len(data)]...)
+			if sent%spikeEvery == spikeEvery/2 && sent/devices >= spikeAfter {
+				// An overpressure spike: +2 bar (~33 σ) on one message.
+				buf = append(buf, `"data":{"p":6.00,`...)
+				buf = append(buf, data[sent%len(data)][len(`"data":{"p":4.00,`):]...)
+				injected++
+			} else {
+				buf = append(buf, data[sent%len(data)]...)
+			}
 			if err := c.Publish(topics[dev], buf, byte(qos)); err != nil {
 				t.Fatal(err)
 			}
@@ -336,7 +360,7 @@ func TestLivePublisherChild(t *testing.T) {
 		acked = c.Acked()
 	}
 	behind := time.Since(start) - time.Duration(seconds*float64(time.Second))
-	fmt.Printf("published %d %d %d\n", sent, acked, behind.Milliseconds())
+	fmt.Printf("published %d %d %d %d\n", sent, acked, behind.Milliseconds(), injected)
 }
 
 // serveOne plays the broker for one subscriber: it accepts a connection,
@@ -476,13 +500,15 @@ func vigilSubscriber(b *testing.B, br *mqtttest.Broker, addr, prefix string, qos
 	if err != nil {
 		b.Fatal(err)
 	}
+	cs := &causeSink{Sink: fo, by: map[string]int64{}}
 	done := make(chan error, 1)
-	go func() { done <- pl.Run(ctx, src, fo) }()
+	go func() { done <- pl.Run(ctx, src, cs) }()
 	lat := &latHist{}
 	overflow := ms.GetOrCreateCounter(`vigil_mqtt_messages_dropped_total{reason="qos0_overflow"}`)
 	return subscriber{
 		count:   func() int64 { return int64(pl.Stats().Processed) },
 		dropped: func() int64 { return int64(overflow.Get()) },
+		alerts:  cs.counts,
 		lat:     lat,
 		stop: func() {
 			cancel()
@@ -498,6 +524,30 @@ func vigilSubscriber(b *testing.B, br *mqtttest.Broker, addr, prefix string, qos
 			}
 		},
 	}
+}
+
+// causeSink counts the firing alerts it passes on, by detector.
+type causeSink struct {
+	pipeline.Sink
+	mu sync.Mutex
+	by map[string]int64
+}
+
+func (c *causeSink) Write(ctx context.Context, batch []pipeline.Alert) error {
+	c.mu.Lock()
+	for i := range batch {
+		if batch[i].State == pipeline.Firing && !batch[i].Escalation {
+			c.by[batch[i].Detector]++
+		}
+	}
+	c.mu.Unlock()
+	return c.Sink.Write(ctx, batch)
+}
+
+func (c *causeSink) counts() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.by)
 }
 
 // latTap records, per shard, the time from a reading's timestamp (its

@@ -94,3 +94,34 @@ func kinds(as []pipeline.Alert) map[string]int {
 }
 
 var _ = detectors.RelationKind
+
+// TestBunchedTimestamps: a publisher that falls behind stamps several
+// messages of a device a millisecond apart, then catches up (50 Hz; after
+// the warm-up, now and then one message 1 ms after the one before and the
+// next 39 ms after it). Rates over such steps must not read as fast changes.
+func TestBunchedTimestamps(t *testing.T) {
+	eng := newSet(t, nil).NewEngine()
+	nz := newNoise(99)
+	var out []pipeline.Alert
+	by := map[string]int{}
+	ts := t0
+	for i := range 20000 {
+		step := int64(20e6)
+		if i >= 5000 && i%50 == 0 {
+			step = 1e6
+		} else if i >= 5000 && i%50 == 1 {
+			step = 39e6
+		}
+		ts += step
+		r := pipeline.Reading{Seq: uint64(i), Time: ts, Arrival: ts, Device: "dev-1", Status: 0, Values: plant(nz)}
+		out = eng.Process(&r, out[:0])
+		for _, a := range out {
+			if a.State == pipeline.Firing {
+				by[a.Detector]++
+			}
+		}
+	}
+	if len(by) != 0 {
+		t.Errorf("alerts on a clean stream with bunched timestamps: %v; want none", by)
+	}
+}
