@@ -123,7 +123,11 @@ func demo(ctx context.Context, e *env, o demoOptions) error {
 					return
 				}
 			}
-			if err := b.Publish(m.Topic, m.Payload, 1); err != nil {
+			// QoS 0 inside the process: mochi-mqtt 2.7.9 (the embedded
+			// broker) can deadlock on QoS 1 deliveries, taking its in-flight
+			// lock for reading twice while a writer waits (Inflight.
+			// NextImmediate calls GetAll) — the demo then hung at Ctrl-C.
+			if err := b.Publish(m.Topic, m.Payload, 0); err != nil {
 				quiet.Warn("simulator publish failed", "err", err)
 			}
 			mu.Lock()
