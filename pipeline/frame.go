@@ -34,6 +34,18 @@ type FrameBatch struct {
 	// has been processed and the alerts it produced were handed to the sink. Live
 	// sources use it to acknowledge messages only after processing (at-least-once).
 	Ack func()
+
+	// Clock, when set by a source that carries time in its stream (a tick
+	// message of a JetStream partition), is the stream time (Unix ns) the
+	// batch reaches after its frames, if later: the pipeline judges time
+	// passing to it as it does for live ticks, so a stream replayed later
+	// reproduces them. A batch may carry a Clock and no frame.
+	Clock int64
+	// Mark, when set, is the source's own position after this batch (a
+	// stream sequence, counting tick messages too). The pipeline reports
+	// the last batch's mark before a snapshot in Position.Mark, so a source
+	// resumed from the snapshot continues right after it.
+	Mark uint64
 }
 
 // Add appends a frame, copying payload into the batch buffer.
@@ -83,6 +95,7 @@ func (b *FrameBatch) Reset() {
 		b.buf = b.buf[:0]
 	}
 	b.Ack = nil
+	b.Clock, b.Mark = 0, 0
 }
 
 // A DecodedSource is a Source that holds its frames already decoded: a data

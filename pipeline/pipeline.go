@@ -165,6 +165,8 @@ type batch struct {
 	// clock is the stream clock at the end of the batch (Unix ns): the latest
 	// arrival time seen so far. Ticking processors judge silence against it.
 	clock int64
+	// clock0 is the stream clock before the batch.
+	clock0 int64
 	// start is the stream's start: the arrival time of its first frame.
 	start int64
 	// newDevices counts, per shard, the devices first seen in the batch.
@@ -175,6 +177,8 @@ type batch struct {
 	// tick marks a batch with no frames that only advances the clock (live
 	// sources, when nothing arrives).
 	tick bool
+	// mark is the source's FrameBatch.Mark at a barrier.
+	mark uint64
 	// barrier, when set, makes the batch (with no frames) a barrier for a
 	// snapshot or a reconfiguration: it neither ticks nor judges the fleet.
 	barrier *barrier
@@ -209,6 +213,7 @@ type Pipeline struct {
 	ran               atomic.Bool
 	clock, start      int64         // the stream clock and start; the dispatcher's only
 	next              atomic.Uint64 // the number of the next frame, once read has ended
+	mark              atomic.Uint64 // the last batch's FrameBatch.Mark, once read has ended
 	snapReq           chan *snapRequest
 	readDone          chan struct{} // closed when the read stage ends
 }
@@ -371,9 +376,9 @@ const inlineDecode = 64
 func (p *Pipeline) read(ctx, hard context.Context, src Source, pre DecodedSource) error {
 	defer close(p.decodeQ)
 	defer close(p.orderQ)
-	seq := p.cfg.Resume.Seq
+	seq, mark := p.cfg.Resume.Seq, p.cfg.Resume.Mark
 	defer close(p.readDone)
-	defer func() { p.next.Store(seq) }()
+	defer func() { p.next.Store(seq); p.mark.Store(mark) }()
 	var tick tickWait
 	defer tick.stop()
 	dec := NewDecoder(p.cfg.Decoder)
@@ -388,7 +393,7 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source, pre DecodedSource
 		b.tick, b.clock = false, 0
 		select {
 		case req := <-p.snapReq:
-			b.seq = seq
+			b.seq, b.mark = seq, mark
 			b.barrier = &barrier{req: req, parts: make([]memRecords, p.cfg.Workers), errs: make([]error, p.cfg.Workers)}
 			if !p.handOff(hard, b, nil, nil) {
 				req.done <- snapResult{err: ErrNotRunning}
@@ -398,6 +403,9 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source, pre DecodedSource
 		default:
 		}
 		err := p.readBatch(ctx, src, b, &tick)
+		if b.frames.Mark != 0 {
+			mark = b.frames.Mark
+		}
 		if b.tick {
 			b.seq, b.clock = seq, time.Now().UnixNano()
 			if !p.handOff(hard, b, dec, pre) {
@@ -405,7 +413,7 @@ func (p *Pipeline) read(ctx, hard context.Context, src Source, pre DecodedSource
 			}
 			continue
 		}
-		if n := b.frames.Len(); n > 0 {
+		if n := b.frames.Len(); n > 0 || b.frames.Clock != 0 {
 			b.seq = seq
 			seq += uint64(n)
 			p.framesIn.AddInt64(int64(n))
@@ -585,6 +593,7 @@ func (p *Pipeline) dispatch(hard context.Context) (err error) {
 		// The stream clock, in stream order: a replayed frame arrives when
 		// the stream has reached the latest event time seen so far.
 		clock := max(p.clock, b.clock)
+		b.clock0 = p.clock
 		good := 0
 		for i, err := range b.errs {
 			r := &b.readings[i]
@@ -610,6 +619,8 @@ func (p *Pipeline) dispatch(hard context.Context) (err error) {
 			f := &b.frames.Frames[i]
 			dl.add(f, b.frames.Payload(f), reason, err)
 		}
+		// A source's own clock (a tick message) comes after its frames.
+		clock = max(clock, b.frames.Clock)
 		p.clock, b.clock = clock, clock
 		if p.start == 0 {
 			p.start = clock
@@ -660,31 +671,7 @@ func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 			b.shards <- struct{}{}
 			continue
 		}
-		out := b.alerts[shard][:0]
-		rej, _ := proc.(Rejecter)
-		for _, i := range b.route[shard] {
-			if i >= 0 {
-				for _, t := range taps {
-					t.Observe(&b.readings[i])
-				}
-				out = proc.Process(&b.readings[i], out)
-				continue
-			}
-			if rej != nil { // a rejected frame of a known device: -i-1
-				j := -i - 1
-				out = rej.Reject(&b.readings[j], rejectReason(b.errs[j]), out)
-			}
-		}
-		if t, ok := proc.(Ticker); ok && b.clock != 0 {
-			n := len(out)
-			out = t.Tick(b.start, b.clock, out)
-			last := b.seq + uint64(max(len(b.frames.Frames), 1)) - 1
-			for j := n; j < len(out); j++ {
-				out[j].Seq = last
-				out[j].tick = true
-			}
-		}
-		b.alerts[shard] = out
+		b.alerts[shard] = p.judge(b, shard, proc, taps, b.alerts[shard][:0])
 		p.processed.AddInt64(int64(b.good[shard]))
 		b.newDevices[shard] = 0
 		if nc, ok := proc.(Newcomer); ok {
@@ -699,6 +686,58 @@ func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 			return
 		}
 	}
+}
+
+// judge runs one shard's processor over a batch: the readings routed to
+// the shard in stream order and, for a Ticker, the passage of time. Time is
+// judged at every frame that advances the stream clock (any shard's frame),
+// right after that frame's own reading, so what a Ticker decides does not
+// depend on how the stream was cut into batches or on the number of shards:
+// a live stream read one frame at a time, a replay read 512 at a time and a
+// worker resuming mid-stream make the same decisions at the same times.
+func (p *Pipeline) judge(b *batch, shard int, proc Processor, taps []Tap, out []Alert) []Alert {
+	rej, _ := proc.(Rejecter)
+	tk, _ := proc.(Ticker)
+	route := b.route[shard]
+	clock := b.clock0
+	ticked := false
+	tick := func(at int64, seq uint64) {
+		ticked = true
+		n := len(out)
+		out = tk.Tick(b.start, at, out)
+		for j := n; j < len(out); j++ {
+			out[j].Seq, out[j].tick = seq, true
+		}
+	}
+	for fi := range b.readings {
+		for len(route) > 0 {
+			i := route[0]
+			if i >= 0 && int(i) == fi {
+				for _, t := range taps {
+					t.Observe(&b.readings[i])
+				}
+				out = proc.Process(&b.readings[i], out)
+			} else if i < 0 && int(-i-1) == fi {
+				if rej != nil { // a rejected frame of a known device
+					out = rej.Reject(&b.readings[fi], rejectReason(b.errs[fi]), out)
+				}
+			} else {
+				break
+			}
+			route = route[1:]
+		}
+		if a := b.readings[fi].Arrival; tk != nil && a > clock {
+			clock = a
+			tick(clock, b.seq+uint64(fi))
+		}
+	}
+	// A tick batch (time passed with no frame), or a batch that did not
+	// move the clock: Tick once at its end. At an unchanged clock it decides
+	// nothing new, but a Ticker always learns the stream's start.
+	if tk != nil && b.clock != 0 && (b.clock > clock || !ticked) {
+		tick(b.clock, b.seq+uint64(max(len(b.frames.Frames), 1))-1)
+	}
+	return out
 }
 
 // merge waits for every shard to finish each batch, in stream order, merges
@@ -817,11 +856,15 @@ func (p *Pipeline) countAlerts(as []Alert) {
 type Position struct {
 	Start, Clock int64
 	Seq          uint64
+	// Mark is the source's own position after the last batch read before
+	// the snapshot (FrameBatch.Mark: a stream sequence), 0 when the source
+	// sets none. A source resumed from it continues after it.
+	Mark uint64
 }
 
 // Position reports where the stream is. Call it after Run has returned.
 func (p *Pipeline) Position() Position {
-	return Position{Start: p.start, Clock: p.clock, Seq: p.next.Load()}
+	return Position{Start: p.start, Clock: p.clock, Seq: p.next.Load(), Mark: p.mark.Load()}
 }
 
 // Workers reports the number of shard workers.

@@ -790,3 +790,153 @@ func TestResume(t *testing.T) {
 		t.Errorf("Position: got %+v; want start and clock kept, next frame 1002", got)
 	}
 }
+
+// silencer is a Processor and Ticker that flags a device silent for more
+// than gap at the stream clock, the way detectors.Engine's traffic.silence
+// does: the alert's time is the clock at which the Tick noticed it.
+type silencer struct {
+	gap    int64
+	last   map[string]int64
+	silent map[string]bool
+}
+
+func (s *silencer) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.Alert {
+	if s.silent[r.Device] {
+		delete(s.silent, r.Device)
+		out = append(out, pipeline.Alert{Device: r.Device, Kind: "silence", State: pipeline.Resolved, Time: r.Arrival, Seq: r.Seq})
+	}
+	s.last[r.Device] = r.Arrival
+	return out
+}
+
+func (s *silencer) Devices() int { return len(s.last) }
+
+func (s *silencer) Tick(start, clock int64, out []pipeline.Alert) []pipeline.Alert {
+	n := len(out)
+	for d, t := range s.last {
+		if !s.silent[d] && clock-t > s.gap {
+			s.silent[d] = true
+			out = append(out, pipeline.Alert{Device: d, Kind: "silence", State: pipeline.Firing, Time: clock})
+		}
+	}
+	slices.SortFunc(out[n:], func(x, y pipeline.Alert) int { return strings.Compare(x.Device, y.Device) })
+	return out
+}
+
+// TestTicksDoNotDependOnBatching: a Ticker's decisions and their times are
+// the same whether the stream is read one frame at a time (live, a quiet
+// broker), in batches of any size (replay) or over any number of shards.
+// Time is judged at every frame that moves the clock; judged once per
+// batch, the silences below would be noticed at each batch's last frame.
+func TestTicksDoNotDependOnBatching(t *testing.T) {
+	const t0 = int64(1763719200000)
+	var ps [][]byte
+	for i := range 600 { // 6 devices every 100 ms for 60 s; gaps in three of them
+		ms := t0 + int64(i)*100
+		for d := range 6 {
+			sec := (ms - t0) / 1000
+			if (d == 1 && sec >= 10 && sec < 17) || (d == 4 && sec >= 30 && sec < 33) || (d == 5 && sec >= 40) {
+				continue
+			}
+			ps = append(ps, fmt.Appendf(nil, `{"timestamp":%d,"node_id":"dev-%d","data":{"p":1}}`, ms+int64(d), d))
+		}
+	}
+	run := func(workers, batch int) []pipeline.Alert {
+		sink := &collect{}
+		p, err := pipeline.New(pipeline.Config{Workers: workers, Decoders: 2, BatchSize: batch,
+			NewProcessor: func(int) pipeline.Processor {
+				return &silencer{gap: 2e9, last: map[string]int64{}, silent: map[string]bool{}}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Run(context.Background(), &sliceSource{payloads: ps}, sink); err != nil {
+			t.Fatal(err)
+		}
+		return sink.alerts
+	}
+	want := run(1, 1)
+	if len(want) != 5 { // three silences fire, two resolve (dev-5 stays silent)
+		t.Fatalf("one frame per batch: %d alerts %+v; want 3 firing and 2 resolved", len(want), want)
+	}
+	// Noticed at the first frame past each deadline (frames are 1 ms
+	// apart there): dev-1 last spoke at 9.901 s, dev-4 at 29.904 s, dev-5
+	// at 39.905 s.
+	for i, at := range []int64{11902, 31905, 42000} {
+		if got := want[[]int{0, 2, 4}[i]]; got.State != pipeline.Firing || got.Time != (t0+at)*1e6 {
+			t.Errorf("silence %d: %s %s at %d ms; want firing at %d ms", i, got.Device, got.State, got.Time/1e6-t0, at)
+		}
+	}
+	for _, tc := range []struct{ workers, batch int }{{1, 7}, {3, 1}, {3, 64}, {2, 512}} {
+		got := run(tc.workers, tc.batch)
+		if !slices.EqualFunc(got, want, func(x, y pipeline.Alert) bool {
+			return x.Device == y.Device && x.State == y.State && x.Time == y.Time && x.Seq == y.Seq
+		}) {
+			t.Errorf("workers=%d batch=%d: alerts\n%+v\nwant (one frame per batch)\n%+v", tc.workers, tc.batch, got, want)
+		}
+	}
+}
+
+// clockSource yields its payloads in one batch marked 10, then a batch with
+// no frame that moves the stream clock to clock (a tick message) marked 11.
+type clockSource struct {
+	payloads [][]byte
+	clock    int64
+	step     int
+}
+
+func (s *clockSource) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int) error {
+	s.step++
+	switch s.step {
+	case 1:
+		for i, p := range s.payloads {
+			b.Add("", p, 0, "test", int64(i+1))
+		}
+		b.Mark = 10
+		return nil
+	case 2:
+		b.Clock, b.Mark = s.clock, 11
+		return nil
+	}
+	return io.EOF
+}
+
+func (s *clockSource) Close() error { return nil }
+
+// TestSourceClockAndMark: a source's own clock (a tick message in the
+// stream) makes Tickers judge the time passed although no frame came, and
+// the source's mark of the last batch read is the run's Position.Mark.
+func TestSourceClockAndMark(t *testing.T) {
+	const t0 = int64(1763719200000)
+	src := &clockSource{payloads: [][]byte{
+		fmt.Appendf(nil, `{"timestamp":%d,"node_id":"a","data":{"p":1}}`, t0),
+		fmt.Appendf(nil, `{"timestamp":%d,"node_id":"b","data":{"p":1}}`, t0+500),
+	}, clock: (t0 + 10_000) * 1e6}
+	sink := &collect{}
+	p, err := pipeline.New(pipeline.Config{Workers: 2, NewProcessor: func(int) pipeline.Processor {
+		return &silencer{gap: 2e9, last: map[string]int64{}, silent: map[string]bool{}}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background(), src, sink); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.alerts) != 2 || sink.alerts[0].Device != "a" || sink.alerts[1].Device != "b" {
+		t.Fatalf("alerts %+v; want a and b silent at the source's clock", sink.alerts)
+	}
+	for _, a := range sink.alerts {
+		if a.Time != src.clock || a.State != pipeline.Firing {
+			t.Errorf("%s: %s at %d; want firing at the source's clock %d", a.Device, a.State, a.Time, src.clock)
+		}
+	}
+	if pos := p.Position(); pos.Mark != 11 || pos.Clock != src.clock || pos.Seq != 2 {
+		t.Errorf("Position %+v; want mark 11, clock %d, next frame 2", pos, src.clock)
+	}
+	for _, pos := range []pipeline.Position{{Start: 1, Clock: 2, Seq: 3}, {Start: 1, Clock: 2, Seq: 3, Mark: 1 << 40}} {
+		got, err := pipeline.DecodePosition(pipeline.AppendPosition(nil, pos))
+		if err != nil || got != pos {
+			t.Errorf("position %+v round trip: %+v, %v", pos, got, err)
+		}
+	}
+}

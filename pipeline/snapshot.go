@@ -196,7 +196,7 @@ func (p *Pipeline) finish(b *batch) {
 		b.barrier = nil
 		return
 	}
-	res := snapResult{pos: Position{Start: b.start, Clock: b.clock, Seq: b.seq}, parts: br.parts}
+	res := snapResult{pos: Position{Start: b.start, Clock: b.clock, Seq: b.seq, Mark: b.mark}, parts: br.parts}
 	if err := errors.Join(br.errs...); err != nil {
 		res.err = fmt.Errorf("pipeline: snapshot: %w", err)
 	} else if p.cfg.FleetSnapshot != nil {
@@ -207,25 +207,38 @@ func (p *Pipeline) finish(b *batch) {
 }
 
 // AppendPosition encodes a stream position (a RecordPosition's value).
+// Version 2 adds the source's mark; a position without one is written as
+// version 1, which every reader of snapshots understands.
 func AppendPosition(b []byte, p Position) []byte {
-	b = append(b, 1)
+	v := byte(1)
+	if p.Mark != 0 {
+		v = 2
+	}
+	b = append(b, v)
 	b = binary.AppendVarint(b, p.Start)
 	b = binary.AppendVarint(b, p.Clock)
-	return binary.AppendUvarint(b, p.Seq)
+	b = binary.AppendUvarint(b, p.Seq)
+	if v == 2 {
+		b = binary.AppendUvarint(b, p.Mark)
+	}
+	return b
 }
 
 // DecodePosition decodes what AppendPosition wrote.
 func DecodePosition(b []byte) (Position, error) {
 	var p Position
-	if len(b) < 1 || b[0] != 1 {
+	if len(b) < 1 || b[0] < 1 || b[0] > 2 {
 		return p, errors.New("pipeline: position record of an unknown version")
 	}
 	r := bytes.NewReader(b[1:])
-	var err1, err2, err3 error
+	var err1, err2, err3, err4 error
 	p.Start, err1 = binary.ReadVarint(r)
 	p.Clock, err2 = binary.ReadVarint(r)
 	p.Seq, err3 = binary.ReadUvarint(r)
-	if err := errors.Join(err1, err2, err3); err != nil || r.Len() != 0 {
+	if b[0] == 2 {
+		p.Mark, err4 = binary.ReadUvarint(r)
+	}
+	if err := errors.Join(err1, err2, err3, err4); err != nil || r.Len() != 0 {
 		return p, errors.New("pipeline: bad position record")
 	}
 	return p, nil

@@ -112,24 +112,32 @@ func CreateEncrypted(path string, h Header, keys *Keys) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
+	enc, err := encryptTo(f, h, keys)
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return newWriter(path, tmp, f, f, enc, h), nil
+}
+
+// encryptTo writes the encrypted snapshot's plain header to dst and
+// returns the writer that encrypts the rest into dst for keys' first key.
+func encryptTo(dst io.Writer, h Header, keys *Keys) (io.WriteCloser, error) {
 	hdr := append([]byte(nil), encMagic...)
 	hdr = binary.LittleEndian.AppendUint16(hdr, Version)
 	hdr = binary.LittleEndian.AppendUint16(hdr, 0)
 	hdr = binary.LittleEndian.AppendUint64(hdr, h.Sequence)
 	id, _ := hex.DecodeString(keys.KeyID())
 	hdr = append(hdr, id...)
-	if _, err := f.Write(hdr); err != nil {
-		f.Close()
-		os.Remove(tmp)
+	if _, err := dst.Write(hdr); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	enc, err := age.Encrypt(f, keys.ids[0].Recipient())
+	enc, err := age.Encrypt(dst, keys.ids[0].Recipient())
 	if err != nil {
-		f.Close()
-		os.Remove(tmp)
 		return nil, fmt.Errorf("state: encrypt: %w", err)
 	}
-	return newWriter(path, tmp, f, enc, h), nil
+	return enc, nil
 }
 
 // ReadWith is Read that also opens encrypted snapshots with keys (nil:

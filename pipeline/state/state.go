@@ -53,10 +53,11 @@ type Record struct {
 	Value []byte
 }
 
-// Writer writes a snapshot file atomically.
+// Writer writes a snapshot: a file, atomically (Create), or to any
+// io.Writer (NewWriter).
 type Writer struct {
 	path, tmp string
-	f         *os.File
+	f         *os.File       // nil when writing to an io.Writer
 	enc       io.WriteCloser // the encrypting writer, or nil
 	w         *bufio.Writer
 	crc       uint32 // of everything written so far
@@ -73,13 +74,29 @@ func Create(path string, h Header) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	w := newWriter(path, tmp, f, nil, h)
+	w := newWriter(path, tmp, f, f, nil, h)
 	return w, w.err
 }
 
-// newWriter writes the plain snapshot to enc (encrypting into f) or f.
-func newWriter(path, tmp string, f *os.File, enc io.WriteCloser, h Header) *Writer {
-	var dst io.Writer = f
+// NewWriter starts a snapshot written to dst (a buffer, an upload),
+// encrypted for keys' first key unless keys is nil. Commit writes its
+// trailer and flushes it; dst is neither synced nor closed.
+func NewWriter(dst io.Writer, h Header, keys *Keys) (*Writer, error) {
+	var enc io.WriteCloser
+	if keys != nil {
+		var err error
+		if enc, err = encryptTo(dst, h, keys); err != nil {
+			return nil, err
+		}
+	}
+	w := newWriter("", "", nil, dst, enc, h)
+	return w, w.err
+}
+
+// newWriter writes the plain snapshot to enc (encrypting into out) or out
+// (f, when writing a file).
+func newWriter(path, tmp string, f *os.File, out io.Writer, enc io.WriteCloser, h Header) *Writer {
+	dst := out
 	if enc != nil {
 		dst = enc
 	}
@@ -137,6 +154,12 @@ func (w *Writer) Commit() error {
 	if w.err == nil && w.enc != nil {
 		w.err = w.enc.Close()
 	}
+	if w.f == nil {
+		if w.err != nil {
+			return fmt.Errorf("state: write: %w", w.err)
+		}
+		return nil
+	}
 	if w.err == nil {
 		w.err = w.f.Sync()
 	}
@@ -158,6 +181,9 @@ func (w *Writer) Commit() error {
 
 // Abort discards the snapshot being written.
 func (w *Writer) Abort() {
+	if w.f == nil {
+		return
+	}
 	w.f.Close()
 	os.Remove(w.tmp)
 }
