@@ -1,0 +1,101 @@
+package jetstream
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	natsclient "github.com/nats-io/nats.go"
+
+	"github.com/vigil-iot/vigil/pipeline"
+)
+
+// TestPartitionSource: a partition reads back in stream order with its
+// topics, arrival times and stream sequences, only its own messages; a
+// tick message ends a batch with the stream clock; a source started after
+// a sequence (a checkpoint's mark) continues right after it.
+func TestPartitionSource(t *testing.T) {
+	_, js := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := Config{Partitions: 4}
+	if err := EnsureStream(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	const p = 2
+	var want []int // telemetry seqs published to partition p, in order
+	var seqs []uint64
+	tick := int64(1_780_000_500) * 1e9
+	for i := range 200 {
+		dev := "dev-" + strconv.Itoa(i%9)
+		m := &natsclient.Msg{Subject: Subject(dev, cfg.Partitions), Data: telemetry(i, dev), Header: natsclient.Header{}}
+		m.Header.Set(TopicHeader, "plant/"+dev)
+		m.Header.Set(ArrivalHeader, strconv.FormatInt(int64(i)*1e6+1, 10))
+		if i == 100 {
+			tm := natsclient.NewMsg(PartitionSubject(p, TickToken))
+			tm.Data = strconv.AppendInt(nil, tick, 10)
+			if _, err := js.PublishMsg(ctx, tm); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ack, err := js.PublishMsg(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if PartitionOf(dev, cfg.Partitions) == p {
+			want = append(want, i)
+			seqs = append(seqs, ack.Sequence)
+		}
+	}
+	if len(want) < 20 {
+		t.Fatalf("only %d messages in partition %d: pick other devices", len(want), p)
+	}
+	read := func(after uint64, n int) (got []int, lines []uint64, clocks []int64, marks []uint64) {
+		src, err := NewPartitionSource(ctx, js, PartitionSourceConfig{Partition: p, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		var b pipeline.FrameBatch
+		for len(got) < n {
+			b.Reset()
+			if err := src.ReadBatch(ctx, &b, 7); err != nil {
+				t.Fatal(err)
+			}
+			for i := range b.Frames {
+				f := &b.Frames[i]
+				s := seqOf(b.Payload(f))
+				got = append(got, s)
+				lines = append(lines, uint64(f.Line))
+				if f.Topic != "plant/dev-"+strconv.Itoa(s%9) || f.Arrival != int64(s)*1e6+1 {
+					t.Errorf("message %d: topic %q arrival %d", s, f.Topic, f.Arrival)
+				}
+			}
+			if b.Clock != 0 {
+				clocks = append(clocks, b.Clock)
+			}
+			marks = append(marks, b.Mark)
+		}
+		return
+	}
+	got, lines, clocks, marks := read(0, len(want))
+	if !slices.Equal(got, want) {
+		t.Fatalf("read %v; want %v", got, want)
+	}
+	if !slices.Equal(lines, seqs) {
+		t.Errorf("lines %v; want the stream sequences %v", lines, seqs)
+	}
+	if !slices.Equal(clocks, []int64{tick}) {
+		t.Errorf("clocks %v; want the one tick %d", clocks, tick)
+	}
+	if marks[len(marks)-1] != seqs[len(seqs)-1] {
+		t.Errorf("last mark %d; want the last message's sequence %d", marks[len(marks)-1], seqs[len(seqs)-1])
+	}
+	// Resumed after the 10th message: the 11th comes next.
+	got, _, _, _ = read(seqs[9], len(want)-10)
+	if !slices.Equal(got, want[10:]) {
+		t.Errorf("resumed after sequence %d: read %v; want %v", seqs[9], got, want[10:])
+	}
+}
