@@ -181,7 +181,11 @@ type flight struct {
 	fb    pipeline.FrameBatch
 	msgs  []*natsclient.Msg
 	futs  []jetstream.PubAckFuture // nil: to publish (again)
-	start time.Time
+	// stored marks the messages JetStream acknowledged: a future's Ok
+	// channel yields its PubAck once, so a retry must not wait on it
+	// again.
+	stored []bool
+	start  time.Time
 }
 
 // Run reads src until ctx is cancelled or src is exhausted (io.EOF), and
@@ -260,7 +264,7 @@ func (b *Bridge) read(ctx, hard context.Context, src pipeline.Source, free <-cha
 // publish builds the messages of f's frames and publishes them.
 func (b *Bridge) publish(f *flight, dec *pipeline.Decoder, r *pipeline.Reading) {
 	n := f.fb.Len()
-	f.msgs, f.futs = f.msgs[:0], f.futs[:0]
+	f.msgs, f.futs, f.stored = f.msgs[:0], f.futs[:0], f.stored[:0]
 	f.start = time.Now()
 	now := f.start.UnixNano()
 	for i := range f.fb.Frames {
@@ -290,6 +294,7 @@ func (b *Bridge) publish(f *flight, dec *pipeline.Decoder, r *pipeline.Reading) 
 		}
 		f.msgs = append(f.msgs, m)
 		f.futs = append(f.futs, nil)
+		f.stored = append(f.stored, false)
 	}
 	b.pending.Add(int64(n))
 	b.send(f)
@@ -344,12 +349,16 @@ func (b *Bridge) await(hard context.Context, f *flight) bool {
 		failed := 0
 		var first error
 		for i, fut := range f.futs {
+			if f.stored[i] {
+				continue
+			}
 			if fut == nil {
 				failed++
 				continue
 			}
 			select {
 			case <-fut.Ok():
+				f.stored[i] = true
 			case err := <-fut.Err():
 				f.futs[i] = nil
 				failed++
