@@ -74,6 +74,13 @@ func loadState(path string, keys *state.Keys) (*learnedState, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseLearned(path, h, recs)
+}
+
+// parseLearned checks the records of the snapshot named name.
+func parseLearned(name string, h state.Header, recs []state.Record) (*learnedState, error) {
+	path := name
+	var err error
 	ls := &learnedState{path: path, header: h}
 	havePos := false
 	for _, r := range recs {

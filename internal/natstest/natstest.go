@@ -1,6 +1,7 @@
 // Package natstest runs real nats-server processes with JetStream for tests
-// that need a server of at least version 2.11 (priority groups with pinned
-// clients, KV limit markers): the scale-out packages.
+// that need a server of at least version 2.11 (KV limit markers, which let
+// watchers see a lease expire): the scale-out packages. StartCluster runs a
+// JetStream cluster of several nodes for replicated streams and node loss.
 //
 // The binary is the one named by the environment variable VIGIL_NATS_SERVER
 // (.ci/run builds v2.15.3 and sets it), else a nats-server on PATH whose
@@ -116,6 +117,7 @@ type Server struct {
 	logPath string
 	port    int
 	monitor int
+	health  string // the monitor path that says the server is ready
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -155,6 +157,14 @@ func Start(t testing.TB) *Server {
 }
 
 func (s *Server) start() error {
+	if err := s.launch(); err != nil {
+		return err
+	}
+	return s.wait()
+}
+
+// launch starts the process.
+func (s *Server) launch() error {
 	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -174,7 +184,19 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
-	health := fmt.Sprintf("http://127.0.0.1:%d/healthz?js-enabled-only=true", s.monitor)
+	return nil
+}
+
+// wait returns once the server reports itself healthy.
+func (s *Server) wait() error {
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	path := s.health
+	if path == "" {
+		path = "/healthz?js-enabled-only=true"
+	}
+	health := fmt.Sprintf("http://127.0.0.1:%d%s", s.monitor, path)
 	client := &http.Client{Timeout: time.Second}
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		if resp, err := client.Get(health); err == nil {
@@ -190,7 +212,7 @@ func (s *Server) start() error {
 		}
 		if time.Now().After(deadline) {
 			s.Kill()
-			return errors.New("nats-server not healthy within 15s")
+			return fmt.Errorf("nats-server not healthy within 15s (%s)", health)
 		}
 	}
 }
@@ -242,4 +264,70 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Cluster is a JetStream cluster of nats-server processes on loopback.
+type Cluster struct {
+	Servers []*Server
+}
+
+// StartCluster starts an n-node JetStream cluster (n >= 3 for R3 streams
+// that survive the loss of a node), each node with its own store in
+// t.TempDir(), and returns once every node reports JetStream healthy (a
+// meta leader elected). The nodes are killed when the test ends.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	bin := Require(t)
+	c := &Cluster{Servers: make([]*Server, n)}
+	routes := make([]int, n)
+	for i := range n {
+		s := &Server{t: t, bin: bin, dir: t.TempDir(), health: "/healthz"}
+		s.conf = filepath.Join(s.dir, "nats.conf")
+		s.logPath = filepath.Join(s.dir, "nats.log")
+		s.port, s.monitor, routes[i] = freePort(t), freePort(t), freePort(t)
+		c.Servers[i] = s
+	}
+	t.Cleanup(func() {
+		for i, s := range c.Servers {
+			s.Kill()
+			if t.Failed() {
+				b, _ := os.ReadFile(s.logPath)
+				t.Logf("nats-server n%d log (%s):\n%s", i, s.logPath, tail(string(b), 40))
+			}
+		}
+	})
+	for i, s := range c.Servers {
+		var rs []string
+		for j, r := range routes {
+			if j != i {
+				rs = append(rs, fmt.Sprintf("nats-route://127.0.0.1:%d", r))
+			}
+		}
+		conf := fmt.Sprintf("listen: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\nserver_name: n%d\n"+
+			"jetstream {\n  store_dir: %q\n}\n"+
+			"cluster {\n  name: vigil-test\n  listen: 127.0.0.1:%d\n  routes: [%s]\n}\n",
+			s.port, s.monitor, i, filepath.Join(s.dir, "js"), routes[i], strings.Join(rs, ", "))
+		if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.launch(); err != nil {
+			t.Fatalf("natstest: node n%d: %v", i, err)
+		}
+	}
+	for i, s := range c.Servers {
+		if err := s.wait(); err != nil {
+			t.Fatalf("natstest: node n%d: %v", i, err)
+		}
+	}
+	return c
+}
+
+// URL is every node's client URL, comma separated, as NATS clients take
+// a cluster's seed list.
+func (c *Cluster) URL() string {
+	urls := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
+		urls[i] = s.URL()
+	}
+	return strings.Join(urls, ",")
 }

@@ -4,6 +4,10 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestAtLeast(t *testing.T) {
@@ -54,5 +58,52 @@ func TestStartKillRestart(t *testing.T) {
 	s.Restart()
 	if err := dial(); err != nil {
 		t.Fatalf("dial after Restart: %v", err)
+	}
+}
+
+// TestCluster: a 3-node cluster takes an R3 stream and keeps serving it
+// when one node is killed.
+func TestCluster(t *testing.T) {
+	c := StartCluster(t, 3)
+	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	var s jetstream.Stream
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		s, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create an R3 stream: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := js.Publish(ctx, "t.a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	c.Servers[0].Kill()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if _, err = js.Publish(ctx, "t.a", []byte("2")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish with one node of three down: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 || info.Config.Replicas != 3 {
+		t.Errorf("stream has %d messages, %d replicas; want 2 and 3", info.State.Msgs, info.Config.Replicas)
 	}
 }

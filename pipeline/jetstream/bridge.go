@@ -178,9 +178,9 @@ func NewBridge(nc *natsclient.Conn, cfg BridgeConfig) (*Bridge, error) {
 
 // flight is a batch on its way: read, published, waiting for PubAcks.
 type flight struct {
-	fb    pipeline.FrameBatch
-	msgs  []*natsclient.Msg
-	futs  []jetstream.PubAckFuture // nil: to publish (again)
+	fb   pipeline.FrameBatch
+	msgs []*natsclient.Msg
+	futs []jetstream.PubAckFuture // nil: to publish (again)
 	// stored marks the messages JetStream acknowledged: a future's Ok
 	// channel yields its PubAck once, so a retry must not wait on it
 	// again.

@@ -18,31 +18,20 @@ const (
 	DefaultStream      = "VIGIL"
 	DefaultPartitions  = 12
 	DefaultReplicas    = 1
-	DefaultFailover    = 5 * time.Second
 	DefaultLease       = 5 * time.Second
 	DefaultMembers     = "vigil-members"
 	DefaultCluster     = "vigil-cluster"
 	DefaultCheckpoints = "vigil-checkpoints"
 
-	// OwnerGroup is the priority group every partition consumer pins its
-	// owner in.
-	OwnerGroup = "owner"
-	// AckWait of the partition consumers: only a backstop, since a new
-	// owner replays from its checkpoint (docs/SCALEOUT.md §4).
-	AckWait = 30 * time.Second
-	// MaxAckPending of the partition consumers.
-	MaxAckPending = 4096
-	// MinServerVersion is the oldest nats-server Setup accepts: pinned
-	// priority groups and KV limit markers are 2.11 features.
+	// MinServerVersion is the oldest nats-server Setup accepts: the
+	// members bucket's limit markers (watchers see a lease expire) are a
+	// 2.11 feature.
 	MinServerVersion = "2.11.0"
 
 	// metaPartitions is the stream metadata key recording the partition
 	// count, which cannot change once messages are stored.
 	metaPartitions = "vigil.partitions"
-	// minFailover leaves room for the 1 s pull expiry and scheduling slack
-	// below the PinnedTTL, else the pin flaps (docs/SCALEOUT.md §1.6).
-	minFailover   = 3 * time.Second
-	maxPartitions = 1024
+	maxPartitions  = 1024
 )
 
 // Config is the stream and cluster layout. Zero fields take the defaults
@@ -68,11 +57,9 @@ type Config struct {
 	// DirectIngest also captures InPrefix.* (devices publishing to NATS)
 	// and partitions it with a stream subject transform (server >= 2.10).
 	DirectIngest bool `yaml:"direct_ingest"`
-	// Failover is the consumers' PinnedTTL: how long a silent owner stays
-	// pinned (default 5s, at least 3s).
-	Failover time.Duration `yaml:"failover"`
 	// Lease is the membership lease, the TTL of the members bucket
-	// (default 5s, at least 1s).
+	// (default 5s, at least 1s): a worker that stops renewing it loses its
+	// partitions after about this long, which makes it the failover time.
 	Lease time.Duration `yaml:"lease"`
 	// Bucket names: members (leases), cluster (ownership records) and
 	// checkpoints (object store).
@@ -91,9 +78,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Replicas == 0 {
 		c.Replicas = DefaultReplicas
-	}
-	if c.Failover == 0 {
-		c.Failover = DefaultFailover
 	}
 	if c.Lease == 0 {
 		c.Lease = DefaultLease
@@ -142,9 +126,6 @@ func (c *Config) Validate() error {
 	if d.MaxBytes < 0 {
 		bad("max_bytes", "must not be negative")
 	}
-	if d.Failover < minFailover {
-		bad("failover", "%s: at least %s (the pull expiry is 1s; a shorter pin flaps)", d.Failover, minFailover)
-	}
 	if d.Lease < time.Second {
 		bad("lease", "%s: at least 1s", d.Lease)
 	}
@@ -183,34 +164,12 @@ func (c Config) StreamConfig() jetstream.StreamConfig {
 	return sc
 }
 
-// ConsumerName is the durable name of partition p's consumer.
-func ConsumerName(p int) string { return "vigil-p" + strconv.Itoa(p) }
-
-// ConsumerConfig returns partition p's consumer configuration: a durable
-// pull consumer on the partition's subjects whose one puller is pinned.
-func (c Config) ConsumerConfig(p int) jetstream.ConsumerConfig {
-	c = c.WithDefaults()
-	return jetstream.ConsumerConfig{
-		Durable:        ConsumerName(p),
-		Description:    fmt.Sprintf("Vigil partition %d of %d", p, c.Partitions),
-		FilterSubject:  PartitionFilter(p),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        AckWait,
-		MaxAckPending:  MaxAckPending,
-		PriorityGroups: []string{OwnerGroup},
-		PriorityPolicy: jetstream.PriorityPolicyPinned,
-		PinnedTTL:      c.Failover,
-		Replicas:       c.Replicas,
-	}
-}
-
 // ErrPartitionsChanged is returned by Setup when the stream exists with
 // another partition count.
 var ErrPartitionsChanged = errors.New("jetstream: the stream's partition count cannot change")
 
 // Setup creates what the scale-out needs, or brings it up to date: the
-// stream, one consumer per partition, the members and cluster KV buckets
+// stream, the members and cluster KV buckets
 // and the checkpoints object store. It is idempotent. It refuses a server
 // older than MinServerVersion and a stream made with another partition
 // count (ErrPartitionsChanged).
@@ -227,11 +186,6 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, cfg.StreamConfig()); err != nil {
 		return fmt.Errorf("jetstream: create stream %s: %w", cfg.Stream, err)
-	}
-	for p := range cfg.Partitions {
-		if _, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.ConsumerConfig(p)); err != nil {
-			return fmt.Errorf("jetstream: consumer %s: %w", ConsumerName(p), err)
-		}
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:         cfg.MembersBucket,

@@ -20,12 +20,11 @@ func TestConfigValidate(t *testing.T) {
 		want string // substring of the error, "" for none
 	}{
 		{"defaults", Config{}, ""},
-		{"production", Config{Stream: "PLANT-A", Partitions: 24, Replicas: 3, MaxAge: 24 * time.Hour, Failover: 10 * time.Second}, ""},
+		{"production", Config{Stream: "PLANT-A", Partitions: 24, Replicas: 3, MaxAge: 24 * time.Hour}, ""},
 		{"stream name", Config{Stream: "vigil.telemetry"}, "stream:"},
 		{"partitions", Config{Partitions: -1}, "partitions:"},
 		{"too many partitions", Config{Partitions: 5000}, "partitions:"},
 		{"replicas", Config{Replicas: 7}, "replicas:"},
-		{"short failover", Config{Failover: time.Second}, "failover:"},
 		{"short lease", Config{Lease: 100 * time.Millisecond}, "lease:"},
 		{"short max age", Config{MaxAge: time.Second}, "max_age:"},
 		{"bucket", Config{ClusterBucket: "a b"}, "cluster_bucket:"},
@@ -75,8 +74,7 @@ func connect(t *testing.T) (*natstest.Server, jetstream.JetStream) {
 	return srv, js
 }
 
-// TestSetup: Setup makes the stream, a pinned consumer per partition and
-// the buckets; it is idempotent and refuses another partition count.
+// TestSetup: Setup makes the stream and the buckets; it is idempotent and refuses another partition count.
 func TestSetup(t *testing.T) {
 	_, js := connect(t)
 	ctx := t.Context()
@@ -94,19 +92,8 @@ func TestSetup(t *testing.T) {
 	if info.Config.Discard != jetstream.DiscardNew || info.Config.Retention != jetstream.LimitsPolicy || info.Config.MaxAge != time.Hour {
 		t.Errorf("stream config %+v; want limits, discard new, max age 1h", info.Config)
 	}
-	for p := range 4 {
-		c, err := s.Consumer(ctx, ConsumerName(p))
-		if err != nil {
-			t.Fatalf("consumer %d: %v", p, err)
-		}
-		cc := c.CachedInfo().Config
-		if cc.FilterSubject != PartitionFilter(p) || cc.PriorityPolicy != jetstream.PriorityPolicyPinned ||
-			cc.PinnedTTL != DefaultFailover || len(cc.PriorityGroups) != 1 || cc.PriorityGroups[0] != OwnerGroup {
-			t.Errorf("consumer %d config: filter %q policy %v ttl %s groups %v", p, cc.FilterSubject, cc.PriorityPolicy, cc.PinnedTTL, cc.PriorityGroups)
-		}
-	}
-	if _, err := s.Consumer(ctx, ConsumerName(4)); !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		t.Errorf("consumer 4 of 4: %v; want not found", err)
+	if n := len(info.Config.Subjects); n == 0 || s.CachedInfo().State.Consumers != 0 {
+		t.Errorf("stream subjects %v, %d consumers; want subjects and no durable consumer (workers read with ordered consumers)", info.Config.Subjects, s.CachedInfo().State.Consumers)
 	}
 	kv, err := js.KeyValue(ctx, DefaultMembers)
 	if err != nil {
@@ -126,7 +113,7 @@ func TestSetup(t *testing.T) {
 	if err := Setup(ctx, js, cfg); !errors.Is(err, ErrPartitionsChanged) {
 		t.Errorf("Setup with 6 partitions over 4: %v; want ErrPartitionsChanged", err)
 	}
-	if err := Setup(ctx, js, Config{Failover: time.Second}); err == nil || !strings.Contains(err.Error(), "failover") {
+	if err := Setup(ctx, js, Config{Lease: time.Millisecond}); err == nil || !strings.Contains(err.Error(), "lease") {
 		t.Errorf("Setup with an invalid config: %v", err)
 	}
 }

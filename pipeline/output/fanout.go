@@ -239,3 +239,38 @@ func (d *DeadLetterFile) Put(output string, a *pipeline.Alert, reason error) err
 
 // Close closes the file.
 func (d *DeadLetterFile) Close() error { return d.f.Close() }
+
+// Appended reports the journal offset after the last alert written: the
+// alerts of every Write that has returned lie below it.
+func (f *Fanout) Appended() uint64 {
+	_, next := f.j.Position()
+	return next
+}
+
+// WaitDelivered returns once every output has delivered (or dead-lettered,
+// or dropped and counted) every alert below offset, or with ctx's error.
+// A worker of the scale-out waits for it before it commits a checkpoint:
+// the alerts a checkpoint's messages caused must not live only in this
+// worker's journal, which a failover would leave behind.
+func (f *Fanout) WaitDelivered(ctx context.Context, offset uint64) error {
+	for {
+		_, next := f.j.Position()
+		done := true
+		for _, r := range f.runners {
+			// next was read first, so next - lag never overstates what
+			// was delivered.
+			if lag := r.rd.Lag(); next-min(lag, next) < offset {
+				done = false
+				break
+			}
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

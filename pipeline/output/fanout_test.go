@@ -319,3 +319,32 @@ func TestDuplicateNames(t *testing.T) {
 		t.Error("two outputs named a: got no error")
 	}
 }
+
+// TestWaitDelivered: WaitDelivered waits for the slowest output, not the
+// journal: a held output keeps it waiting until released.
+func TestWaitDelivered(t *testing.T) {
+	fast, slow := &fakeOut{}, &fakeOut{hold: make(chan struct{})}
+	f := newFanout(t, t.TempDir(), nil, Spec{Name: "fast", Output: fast}, Spec{Name: "slow", Output: slow})
+	ctx := t.Context()
+	defer f.Close()
+	if err := f.Write(ctx, batchOf(0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	upTo := f.Appended()
+	if upTo != 5 {
+		t.Fatalf("Appended %d after 5 alerts", upTo)
+	}
+	waitFor(t, "the fast output", func() bool { return len(fast.ids()) == 5 })
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := f.WaitDelivered(short, upTo); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitDelivered with one output held: %v; want it to wait", err)
+	}
+	close(slow.hold)
+	if err := f.WaitDelivered(ctx, upTo); err != nil {
+		t.Fatal(err)
+	}
+	if len(slow.ids()) != 5 {
+		t.Errorf("slow output has %d alerts after WaitDelivered; want 5", len(slow.ids()))
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -140,11 +141,36 @@ type Class struct {
 type Cluster struct {
 	jetstream.ConnConfig `yaml:",inline"`
 	jetstream.Config     `yaml:",inline"`
+	// WorkerID names this worker of "vigil run --source jetstream"
+	// (default: the host name). Partitions are assigned by it, so a
+	// restarted worker gets its partitions back.
+	WorkerID string `yaml:"worker_id"`
+	// CheckpointInterval is how often each owned partition's learned
+	// state is checkpointed (default 1m); a new owner replays the
+	// partition's messages since the last checkpoint.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
+
+// DefaultCheckpointInterval is Cluster.CheckpointInterval's default.
+const DefaultCheckpointInterval = time.Minute
+
+var workerIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Validate checks the section; errors name the key.
 func (c *Cluster) Validate() error {
-	return errors.Join(c.ConnConfig.Validate(), c.Config.Validate())
+	return errors.Join(c.ConnConfig.Validate(), c.Config.Validate(), c.validateWorker())
+}
+
+// validateWorker checks the workers' keys.
+func (c *Cluster) validateWorker() error {
+	var errs []error
+	if c.WorkerID != "" && !workerIDRE.MatchString(c.WorkerID) {
+		errs = append(errs, fmt.Errorf("worker_id: %q: want 1-64 letters, digits, - or _", c.WorkerID))
+	}
+	if c.CheckpointInterval < 0 || (c.CheckpointInterval > 0 && c.CheckpointInterval < time.Second) {
+		errs = append(errs, fmt.Errorf("checkpoint_interval: %s: at least 1s", c.CheckpointInterval))
+	}
+	return errors.Join(errs...)
 }
 
 // Bridge tunes "vigil bridge".
@@ -421,7 +447,7 @@ func (f *File) Validate() error {
 		if err := f.Cluster.Validate(); err != nil {
 			errs = append(errs, under("cluster", err))
 		}
-	} else if err := f.Cluster.Config.Validate(); err != nil {
+	} else if err := errors.Join(f.Cluster.Config.Validate(), f.Cluster.validateWorker()); err != nil {
 		errs = append(errs, under("cluster", err))
 	}
 	if err := f.Bridge.Validate(); err != nil {

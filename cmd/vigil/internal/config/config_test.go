@@ -160,7 +160,9 @@ func TestClusterAndBridgeSections(t *testing.T) {
 	for _, tc := range []struct{ text, want string }{
 		{"cluster:\n  url: nats://broker.plant:4222\n", "cluster.url: plaintext nats:// to broker.plant is refused"},
 		{"cluster:\n  url: tls://vigil:secret@nats:4222\n", "cluster.url: credentials must not be part of the URL"},
-		{"cluster:\n  partitions: 0\n  failover: 1s\n", "cluster.failover: 1s: at least 3s"},
+		{"cluster:\n  partitions: 0\n  lease: 100ms\n", "cluster.lease: 100ms: at least 1s"},
+		{"cluster:\n  worker_id: a.b\n", "cluster.worker_id: \"a.b\""},
+		{"cluster:\n  checkpoint_interval: 10ms\n", "cluster.checkpoint_interval: 10ms: at least 1s"},
 		{"cluster:\n  url: tls://nats:4222\n  partitions: 2000\n", "cluster.partitions: 2000: want 1 to 1024"},
 		{"bridge:\n  max_pending: -1\n", "bridge.max_pending: must not be negative"},
 		{"bridge:\n  tick: 1ms\n", "bridge.tick: 1ms: at least 100ms"},
