@@ -27,9 +27,10 @@ import (
 
 // runLive is "vigil run": the pipeline as a sidecar to an MQTT broker.
 func runLive(ctx context.Context, e *env, args []string) error {
-	var cfgPath, statePath string
+	var cfgPath, statePath, source string
 	var watch bool
-	fs := newFlags(e, "run", "--config FILE [--state FILE] [--watch-config]")
+	fs := newFlags(e, "run", "--config FILE [--state FILE] [--watch-config] [--source mqtt|jetstream]")
+	fs.StringVar(&source, "source", "mqtt", "where telemetry comes from: `mqtt` (the broker of the mqtt section) or jetstream (a worker of the scale-out: the partitions of the cluster section's stream it owns; docs/SCALEOUT.md)")
 	fs.StringVar(&cfgPath, "config", "", "configuration `file` (YAML; see docs/vigil.example.yaml)")
 	fs.StringVar(&statePath, "state", "", "learned-state snapshot `file` to start from and to keep (overrides state.file; e.g. one written by \"vigil replay --save-state\")")
 	fs.BoolVar(&watch, "watch-config", false, "also reload the configuration when the file's content changes (checked every 2 s; a ConfigMap update or an editor's save), as on SIGHUP")
@@ -42,6 +43,16 @@ func runLive(ctx context.Context, e *env, args []string) error {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
+	}
+	switch source {
+	case "mqtt":
+	case "jetstream":
+		if statePath != "" || watch {
+			return fmt.Errorf("%w: --state and --watch-config are for --source mqtt; a worker keeps its learned state in the cluster's checkpoints", errUsage)
+		}
+		return runWorkerLive(ctx, e, cfg, cfgPath)
+	default:
+		return fmt.Errorf("%w: --source %q: want mqtt or jetstream", errUsage, source)
 	}
 	if cfg.MQTT.Broker == "" {
 		return fmt.Errorf("config %s: mqtt.broker is required for run", cfgPath)

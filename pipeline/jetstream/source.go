@@ -27,12 +27,20 @@ type PartitionSource struct {
 	p      int
 	origin string
 	log    *slog.Logger
-	cons   jetstream.Consumer
-	it     jetstream.MessagesContext
-	msgs   chan jetstream.Msg
+	js     jetstream.JetStream
+	cfg    PartitionSourceConfig
+	msgs   chan item
 	done   chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	mu   sync.Mutex
+	cons jetstream.Consumer
+	it   jetstream.MessagesContext
+
+	fed      atomic.Uint64 // stream sequence of the last message fed
+	lastFeed atomic.Int64  // when a message was last fed (Unix ns)
+	restarts atomic.Uint64
 
 	pending atomic.Uint64 // messages of the partition after the last one read
 	last    atomic.Uint64 // stream sequence of the last message read
@@ -51,6 +59,12 @@ type PartitionSourceConfig struct {
 	After uint64
 	// Buffer is the number of messages read ahead (default 1024).
 	Buffer int
+	// Stall is how long the source waits without any message before it
+	// recreates its consumer after the last message it read (default
+	// 5s). The bridge's ticks reach every partition each second, so a
+	// longer silence means the consumer was lost with the server that
+	// held it, which the client does not always notice by itself.
+	Stall time.Duration
 	// Logger (default: discard).
 	Logger *slog.Logger
 }
@@ -66,46 +80,118 @@ func NewPartitionSource(ctx context.Context, js jetstream.JetStream, cfg Partiti
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	oc := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{PartitionFilter(cfg.Partition)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	}
-	if cfg.After > 0 {
-		oc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		oc.OptStartSeq = cfg.After + 1
-	}
-	cons, err := js.OrderedConsumer(ctx, cfg.Stream, oc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: partition %d: %w", cfg.Partition, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Buffer))
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: partition %d: %w", cfg.Partition, err)
+	if cfg.Stall <= 0 {
+		cfg.Stall = 5 * time.Second
 	}
 	s := &PartitionSource{
 		p:      cfg.Partition,
 		origin: "jetstream:" + cfg.Stream + "/" + strconv.Itoa(cfg.Partition),
 		log:    cfg.Logger,
-		cons:   cons,
-		it:     it,
-		msgs:   make(chan jetstream.Msg, cfg.Buffer),
+		js:     js,
+		cfg:    cfg,
+		msgs:   make(chan item, cfg.Buffer),
 		done:   make(chan struct{}),
 	}
 	s.last.Store(cfg.After)
+	s.fed.Store(cfg.After)
+	if err := s.open(ctx); err != nil {
+		return nil, err
+	}
+	s.lastFeed.Store(time.Now().UnixNano())
 	s.wg.Go(s.feed)
+	s.wg.Go(s.watch)
 	return s, nil
 }
 
+// item is a message with its stream sequence and the partition's
+// messages after it.
+type item struct {
+	m        jetstream.Msg
+	seq, pen uint64
+}
+
+// open (re)creates the ordered consumer after the last message fed.
+func (s *PartitionSource) open(ctx context.Context) error {
+	oc := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{PartitionFilter(s.p)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}
+	if after := s.fed.Load(); after > 0 {
+		oc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		oc.OptStartSeq = after + 1
+	}
+	cons, err := s.js.OrderedConsumer(ctx, s.cfg.Stream, oc)
+	if err != nil {
+		return fmt.Errorf("jetstream: partition %d: %w", s.p, err)
+	}
+	// A short heartbeat: the client notices most losses of the server
+	// holding the consumer itself; watch covers the rest.
+	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.Buffer), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+	if err != nil {
+		return fmt.Errorf("jetstream: partition %d: %w", s.p, err)
+	}
+	s.mu.Lock()
+	s.cons, s.it = cons, it
+	s.mu.Unlock()
+	return nil
+}
+
+// watch restarts the consumer when no message came for Stall.
+func (s *PartitionSource) watch() {
+	t := time.NewTicker(s.cfg.Stall / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, s.lastFeed.Load())) < s.cfg.Stall {
+			continue
+		}
+		s.lastFeed.Store(time.Now().UnixNano())
+		s.mu.Lock()
+		it := s.it
+		s.mu.Unlock()
+		s.restarts.Add(1)
+		it.Stop() // feed sees the iterator closed and reopens
+	}
+}
+
 // feed moves messages from the iterator to the channel ReadBatch drains,
-// so that a batch takes what has arrived without waiting for more.
+// so that a batch takes what has arrived without waiting for more. When
+// the iterator closes (watch found it stalled) it opens a new consumer
+// after the last message fed.
 func (s *PartitionSource) feed() {
 	defer close(s.msgs)
 	failing := false
 	for {
-		m, err := s.it.Next()
+		s.mu.Lock()
+		it := s.it
+		s.mu.Unlock()
+		m, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			select {
+			case <-s.done:
 				return
+			default:
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				s.log.Debug("reopening the partition's consumer", "partition", s.p, "after", s.fed.Load())
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err = s.open(ctx)
+				cancel()
+				if err == nil {
+					select {
+					case <-s.done: // closed meanwhile: stop what was opened
+						s.mu.Lock()
+						s.it.Stop()
+						s.mu.Unlock()
+						return
+					default:
+					}
+					continue
+				}
 			}
 			if !failing {
 				s.log.Warn("reading the partition failed; retrying", "partition", s.p, "err", err)
@@ -122,8 +208,19 @@ func (s *PartitionSource) feed() {
 			s.log.Info("reading the partition again", "partition", s.p)
 			failing = false
 		}
+		x := item{m: m}
+		if md, err := m.Metadata(); err == nil {
+			x.seq, x.pen = md.Sequence.Stream, md.NumPending
+		}
+		if x.seq != 0 && x.seq <= s.fed.Load() {
+			continue // already fed (a consumer reopened at a race)
+		}
+		if x.seq != 0 {
+			s.fed.Store(x.seq)
+		}
+		s.lastFeed.Store(time.Now().UnixNano())
 		select {
-		case s.msgs <- m:
+		case s.msgs <- x:
 		case <-s.done:
 			return
 		}
@@ -133,21 +230,22 @@ func (s *PartitionSource) feed() {
 // ReadBatch implements pipeline.Source: it waits for one message, then
 // takes what has arrived, up to max frames; a tick message ends the batch.
 func (s *PartitionSource) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int) error {
-	var m jetstream.Msg
+	var x item
+	var ok bool
 	select {
-	case m = <-s.msgs:
+	case x, ok = <-s.msgs:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	for {
-		if m == nil {
+		if !ok {
 			return fmt.Errorf("jetstream: partition %d: reader closed", s.p)
 		}
-		if s.add(b, m) || b.Len() >= max {
+		if s.add(b, x) || b.Len() >= max {
 			return nil
 		}
 		select {
-		case m = <-s.msgs:
+		case x, ok = <-s.msgs:
 		default:
 			return nil
 		}
@@ -155,12 +253,9 @@ func (s *PartitionSource) ReadBatch(ctx context.Context, b *pipeline.FrameBatch,
 }
 
 // add appends m to b and reports whether it ended the batch (a tick).
-func (s *PartitionSource) add(b *pipeline.FrameBatch, m jetstream.Msg) bool {
-	var seq uint64
-	if md, err := m.Metadata(); err == nil {
-		seq = md.Sequence.Stream
-		s.pending.Store(md.NumPending)
-	}
+func (s *PartitionSource) add(b *pipeline.FrameBatch, x item) bool {
+	m, seq := x.m, x.seq
+	s.pending.Store(x.pen)
 	if seq != 0 {
 		b.Mark = seq
 		s.last.Store(seq)
@@ -191,11 +286,17 @@ func (s *PartitionSource) Pending() uint64 { return s.pending.Load() }
 // Last reports the stream sequence of the last message read.
 func (s *PartitionSource) Last() uint64 { return s.last.Load() }
 
+// Restarts reports how often the consumer was recreated after a stall.
+func (s *PartitionSource) Restarts() uint64 { return s.restarts.Load() }
+
 // Close stops reading.
 func (s *PartitionSource) Close() error {
 	s.once.Do(func() {
 		close(s.done)
-		s.it.Stop()
+		s.mu.Lock()
+		it := s.it
+		s.mu.Unlock()
+		it.Stop()
 	})
 	s.wg.Wait()
 	return nil

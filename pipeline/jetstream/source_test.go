@@ -9,6 +9,9 @@ import (
 
 	natsclient "github.com/nats-io/nats.go"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-iot/vigil/internal/natstest"
 	"github.com/vigil-iot/vigil/pipeline"
 )
 
@@ -97,5 +100,91 @@ func TestPartitionSource(t *testing.T) {
 	got, _, _, _ = read(seqs[9], len(want)-10)
 	if !slices.Equal(got, want[10:]) {
 		t.Errorf("resumed after sequence %d: read %v; want %v", seqs[9], got, want[10:])
+	}
+}
+
+// TestPartitionSourceNodeLoss: in a 3-node cluster with an R3 stream, the
+// node serving a partition's ordered consumer is killed while messages
+// keep coming: the source reads on, every message once and in order.
+func TestPartitionSourceNodeLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := natstest.StartCluster(t, 3)
+	nc, err := natsclient.Connect(c.URL(), natsclient.MaxReconnects(-1), natsclient.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cfg := Config{Partitions: 1, Replicas: 3}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if err = EnsureStream(ctx, js, cfg); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	src, err := NewPartitionSource(ctx, js, PartitionSourceConfig{Partition: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const n = 400
+	go func() {
+		for i := range n {
+			m := &natsclient.Msg{Subject: Subject("dev", 1), Data: telemetry(i, "dev"), Header: natsclient.Header{}}
+			m.Header.Set(jetstream.MsgIDHeader, strconv.Itoa(i))
+			for ctx.Err() == nil {
+				if _, err := js.PublishMsg(ctx, m); err == nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	var got []int
+	var b pipeline.FrameBatch
+	killed := false
+	for len(got) < n {
+		b.Reset()
+		rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+		err := src.ReadBatch(rctx, &b, 64)
+		rcancel()
+		if err != nil {
+			t.Fatalf("after %d messages (node killed: %t): %v", len(got), killed, err)
+		}
+		for i := range b.Frames {
+			got = append(got, seqOf(b.Payload(&b.Frames[i])))
+		}
+		if !killed && len(got) >= n/4 {
+			info, err := src.cons.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			host := info.Cluster.Leader
+			for i, s := range c.Servers {
+				if host == "n"+strconv.Itoa(i) {
+					t.Logf("killing %s, the node serving the ordered consumer", host)
+					s.Kill()
+					killed = true
+				}
+			}
+			if !killed {
+				t.Fatalf("consumer on %q, not a node of the cluster", host)
+			}
+		}
+	}
+	for i, s := range got {
+		if s != i {
+			t.Fatalf("message %d is %d: lost or out of order around the kill", i, s)
+		}
 	}
 }
