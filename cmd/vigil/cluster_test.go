@@ -40,6 +40,12 @@ type clusterWorker struct {
 // (so a reference run can share the stream and nothing else); its
 // alerts go to a file and, when natsOut is set, to JetStream.
 func startClusterWorker(t *testing.T, bin, natsURL, prefix, id, natsOut string) *clusterWorker {
+	return startClusterWorkerWith(t, bin, natsURL, prefix, id, natsOut, "  partitions: 12\n  replicas: 3\n")
+}
+
+// startClusterWorkerWith is startClusterWorker with the cluster section's
+// partitions and replicas lines given.
+func startClusterWorkerWith(t *testing.T, bin, natsURL, prefix, id, natsOut, layout string) *clusterWorker {
 	t.Helper()
 	dir := t.TempDir()
 	w := &clusterWorker{id: id, metrics: freeAddr(t), alerts: filepath.Join(dir, "alerts.jsonl"), logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
@@ -47,7 +53,7 @@ func startClusterWorker(t *testing.T, bin, natsURL, prefix, id, natsOut string) 
 	if natsOut != "" {
 		outputs = "  outputs:\n    - {name: bus, type: nats, url: \"" + natsOut + "\", jetstream: true, subject: \"vigil.alerts.{kind}\", timeout: 2s, retry: {initial: 50ms, max: 300ms}}\n"
 	}
-	cfg := writeConfig(t, id+".yaml", "cluster:\n  url: \""+natsURL+"\"\n  partitions: 12\n  replicas: 3\n  lease: 3s\n"+
+	cfg := writeConfig(t, id+".yaml", "cluster:\n  url: \""+natsURL+"\"\n"+layout+"  lease: 3s\n"+
 		"  checkpoint_interval: 1s\n  worker_id: "+id+"\n"+
 		"  members_bucket: "+prefix+"members\n  cluster_bucket: "+prefix+"cluster\n  checkpoints_bucket: "+prefix+"checkpoints\n"+
 		"alerts:\n  journal: {dir: "+filepath.Join(dir, "journal")+"}\n  mqtt: {enabled: false}\n  file: "+w.alerts+"\n"+outputs+
@@ -470,4 +476,94 @@ func allEventIDs(t *testing.T, stream natsjs.Stream, want int) []string {
 	}
 	t.Logf("reading the alert stream: %d messages read; last error %v", len(ids), err)
 	return ids
+}
+
+// TestClusterFenceStaleWorker: a worker paused (SIGSTOP) past its lease
+// loses its partitions to the other; when it resumes it finds its
+// membership lost, stops its partitions without writing a checkpoint or a
+// record (the new owner's records are untouched), rejoins as a new
+// incarnation and gets its share back by hand-over.
+func TestClusterFenceStaleWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	srv := natstest.Start(t)
+	bin := buildVigil(t)
+	nc, err := natsclient.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := "  partitions: 4\n  replicas: 1\n"
+	w1 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w1", "", layout)
+	w2 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w2", "", layout)
+	owns := func(w *clusterWorker, n float64) func() bool {
+		return func() bool { return w.metric("vigil_partitions_owned") == n }
+	}
+	if !waitUntilTrue(20*time.Second, func() bool { return owns(w1, 2)() && owns(w2, 2)() }) {
+		t.Fatalf("w1 owns %v, w2 %v; want 2 each", w1.metric("vigil_partitions_owned"), w2.metric("vigil_partitions_owned"))
+	}
+	if _, err := publishPlant(t.Context(), js, 4, time.Second, func(int, int) {}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(t.Context(), "vigil-cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := cluster.NewRecords(kv)
+
+	w1.cmd.Process.Signal(syscall.SIGSTOP)
+	paused := time.Now()
+	if !waitUntilTrue(20*time.Second, owns(w2, 4)) {
+		w1.cmd.Process.Signal(syscall.SIGCONT)
+		t.Fatalf("w2 owns %v partitions with w1 paused; want 4", w2.metric("vigil_partitions_owned"))
+	}
+	t.Logf("w1 paused; w2 took its partitions after %s (lease 3s)", time.Since(paused).Round(50*time.Millisecond))
+	before, err := recs.List(t.Context(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, r := range before {
+		if !strings.HasPrefix(r.Owner, "w2.") {
+			t.Fatalf("partition %d owned by %q while w1 is paused", p, r.Owner)
+		}
+	}
+
+	w1.cmd.Process.Signal(syscall.SIGCONT)
+	if !waitUntilTrue(20*time.Second, func() bool { return strings.Contains(w1.logs.String(), "membership lost") }) {
+		t.Fatalf("w1 resumed without noticing it lost its lease; log:\n%s", w1.logs.String())
+	}
+	// Back to 2 each: w1 rejoined as a new incarnation and w2 handed two
+	// partitions over.
+	if !waitUntilTrue(20*time.Second, func() bool { return owns(w1, 2)() && owns(w2, 2)() }) {
+		t.Fatalf("after the resume w1 owns %v, w2 %v; want 2 each", w1.metric("vigil_partitions_owned"), w2.metric("vigil_partitions_owned"))
+	}
+	after, err := recs.List(t.Context(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range 4 {
+		b, a := before[p], after[p]
+		switch {
+		case strings.HasPrefix(a.Owner, "w2."):
+			if a.Owner != b.Owner || a.Epoch != b.Epoch {
+				t.Errorf("partition %d: record %+v changed from %+v although w2 kept it", p, a, b)
+			}
+		case strings.HasPrefix(a.Owner, "w1."):
+			if a.Owner == before[0].Owner || a.Epoch <= b.Epoch || !b.Released && a.Epoch != b.Epoch+1 {
+				t.Errorf("partition %d: w1 owns it as %s epoch %d; want a new incarnation at epoch %d", p, a.Owner, a.Epoch, b.Epoch+1)
+			}
+		default:
+			t.Errorf("partition %d: owner %q", p, a.Owner)
+		}
+	}
+	// Both of its partitions were stopped fenced (no final checkpoint,
+	// no release), not handed over.
+	if n := strings.Count(w1.logs.String(), "partition fenced"); n != 2 {
+		t.Errorf("w1 stopped %d partitions fenced after its resume; want its 2; log:\n%s", n, w1.logs.String())
+	}
 }
