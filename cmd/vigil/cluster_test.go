@@ -539,7 +539,9 @@ func TestClusterFenceStaleWorker(t *testing.T) {
 	}
 	// Back to 2 each: w1 rejoined as a new incarnation and w2 handed two
 	// partitions over.
-	if !waitUntilTrue(20*time.Second, func() bool { return owns(w1, 2)() && owns(w2, 2)() }) {
+	// (A hand-over drains the partition, up to pipeline.drain_timeout, and
+	// checkpoints it once its alerts are delivered.)
+	if !waitUntilTrue(45*time.Second, func() bool { return owns(w1, 2)() && owns(w2, 2)() }) {
 		t.Fatalf("after the resume w1 owns %v, w2 %v; want 2 each", w1.metric("vigil_partitions_owned"), w2.metric("vigil_partitions_owned"))
 	}
 	after, err := recs.List(t.Context(), 4)

@@ -247,6 +247,11 @@ func (w *worker) reconcile(ctx context.Context) {
 // start takes partition p: fences it, restores its checkpoint and starts
 // its pipeline from the checkpoint's mark.
 func (w *worker) start(ctx context.Context, p int) error {
+	// Not cancelled by a stop arriving meanwhile: a take whose answer was
+	// abandoned could leave the record ours with nobody to release it.
+	// Once started, the stop drains and releases the partition.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
 	own, rec, err := w.records.Take(ctx, p, w.member)
 	if err != nil {
 		return err
@@ -311,7 +316,7 @@ func (w *worker) start(ctx context.Context, p int) error {
 		return err
 	}
 	run.pl, run.src = pl, src
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, stop := context.WithCancel(context.Background())
 	run.stop = stop
 	w.mu.Lock()
 	w.parts[p] = run
