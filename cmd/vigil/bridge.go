@@ -10,7 +10,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vigil-iot/vigil/cmd/vigil/internal/admin"
 	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline/jetstream"
 	"github.com/vigil-iot/vigil/pipeline/mqtt"
@@ -95,24 +94,16 @@ func runBridge(ctx context.Context, e *env, args []string) error {
 		stopAdmin()
 		wg.Wait()
 	}()
-	if cfg.Metrics.Listen != "" {
-		srv, err := admin.New(cfg.Metrics, func() error {
-			if !src.Connected() {
-				return errors.New("not connected to the broker")
-			}
-			if !nc.IsConnected() {
-				return errors.New("not connected to NATS")
-			}
-			return nil
-		}, log, ms)
-		if err != nil {
-			return err
+	if err := serveAdmin(adminCtx, &wg, cfg, func() error {
+		if !src.Connected() {
+			return errors.New("not connected to the broker")
 		}
-		wg.Go(func() {
-			if err := srv.Serve(adminCtx); err != nil {
-				log.Error("metrics listener", "err", err)
-			}
-		})
+		if !nc.IsConnected() {
+			return errors.New("not connected to NATS")
+		}
+		return nil
+	}, nil, log, ms); err != nil {
+		return err
 	}
 	log.Info("bridging", "subscriptions", len(cfg.MQTT.Subscriptions), "metrics", cfg.Metrics.Listen)
 	err = br.Run(ctx, src)

@@ -171,16 +171,12 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 		stopAdmin()
 		wg.Wait()
 	}()
-	if cfg.Metrics.Listen != "" {
-		srv, err := admin.New(cfg.Metrics, func() error {
-			if !src.Connected() {
-				return errors.New("not connected to the broker")
-			}
-			return outs.Healthy()
-		}, log, ms)
-		if err != nil {
-			return err
+	if err := serveAdmin(adminCtx, &wg, cfg, func() error {
+		if !src.Connected() {
+			return errors.New("not connected to the broker")
 		}
+		return outs.Healthy()
+	}, func(srv *admin.Server) {
 		srv.SetNotes(func() []string { return outputNotes(outs.Statuses()) })
 		if snaps != nil {
 			srv.Handle("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
@@ -191,11 +187,8 @@ func live(ctx context.Context, e *env, cfg *config.File, hooks *liveHooks) error
 				fmt.Fprintln(w, "snapshot saved")
 			})
 		}
-		wg.Go(func() {
-			if err := srv.Serve(adminCtx); err != nil {
-				log.Error("metrics listener", "err", err)
-			}
-		})
+	}, log, ms); err != nil {
+		return err
 	}
 	if hooks != nil && hooks.started != nil {
 		hooks.started(pl, src)

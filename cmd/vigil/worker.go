@@ -546,22 +546,13 @@ func runWorkerLive(ctx context.Context, e *env, cfg *config.File, cfgPath string
 		stopAdmin()
 		wg.Wait()
 	}()
-	if cfg.Metrics.Listen != "" {
-		srv, err := admin.New(cfg.Metrics, func() error {
-			if !nc.IsConnected() {
-				return errors.New("not connected to NATS")
-			}
-			return outs.Healthy()
-		}, log, ms)
-		if err != nil {
-			return err
+	if err := serveAdmin(adminCtx, &wg, cfg, func() error {
+		if !nc.IsConnected() {
+			return errors.New("not connected to NATS")
 		}
-		srv.SetNotes(func() []string { return outputNotes(outs.Statuses()) })
-		wg.Go(func() {
-			if err := srv.Serve(adminCtx); err != nil {
-				log.Error("metrics listener", "err", err)
-			}
-		})
+		return outs.Healthy()
+	}, func(srv *admin.Server) { srv.SetNotes(func() []string { return outputNotes(outs.Statuses()) }) }, log, ms); err != nil {
+		return err
 	}
 	log.Info("worker starting", "worker_id", w.id, "server", nc.ConnectedUrlRedacted(), "stream", stream.Stream,
 		"partitions", stream.Partitions, "lease", stream.Lease, "checkpoint_interval", w.interval)
