@@ -191,6 +191,24 @@ func TestFence(t *testing.T) {
 		t.Fatalf("take of a released partition: %v", err)
 	}
 
+	// A write of c's that landed although its reply was lost (here: made
+	// behind the ownership's back, with c's owner and epoch) is adopted,
+	// not taken for a takeover.
+	oc2, _, err := recs.Take(ctx, 2, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kvr.Get(ctx, recordKey(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kvr.Update(ctx, recordKey(2), e.Value(), e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	if err := recs.Commit(ctx, oc2, Checkpoint{Object: "p2/e1/n1", Mark: 5}); err != nil {
+		t.Errorf("commit after an own write whose reply was lost: %v; want it adopted", err)
+	}
+
 	// Three members race for partition 1.
 	ms := []*Member{b, c, join(t, kvm, "w-d")}
 	var wg sync.WaitGroup

@@ -132,12 +132,20 @@ func (m *Member) apply(e jetstream.KeyValueEntry) bool {
 		return !had
 	default: // deleted, purged, or expired (a limit marker)
 		delete(m.live, key)
+		if key == m.key && m.validUntil != (time.Time{}) {
+			// Our own lease is gone: do not wait for the next renewal
+			// to find out.
+			go m.lose(fmt.Errorf("%w: the watch saw our key %s", ErrLost, e.Operation()))
+		}
 		return had
 	}
 }
 
 func (m *Member) watch(ctx context.Context, w jetstream.KeyWatcher) {
-	defer w.Stop()
+	// Stop deletes the watch's consumer with a request of its own, which
+	// waits out the client's default timeout (5 s) when the server is
+	// unreachable: not on the way of Close.
+	defer func() { go w.Stop() }()
 	for {
 		select {
 		case <-ctx.Done():

@@ -151,9 +151,21 @@ func (r *Records) update(ctx context.Context, o *Ownership, f func(*Record)) err
 	next.Updated = time.Now().UTC()
 	b, _ := json.Marshal(next)
 	nrev, err := r.kv.Update(ctx, recordKey(o.p), b, o.rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		// Either another member took the partition over (a higher
+		// epoch), or an earlier write of ours landed although its reply
+		// was lost: only this owner writes records of its epoch. Adopt
+		// the latter and write again.
+		cur, rev, gerr := r.get(ctx, o.p)
+		if gerr != nil || rev == 0 || cur.Owner != o.rec.Owner || cur.Epoch != o.rec.Epoch || cur.Released {
+			return fmt.Errorf("partition %d: %w", o.p, ErrFenced)
+		}
+		nrev, err = r.kv.Update(ctx, recordKey(o.p), b, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("partition %d: %w", o.p, ErrFenced)
+		}
+	}
 	switch {
-	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-		return fmt.Errorf("partition %d: %w", o.p, ErrFenced)
 	case err != nil:
 		return fmt.Errorf("cluster: partition %d: %w", o.p, err)
 	}
