@@ -563,6 +563,30 @@ func TestClusterFenceStaleWorker(t *testing.T) {
 			t.Errorf("partition %d: owner %q", p, a.Owner)
 		}
 	}
+	// vigil cluster status sees the two workers and every partition owned.
+	statusCfg := writeConfig(t, "status.yaml", "cluster:\n  url: \""+srv.URL()+"\"\n  partitions: 4\n")
+	code, out, errs := runCLI(t, "cluster", "status", "--config", statusCfg, "--json")
+	var st clusterStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("cluster status: exit %d, %v\n%s%s", code, err, out, errs)
+	}
+	if len(st.Members) != 2 || len(st.Partitions) != 4 || len(st.Unowned) != 0 {
+		t.Errorf("cluster status: %d members, %d partitions, unowned %v; want 2, 4, none", len(st.Members), len(st.Partitions), st.Unowned)
+	}
+	for _, p := range st.Partitions {
+		if !p.Live || p.Last == 0 || p.Mark > p.Last {
+			t.Errorf("cluster status: partition %+v", p)
+		}
+	}
+	if code, out, _ := runCLI(t, "cluster", "status", "--config", statusCfg); code != 0 || !strings.Contains(out, "2 live workers: w1, w2") {
+		t.Errorf("cluster status (text): exit %d\n%s", code, out)
+	}
+	// Buckets nobody owns anything in: exit 1.
+	noneCfg := writeConfig(t, "none.yaml", "cluster:\n  url: \""+srv.URL()+"\"\n  partitions: 4\n  cluster_bucket: vigil-members\n")
+	if code, out, _ := runCLI(t, "cluster", "status", "--config", noneCfg); code != 1 || !strings.Contains(out, "never owned") {
+		t.Errorf("cluster status with no owners: exit %d; want 1\n%s", code, out)
+	}
+
 	// Both of its partitions were stopped fenced (no final checkpoint,
 	// no release), not handed over.
 	if n := strings.Count(w1.logs.String(), "partition fenced"); n != 2 {

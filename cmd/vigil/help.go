@@ -38,6 +38,11 @@ func examples(command string) []string {
 			"vigil run --config vigil.yaml --state warm.state    # start from what a replay learned",
 			"vigil config check vigil.yaml && vigil run --config vigil.yaml",
 		}
+	case "cluster status":
+		return []string{
+			"vigil cluster status --config /etc/vigil/cluster.yaml",
+			"vigil cluster status --config cluster.yaml --json | jq '.unowned'",
+		}
 	case "bridge":
 		return []string{
 			"vigil bridge --config /etc/vigil/bridge.yaml    # mqtt, cluster and bridge sections",

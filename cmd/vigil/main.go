@@ -54,6 +54,7 @@ func commands() []command {
 	return []command{
 		{"run", "run as a sidecar to an MQTT broker and republish alerts", runLive, nil},
 		{"bridge", "publish the plant's MQTT messages into the partitioned JetStream stream of the scale-out", runBridge, nil},
+		{"cluster", "show the scale-out's partitions, owners, checkpoints and workers (cluster status)", runCluster, []string{"status"}},
 		{"demo", "run an embedded broker, a simulated fleet and the pipeline, with a live view", runDemo, nil},
 		{"replay", "replay plant logs through the detection pipeline and print alerts", runReplay, nil},
 		{"tune", "search detector parameters over labelled logs and write the best as a config", runTune, nil},
