@@ -640,6 +640,17 @@ func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
 	if a := cy.cfg.MinAmplitude / 2; g.PerBin >= 2 && 2*1.5*v0/float64(n) < a*a*float64(g.Within) {
 		return found{}, false
 	}
+	// A signal without a cycle adopts one only if it is strong, with an
+	// amplitude of at least min_amplitude, i.e. 2·cyc ≥ min_amplitude²·noise.
+	// Each phase bin's median is within one standard deviation of the
+	// bin's mean, so the fold's variance cyc is at most twice the ring's
+	// mean square v0/n, and the noise is at least the variance within bins:
+	// a ring with 4·v0/n below min_amplitude²·within cannot hold a cycle to
+	// adopt, whatever its period. The search then ends as one that finds
+	// nothing strong would (a margin of 1e-6 covers rounding).
+	if a := cy.cfg.MinAmplitude; prefer == 0 && g.PerBin >= 2 && 4*(1+1e-6)*v0/float64(n) < a*a*float64(g.Within) {
+		return found{}, false
+	}
 	// Autocorrelation by FFT, zero-padded against wrap-around.
 	clear(sc.x[n:])
 	sc.fft.Coefficients(sc.coef[:], sc.x[:])
