@@ -134,6 +134,11 @@ type Model struct {
 	// tens of microseconds, so it is computed here once, not per refresh.
 	grid []float64
 	t2   [MaxSignals - 1][]float64
+	// chi1 is the χ² quantile of one degree of freedom at 1 − Alpha: the
+	// SPE limit's shape when one component is discarded (see chi2).
+	chi1 float64
+	// chernoff is ln(1/Alpha), for an upper bound on χ² quantiles.
+	chernoff float64
 }
 
 // New returns the model of k signals (2 ≤ k ≤ MaxSignals) under cfg.
@@ -155,6 +160,8 @@ func New(cfg Config, k int) (*Model, error) {
 		}
 	}
 	p := 1 - cfg.Alpha
+	m.chi1 = distuv.ChiSquared{K: 1}.Quantile(p)
+	m.chernoff = -math.Log(cfg.Alpha)
 	for a := 1; a < k; a++ {
 		fa := float64(a)
 		lims := make([]float64, len(m.grid))
@@ -689,24 +696,54 @@ func (m *Model) Refresh(s *State) {
 	}
 	s.A, s.Theta1, s.Since = uint8(a), theta1, 0
 
-	p := 1 - m.cfg.Alpha
 	fa := float64(a)
 	t2 := m.t2Limit(a, float64(s.N))
-	spe := scaledChi2(theta1, 2*theta2, p)
+	spe := m.scaledChi2(theta1, 2*theta2, 0)
 	if s.NM >= momentMin {
-		t2 = max(t2, scaledChi2(s.MT*fa, s.VT*fa*fa, p))
-		spe = max(spe, scaledChi2(s.MQ*theta1, s.VQ*theta1*theta1, p))
+		t2 = m.scaledChi2(s.MT*fa, s.VT*fa*fa, t2)
+		spe = m.scaledChi2(s.MQ*theta1, s.VQ*theta1*theta1, spe)
 	}
 	s.T2Limit, s.SPELimit = t2, spe
 }
 
-// scaledChi2 is the p-quantile of g·χ²_h with mean m and variance v (Box).
-func scaledChi2(mean, vr, p float64) float64 {
+// scaledChi2 returns the larger of floor and the (1 − Alpha)-quantile of
+// g·χ²_h with mean m and variance v (Box). The quantile, an inversion of
+// the incomplete gamma function, costs microseconds, most of a refresh; it
+// is skipped when a cheap upper bound on it (Chernoff's) shows that floor
+// is the larger, and taken from a constant for one degree of freedom (the
+// SPE of one discarded component).
+func (m *Model) scaledChi2(mean, vr, floor float64) float64 {
 	g, h := vr/(2*mean), 2*mean*mean/vr
 	if !(g > 0 && g < math.MaxFloat64) || !(h > 0 && h < math.MaxFloat64) {
-		return math.SmallestNonzeroFloat64 // never binding: the caller takes the larger limit
+		// Never binding.
+		return max(floor, math.SmallestNonzeroFloat64)
 	}
 	// gonum's quantile loops on a NaN shape and crawls on extreme ones.
 	h = min(max(h, 0.05), 1e6)
-	return g * distuv.ChiSquared{K: h}.Quantile(p)
+	if floor > 0 && g*h*chernoffRatio(h, m.chernoff)*(1+1e-6) <= floor {
+		return floor
+	}
+	q := m.chi1
+	if h != 1 {
+		q = distuv.ChiSquared{K: h}.Quantile(1 - m.cfg.Alpha)
+	}
+	return max(floor, g*q)
+}
+
+// chernoffRatio returns u > 1 with (h/2)(u − 1 − ln u) = c: by Chernoff's
+// bound, P(χ²_h ≥ u·h) ≤ exp(−(h/2)(u − 1 − ln u)), so the χ²_h quantile
+// at 1 − e^−c is at most u·h. Newton's method from above converges
+// monotonically (the function is convex and increasing for u > 1), so every
+// iterate is itself an upper bound.
+func chernoffRatio(h, c float64) float64 {
+	t := 2 * c / h                  // u − 1 − ln u = t
+	u := 1 + t + math.Sqrt(2*t) + 1 // above the root: u − 1 − ln u ≥ t there
+	for range 8 {
+		f := u - 1 - math.Log(u) - t
+		if f <= 1e-12*t {
+			break
+		}
+		u -= f / (1 - 1/u)
+	}
+	return u
 }
