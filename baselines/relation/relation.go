@@ -368,6 +368,8 @@ type Result struct {
 	// deviation in signal units.
 	Z, T2Contrib, SPEContrib, Deviation [MaxSignals]float64
 	Expected, ExpectedStd               [MaxSignals]float64
+	// partial is set by Assess until Contribute completes the verdict.
+	partial bool
 }
 
 // Learns reports whether a reading with verdict r should teach the model: the
@@ -399,8 +401,20 @@ func (m *Model) project(s *State, x []float64, z, w *[MaxSignals]float64) (t2, s
 
 // Judge judges the complete reading x (k values in the model's order; NaN
 // marks a missing signal) against s and writes the verdict into r. It does
-// not change s and allocates nothing.
+// not change s and allocates nothing. It is Assess then Contribute.
 func (m *Model) Judge(s *State, x []float64, r *Result) {
+	m.Assess(s, x, r)
+	m.Contribute(s, r)
+}
+
+// Assess is the first half of Judge, what a caller needs for every
+// reading: it writes Judged, Missing, the statistics with their limits and
+// scores, Score, Stat, Severity, and per signal Z and Expected. The
+// contribution analysis (Top, Broken, T2Contrib, SPEContrib, Deviation,
+// ExpectedStd) is left zero until Contribute, which a caller runs when the
+// reading matters (a score near the limit, an alert to write). It does not
+// change s and allocates nothing.
+func (m *Model) Assess(s *State, x []float64, r *Result) {
 	*r = Result{}
 	if !m.complete(x) {
 		r.Missing = true
@@ -409,10 +423,10 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 	if !s.Warm || s.A == 0 || int(s.K) != m.k || len(s.Data) != dataLen(m.k) {
 		return
 	}
-	k, a := m.k, int(s.A)
+	k := m.k
 	var w [MaxSignals]float64
 	t2, spe := m.project(s, x, &r.Z, &w)
-	r.Judged = true
+	r.Judged, r.partial = true, true
 	r.T2, r.T2Limit, r.T2Score = t2, s.T2Limit, math.Sqrt(t2/s.T2Limit)
 	r.SPE, r.SPELimit, r.SPEScore = spe, s.SPELimit, math.Sqrt(spe/s.SPELimit)
 	r.Score, r.Stat = r.T2Score, StatT2
@@ -425,8 +439,43 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 	case r.Score >= 1:
 		r.Severity = Warning
 	}
-
 	mu, vec, eig, lii, scs := s.mean(), s.vec(), s.eig(), s.lii(), s.scales()
+	// Scores per component on the precision: w/λ.
+	var wl [MaxSignals]float64
+	for c := range k {
+		wl[c] = w[c] / eig[c]
+	}
+	for i := range k {
+		var prec float64
+		row := vec[i*k : i*k+k]
+		for c := range k {
+			prec += row[c] * wl[c]
+		}
+		// (Σ⁻¹z)_i / Λ_ii is z_i minus its conditional expectation.
+		e := prec / lii[i]
+		r.Expected[i] = mu[i] + scs[i]*(r.Z[i]-e)
+	}
+}
+
+// Contribute completes the verdict r that Assess wrote for a reading against
+// the same, unchanged s: the contribution analysis. It does nothing when r
+// is complete already (Judge's, or Contribute's before) or not judged.
+func (m *Model) Contribute(s *State, r *Result) {
+	if !r.Judged || !r.partial || int(s.K) != m.k || len(s.Data) != dataLen(m.k) {
+		return
+	}
+	r.partial = false
+	k, a := m.k, int(s.A)
+	vec, eig, lii, scs := s.vec(), s.eig(), s.lii(), s.scales()
+	// The projection again, as project computed it.
+	var w [MaxSignals]float64
+	for c := range k {
+		var d float64
+		for i := range k {
+			d += vec[i*k+c] * r.Z[i]
+		}
+		w[c] = d
+	}
 	// Scores per component: w/√λ for T², w/λ for the precision.
 	var wh, wl [MaxSignals]float64
 	for c := range k {
@@ -450,13 +499,10 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 		r.T2Contrib[i] = half * half
 		res := r.Z[i] - proj
 		r.SPEContrib[i] = res * res
-		// (Σ⁻¹z)_i / Λ_ii is z_i minus its conditional expectation.
 		e := prec / lii[i]
 		sd := 1 / math.Sqrt(lii[i])
-		sc := scs[i]
 		r.Deviation[i] = e / sd
-		r.Expected[i] = mu[i] + sc*(r.Z[i]-e)
-		r.ExpectedStd[i] = sc * sd
+		r.ExpectedStd[i] = scs[i] * sd
 		if r.T2Contrib[i] > bestT2 {
 			bestT2, topT2 = r.T2Contrib[i], i
 		}
@@ -579,7 +625,12 @@ func (m *Model) observe(s *State, x []float64, t int64, learn bool, r *Result) b
 			var z, w [MaxSignals]float64
 			t2, spe = m.project(s, x, &z, &w)
 		}
-		score := math.Sqrt(max(t2/s.T2Limit, spe/s.SPELimit))
+		var score float64
+		if r != nil && r.Judged {
+			score = max(r.T2Score, r.SPEScore) // √ is monotonic: the same value
+		} else {
+			score = math.Sqrt(max(t2/s.T2Limit, spe/s.SPELimit))
+		}
 		if m.cfg.Clip > 0 && score > m.cfg.Clip {
 			u = m.cfg.Clip / score
 		}

@@ -747,3 +747,55 @@ func TestScaledChi2Shortcuts(t *testing.T) {
 		}
 	}
 }
+
+// TestAssessContributeIsJudge checks that Assess, then Contribute, writes
+// exactly Judge's verdict, and that Assess alone writes the same statistics,
+// scores and expectations.
+func TestAssessContributeIsJudge(t *testing.T) {
+	for _, k := range []int{2, 3, 5, 8} {
+		m, err := New(DefaultConfig(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu := make([]float64, k)
+		cov := make([][]float64, k)
+		for i := range cov {
+			cov[i] = make([]float64, k)
+			for j := range cov[i] {
+				cov[i][j] = 0.5
+			}
+			cov[i][i] = 1 + float64(i)
+			mu[i] = float64(10 * i)
+		}
+		g := newGauss(t, mu, cov, uint64(k))
+		s := m.NewState()
+		x := make([]float64, k)
+		var judged, assessed Result
+		for n := range 3000 {
+			g.draw(x)
+			if n%7 == 0 {
+				x[n%k] += 6 // now and then a broken relation
+			}
+			m.Judge(&s, x, &judged)
+			m.Assess(&s, x, &assessed)
+			partial := assessed
+			partial.partial = false
+			want := Result{Judged: judged.Judged, Missing: judged.Missing,
+				T2: judged.T2, T2Limit: judged.T2Limit, T2Score: judged.T2Score,
+				SPE: judged.SPE, SPELimit: judged.SPELimit, SPEScore: judged.SPEScore,
+				Score: judged.Score, Stat: judged.Stat, Severity: judged.Severity,
+				Z: judged.Z, Expected: judged.Expected}
+			if partial != want {
+				t.Fatalf("k=%d, reading %d: Assess wrote %+v; want %+v", k, n, partial, want)
+			}
+			m.Contribute(&s, &assessed)
+			if assessed != judged {
+				t.Fatalf("k=%d, reading %d: Assess + Contribute wrote %+v; want %+v", k, n, assessed, judged)
+			}
+			m.Update(&s, x, int64(n), &judged)
+		}
+		if !s.Warm {
+			t.Fatalf("k=%d: never warm", k)
+		}
+	}
+}
