@@ -522,17 +522,27 @@ func (cy *cycles) merge(s *CycleState) {
 	s.Bin /= 2
 }
 
-// value returns ring bin i (0: oldest) in signal units, NaN when empty.
-func (g *CycleRing) value(i int) float64 {
-	start := 0
+// values writes ring bins skip, skip+1, … (0: oldest) into x in signal
+// units, NaN for an empty bin, and returns how many are not empty.
+func (g *CycleRing) values(x []float64, skip int) int {
+	start := skip
 	if g.Filled == cycleBins {
-		start = int(g.Head)
+		start += int(g.Head)
 	}
-	q := g.Bins[(start+i)%cycleBins]
-	if q == cycleEmpty {
-		return math.NaN()
+	// Exact as Ldexp is: Exp ≥ −60 keeps every product a normal number.
+	scale := math.Ldexp(1, int(g.Exp))
+	nan := math.NaN()
+	have := 0
+	for i := range x {
+		q := g.Bins[(start+i)%cycleBins]
+		if q == cycleEmpty {
+			x[i] = nan
+			continue
+		}
+		x[i] = g.Ref + float64(q)*scale
+		have++
 	}
-	return g.Ref + math.Ldexp(float64(q), int(g.Exp))
+	return have
 }
 
 // found is what a period search found.
@@ -610,15 +620,8 @@ func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
 		prefer = m.Period / w
 		n = min(n, max(cycleBins/2, int(math.Ceil(3*prefer))))
 	}
-	skip := int(g.Filled) - n
 	x := sc.x[:n]
-	have := 0
-	for i := range x {
-		x[i] = g.value(skip + i)
-		if !math.IsNaN(x[i]) {
-			have++
-		}
-	}
+	have := g.values(x, int(g.Filled)-n)
 	if float64(have) < cycleFill*float64(n) {
 		return found{skipped: true}, false
 	}
