@@ -217,7 +217,7 @@ func (e *Engine) prepareRelation(d *Device, p *profile, r *pipeline.Reading, out
 		var at float64
 		if p.cycles != nil && p.cycleKinds[s.Kind] && cycleReady(s) {
 			if cs := d.cycleOf(s); cs != nil {
-				at = cs.judged(val.V, s.Base.Mean, r.Time).At
+				at = cs.judged(val.V, s.Base.Mean, r.Time, e.phaseMemo(int(rs.Of[j])-1)).At
 			}
 		}
 		x[j], e.seas[j] = val.V-at, at
