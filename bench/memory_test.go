@@ -35,7 +35,7 @@ func BenchmarkDeviceMemory(b *testing.B) {
 		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
 			var m memResult
 			for b.Loop() {
-				m = childMemory(b, n, 3)
+				m = childMemory(b, n, 3, 3)
 			}
 			b.ReportMetric(m.perDevice, "B/device")
 			b.ReportMetric(m.perDevice*float64(n)/(1<<20), "MiB")
@@ -48,30 +48,35 @@ func BenchmarkDeviceMemory(b *testing.B) {
 // sent 400 readings each: past the 64th reading, when a signal gets its
 // cycle memory and the device its relation memory, and past the relation
 // model's warm-up. Issue 11's target is at most 2 KiB per device with three
-// signals.
+// signals; the runs with more signals give the cost of each added one.
 func BenchmarkDeviceMemoryWarm(b *testing.B) {
 	const n = 10_000
-	var m memResult
-	for b.Loop() {
-		m = childMemory(b, n, 400)
+	for _, k := range []int{3, 4, 6} {
+		b.Run(fmt.Sprintf("signals=%d", k), func(b *testing.B) {
+			var m memResult
+			for b.Loop() {
+				m = childMemory(b, n, 400, k)
+			}
+			b.ReportMetric(m.perDevice, "B/device")
+			b.ReportMetric(m.perReading, "ns/reading")
+		})
 	}
-	b.ReportMetric(m.perDevice, "B/device")
-	b.ReportMetric(m.perReading, "ns/reading")
 }
 
 const (
 	readingsEnv = "VIGIL_BENCH_READINGS" // set in the child: readings per device
+	signalsEnv  = "VIGIL_BENCH_SIGNALS"  // set in the child: signals per reading
 	childEnv    = "VIGIL_BENCH_DEVICES"  // set in the child: how many devices
 	childPrefix = "vigil-bench-memory:"  // the child's result line
 )
 
 type memResult struct{ perDevice, perReading float64 }
 
-// childMemory runs deviceMemory for n devices of k readings in a child
-// process.
-func childMemory(b *testing.B, n, k int) memResult {
+// childMemory runs deviceMemory for n devices of k readings of sigs
+// signals in a child process.
+func childMemory(b *testing.B, n, k, sigs int) memResult {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDeviceMemoryChild$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), childEnv+"="+strconv.Itoa(n), readingsEnv+"="+strconv.Itoa(k))
+	cmd.Env = append(os.Environ(), childEnv+"="+strconv.Itoa(n), readingsEnv+"="+strconv.Itoa(k), signalsEnv+"="+strconv.Itoa(sigs))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("child: %v\n%s", err, out)
@@ -100,16 +105,25 @@ func TestDeviceMemoryChild(t *testing.T) {
 	if err != nil {
 		k = 3
 	}
-	m := deviceMemory(defaultSet(t), n, k)
+	sigs, err := strconv.Atoi(os.Getenv(signalsEnv))
+	if err != nil {
+		sigs = 3
+	}
+	m := deviceMemory(defaultSet(t), n, k, sigs)
 	fmt.Println(childPrefix, m.perDevice, m.perReading)
 }
 
+// extraSignals are the signals a reading carries beyond the plant's three
+// (deviceMemory with more than three signals).
+var extraSignals = [...]string{"flow", "current", "level", "speed", "humidity"}
+
 // deviceMemory returns the live heap per device after feeding n devices k
-// readings each (one a second, with some noise), and the mean time per
-// reading fed.
-func deviceMemory(set *detectors.Set, n, readings int) memResult {
+// readings each (one a second, with some noise) of sigs signals (pressure,
+// temperature, vibration, then extraSignals), and the mean time per reading
+// fed.
+func deviceMemory(set *detectors.Set, n, readings, sigs int) memResult {
 	start := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC).UnixNano()
-	r := pipeline.Reading{Values: make([]pipeline.Value, 0, 3)}
+	r := pipeline.Reading{Values: make([]pipeline.Value, 0, sigs)}
 	var out []pipeline.Alert
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -129,6 +143,9 @@ func deviceMemory(set *detectors.Set, n, readings int) memResult {
 				pipeline.Value{Name: "temperature", Kind: pipeline.Temperature, V: 60 + x},
 				pipeline.Value{Name: "vibration", Kind: pipeline.Vibration, V: 2 + x/10},
 			)
+			for j, name := range extraSignals[:max(sigs-3, 0)] {
+				r.Values = append(r.Values, pipeline.Value{Name: name, Kind: pipeline.Generic, V: float64(10*(j+1)) + x})
+			}
 			out = eng.Process(&r, out[:0])
 		}
 	}

@@ -226,6 +226,28 @@ func (m *CycleModel) phase(t int64) (k int, f float64) {
 	return (int(i) + cyclePhases) % cyclePhases, ph - i
 }
 
+// phaseMemo remembers a learned cycle's phase at one event time. The checks,
+// the relation check and the profile's update all need the phase of a
+// signal's reading, and math.Mod is not cheap; phase is a function of the
+// time, T0 and the period only, so a memo that matches all three returns
+// exactly what phase would. The zero memo matches no learned cycle (its
+// period is positive).
+type phaseMemo struct {
+	t, t0  int64
+	period float64
+	k      int
+	f      float64
+}
+
+// phase returns m.phase(t), from the memo when it matches.
+func (pm *phaseMemo) phase(m *CycleModel, t int64) (int, float64) {
+	if pm.t != t || pm.t0 != m.T0 || pm.period != m.Period {
+		pm.k, pm.f = m.phase(t)
+		pm.t, pm.t0, pm.period = t, m.T0, m.Period
+	}
+	return pm.k, pm.f
+}
+
 // season returns the seasonal component at event time t: 0 without a cycle.
 func (s *CycleState) season(t int64) float64 {
 	m := s.model()
@@ -242,13 +264,14 @@ func (s *CycleState) season(t int64) float64 {
 // bin centres, and a batch cycle's edges are steeper than that), so the checks
 // are given the value of the profile within one phase bin either side that is
 // nearest to x − level: a reading inside the profile's local range has no
-// residual beyond the level. Without a cycle both are 0.
-func (s *CycleState) judged(x, level float64, t int64) Season {
+// residual beyond the level. Without a cycle both are 0. pm remembers the
+// phase for the reading's other uses.
+func (s *CycleState) judged(x, level float64, t int64, pm *phaseMemo) Season {
 	m := s.model()
 	if m == nil {
 		return Season{}
 	}
-	k, f := m.phase(t)
+	k, f := pm.phase(m, t)
 	p := func(j int) float64 { return float64(m.Profile[(k+j+cyclePhases)%cyclePhases]) }
 	at := (1-f)*p(0) + f*p(1)
 	before := f*p(0) + (1-f)*p(-1) // one bin earlier
@@ -307,13 +330,13 @@ type rhythmNote struct{ from, to float64 }
 // that a new rhythm is seen although its readings are judged anomalous). On a
 // change of model it re-seeds the signal's baseline and detector memory for
 // the residual. It reports what changed.
-func (cy *cycles) observe(s *CycleState, sig *SignalState, l *baselines.Learner, x, season float64, t int64, learned bool, sc *cycleScratch, note *rhythmNote) cycleEvent {
+func (cy *cycles) observe(s *CycleState, sig *SignalState, l *baselines.Learner, x, season float64, t int64, learned bool, sc *cycleScratch, pm *phaseMemo, note *rhythmNote) cycleEvent {
 	if s.Level == 0 {
 		cy.begin(s, sig, t)
 	}
 	if m := s.model(); m != nil {
 		if learned {
-			cy.teach(m, sig, l, x, season, t)
+			cy.teach(m, sig, l, x, season, t, pm)
 		}
 		lv, sp := sig.Base.Mean, cycleClip*l.Spread(&sig.Base)
 		x = min(max(x, lv+float64(m.Low)-sp), lv+float64(m.High)+sp)
@@ -522,17 +545,27 @@ func (cy *cycles) merge(s *CycleState) {
 	s.Bin /= 2
 }
 
-// value returns ring bin i (0: oldest) in signal units, NaN when empty.
-func (g *CycleRing) value(i int) float64 {
-	start := 0
+// values writes ring bins skip, skip+1, … (0: oldest) into x in signal
+// units, NaN for an empty bin, and returns how many are not empty.
+func (g *CycleRing) values(x []float64, skip int) int {
+	start := skip
 	if g.Filled == cycleBins {
-		start = int(g.Head)
+		start += int(g.Head)
 	}
-	q := g.Bins[(start+i)%cycleBins]
-	if q == cycleEmpty {
-		return math.NaN()
+	// Exact as Ldexp is: Exp ≥ −60 keeps every product a normal number.
+	scale := math.Ldexp(1, int(g.Exp))
+	nan := math.NaN()
+	have := 0
+	for i := range x {
+		q := g.Bins[(start+i)%cycleBins]
+		if q == cycleEmpty {
+			x[i] = nan
+			continue
+		}
+		x[i] = g.Ref + float64(q)*scale
+		have++
 	}
-	return g.Ref + math.Ldexp(float64(q), int(g.Exp))
+	return have
 }
 
 // found is what a period search found.
@@ -610,15 +643,8 @@ func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
 		prefer = m.Period / w
 		n = min(n, max(cycleBins/2, int(math.Ceil(3*prefer))))
 	}
-	skip := int(g.Filled) - n
 	x := sc.x[:n]
-	have := 0
-	for i := range x {
-		x[i] = g.value(skip + i)
-		if !math.IsNaN(x[i]) {
-			have++
-		}
-	}
+	have := g.values(x, int(g.Filled)-n)
 	if float64(have) < cycleFill*float64(n) {
 		return found{skipped: true}, false
 	}
@@ -638,6 +664,17 @@ func (cy *cycles) find(s *CycleState, sc *cycleScratch) (found, bool) {
 	// no cycle worth modelling: the FFTs, most of a search's cost, are
 	// skipped, with the outcome of a search that finds nothing.
 	if a := cy.cfg.MinAmplitude / 2; g.PerBin >= 2 && 2*1.5*v0/float64(n) < a*a*float64(g.Within) {
+		return found{}, false
+	}
+	// A signal without a cycle adopts one only if it is strong, with an
+	// amplitude of at least min_amplitude, i.e. 2·cyc ≥ min_amplitude²·noise.
+	// Each phase bin's median is within one standard deviation of the
+	// bin's mean, so the fold's variance cyc is at most twice the ring's
+	// mean square v0/n, and the noise is at least the variance within bins:
+	// a ring with 4·v0/n below min_amplitude²·within cannot hold a cycle to
+	// adopt, whatever its period. The search then ends as one that finds
+	// nothing strong would (a margin of 1e-6 covers rounding).
+	if a := cy.cfg.MinAmplitude; prefer == 0 && g.PerBin >= 2 && 4*(1+1e-6)*v0/float64(n) < a*a*float64(g.Within) {
 		return found{}, false
 	}
 	// Autocorrelation by FFT, zero-padded against wrap-around.
@@ -889,11 +926,11 @@ func (m *CycleModel) extremes() {
 
 // teach moves the profile towards the reading's residual from the level
 // (Holt-Winters' seasonal update), clipped so an anomaly teaches little.
-func (cy *cycles) teach(m *CycleModel, sig *SignalState, l *baselines.Learner, x, season float64, t int64) {
+func (cy *cycles) teach(m *CycleModel, sig *SignalState, l *baselines.Learner, x, season float64, t int64, pm *phaseMemo) {
 	e := x - season - sig.Base.Mean
 	lim := cycleClip * l.Spread(&sig.Base)
 	e = min(max(e, -lim), lim)
-	k, fr := m.phase(t)
+	k, fr := pm.phase(m, t)
 	g := float64(m.Gain) * e
 	m.Profile[k] += float32(g * (1 - fr))
 	m.Profile[(k+1)%cyclePhases] += float32(g * fr)

@@ -333,6 +333,8 @@ type Engine struct {
 	ew       [relation.MaxSignals]float64 // scratch: expectations without the broken signal
 	rx       [relation.MaxSignals]float64
 	rr       relation.Result // scratch: the relation check's verdict
+	phases   [32]phaseMemo   // scratch: the cycle phase of each signal's reading, by signal index
+	phaseAny phaseMemo       // scratch: the same for the signals past the 32nd
 	relDrift int             // scratch: the position whose drift CUSUM leads the verdict, or -1
 
 	// Devices by recency, for eviction when the cap is reached.
@@ -487,7 +489,7 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 		}
 		if p.cycles != nil && p.cycleKinds[s.Kind] && cycleReady(s) {
 			if cs = d.cycle(s); cs != nil {
-				se = cs.judged(val.V-off, s.Base.Mean, r.Time)
+				se = cs.judged(val.V-off, s.Base.Mean, r.Time, e.phaseMemo(k))
 			}
 		}
 		se.At += off
@@ -571,7 +573,7 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			s.endWarmup()
 		}
 		if cs != nil {
-			out = e.observeCycle(d, s, cs, p, r, val.V, se.At, learned, out)
+			out = e.observeCycle(d, k, s, cs, p, r, val.V, se.At, learned, out)
 		}
 	}
 	if rel != nil {
@@ -583,14 +585,23 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 	return out
 }
 
-// observeCycle teaches the signal's cycle memory the reading and raises a
-// signal.rhythm alert when its learned cycle changed or stopped.
-func (e *Engine) observeCycle(d *Device, s *SignalState, cs *CycleState, p *profile, r *pipeline.Reading, x, nominal float64, learned bool, out []pipeline.Alert) []pipeline.Alert {
+// phaseMemo returns the phase memo of the reading's signal k (one shared
+// past the 32nd signal: a memo that misses only costs the computation).
+func (e *Engine) phaseMemo(k int) *phaseMemo {
+	if k >= 0 && k < len(e.phases) {
+		return &e.phases[k]
+	}
+	return &e.phaseAny
+}
+
+// observeCycle teaches the cycle memory of signal s (index k) the reading
+// and raises a signal.rhythm alert when its learned cycle changed or stopped.
+func (e *Engine) observeCycle(d *Device, k int, s *SignalState, cs *CycleState, p *profile, r *pipeline.Reading, x, nominal float64, learned bool, out []pipeline.Alert) []pipeline.Alert {
 	if e.cyc == nil {
 		e.cyc = newCycleScratch()
 	}
 	var note rhythmNote
-	ev := p.cycles.observe(cs, s, p.learner, x, nominal, r.Time, learned, e.cyc, &note)
+	ev := p.cycles.observe(cs, s, p.learner, x, nominal, r.Time, learned, e.cyc, e.phaseMemo(k), &note)
 	ck := &p.cycles.rhythm
 	ep := cs.rhythm()
 	if ck.Rule.Off || ep == nil || (ev == cycleNone && ep.State == Inactive) {

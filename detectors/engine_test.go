@@ -575,6 +575,11 @@ func TestProcessAllocs(t *testing.T) {
 	if !eng.Device(r.Device).Signals[0].Base.Warm {
 		t.Fatal("device not warm")
 	}
+	// Every check on: the relation model judges, each signal has its
+	// cycle memory (the 1000 readings below close bins and search).
+	if x := eng.Device(r.Device).Extra; x == nil || x.Relation == nil || !x.Relation.Model.Warm || len(x.Cycles) != 3 {
+		t.Fatal("relation model not warm or cycle memory missing")
+	}
 	allocs := testing.AllocsPerRun(1000, next)
 	if len(out) != 0 {
 		t.Fatalf("got %s; want a run without alerts", fmtAlerts(out))

@@ -217,14 +217,20 @@ func (e *Engine) prepareRelation(d *Device, p *profile, r *pipeline.Reading, out
 		var at float64
 		if p.cycles != nil && p.cycleKinds[s.Kind] && cycleReady(s) {
 			if cs := d.cycleOf(s); cs != nil {
-				at = cs.judged(val.V, s.Base.Mean, r.Time).At
+				at = cs.judged(val.V, s.Base.Mean, r.Time, e.phaseMemo(int(rs.Of[j])-1)).At
 			}
 		}
 		x[j], e.seas[j] = val.V-at, at
 	}
 	m := rp.models[k]
 	rr := &e.rr
-	m.Judge(&rs.Model, x, rr)
+	// The contribution analysis (which signal, how far off) is needed for
+	// a reading near or beyond the limit, and for the drift sums; an alert
+	// completes it too (relationAlert).
+	m.Assess(&rs.Model, x, rr)
+	if rr.Score >= 1 || !rp.cfg.Drift.Off {
+		m.Contribute(&rs.Model, rr)
+	}
 	if !rr.Judged || !rp.cfg.Explain {
 		return rs, out
 	}
@@ -304,6 +310,9 @@ func (e *Engine) finishRelation(d *Device, p *profile, rs *RelationState, r *pip
 		rr.Score = max(rr.Score, v.Score)
 		was := rs.Episode.State
 		tr, esc := rs.Episode.stepEsc(v, r.Time, rp.check.Rule, p.params.Hysteresis)
+		if tr != 0 {
+			m.Contribute(&rs.Model, rr) // done already when the score is 1 or more
+		}
 		switch {
 		case tr == pipeline.Firing && was != FiringState && rs.Open != 0:
 			// The relation breaks again while its alert is held open
@@ -379,6 +388,9 @@ func (e *Engine) signalEpisodeActive(d *Device, p *profile) bool {
 // changed).
 func (e *Engine) relationAlert(d *Device, rs *RelationState, x []float64, v Verdict, tr pipeline.AlertState, r *pipeline.Reading) pipeline.Alert {
 	rr := &e.rr
+	if x != nil {
+		e.set.profiles[d.profile].relations.models[rs.N].Contribute(&rs.Model, rr)
+	}
 	a := pipeline.Alert{
 		ID:        episodeID(d.Name, RelationKind, "", rs.Open),
 		Seq:       r.Seq,

@@ -134,6 +134,11 @@ type Model struct {
 	// tens of microseconds, so it is computed here once, not per refresh.
 	grid []float64
 	t2   [MaxSignals - 1][]float64
+	// chi1 is the χ² quantile of one degree of freedom at 1 − Alpha: the
+	// SPE limit's shape when one component is discarded (see chi2).
+	chi1 float64
+	// chernoff is ln(1/Alpha), for an upper bound on χ² quantiles.
+	chernoff float64
 }
 
 // New returns the model of k signals (2 ≤ k ≤ MaxSignals) under cfg.
@@ -155,6 +160,8 @@ func New(cfg Config, k int) (*Model, error) {
 		}
 	}
 	p := 1 - cfg.Alpha
+	m.chi1 = distuv.ChiSquared{K: 1}.Quantile(p)
+	m.chernoff = -math.Log(cfg.Alpha)
 	for a := 1; a < k; a++ {
 		fa := float64(a)
 		lims := make([]float64, len(m.grid))
@@ -361,6 +368,8 @@ type Result struct {
 	// deviation in signal units.
 	Z, T2Contrib, SPEContrib, Deviation [MaxSignals]float64
 	Expected, ExpectedStd               [MaxSignals]float64
+	// partial is set by Assess until Contribute completes the verdict.
+	partial bool
 }
 
 // Learns reports whether a reading with verdict r should teach the model: the
@@ -392,8 +401,20 @@ func (m *Model) project(s *State, x []float64, z, w *[MaxSignals]float64) (t2, s
 
 // Judge judges the complete reading x (k values in the model's order; NaN
 // marks a missing signal) against s and writes the verdict into r. It does
-// not change s and allocates nothing.
+// not change s and allocates nothing. It is Assess then Contribute.
 func (m *Model) Judge(s *State, x []float64, r *Result) {
+	m.Assess(s, x, r)
+	m.Contribute(s, r)
+}
+
+// Assess is the first half of Judge, what a caller needs for every
+// reading: it writes Judged, Missing, the statistics with their limits and
+// scores, Score, Stat, Severity, and per signal Z and Expected. The
+// contribution analysis (Top, Broken, T2Contrib, SPEContrib, Deviation,
+// ExpectedStd) is left zero until Contribute, which a caller runs when the
+// reading matters (a score near the limit, an alert to write). It does not
+// change s and allocates nothing.
+func (m *Model) Assess(s *State, x []float64, r *Result) {
 	*r = Result{}
 	if !m.complete(x) {
 		r.Missing = true
@@ -402,10 +423,10 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 	if !s.Warm || s.A == 0 || int(s.K) != m.k || len(s.Data) != dataLen(m.k) {
 		return
 	}
-	k, a := m.k, int(s.A)
+	k := m.k
 	var w [MaxSignals]float64
 	t2, spe := m.project(s, x, &r.Z, &w)
-	r.Judged = true
+	r.Judged, r.partial = true, true
 	r.T2, r.T2Limit, r.T2Score = t2, s.T2Limit, math.Sqrt(t2/s.T2Limit)
 	r.SPE, r.SPELimit, r.SPEScore = spe, s.SPELimit, math.Sqrt(spe/s.SPELimit)
 	r.Score, r.Stat = r.T2Score, StatT2
@@ -418,8 +439,43 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 	case r.Score >= 1:
 		r.Severity = Warning
 	}
-
 	mu, vec, eig, lii, scs := s.mean(), s.vec(), s.eig(), s.lii(), s.scales()
+	// Scores per component on the precision: w/λ.
+	var wl [MaxSignals]float64
+	for c := range k {
+		wl[c] = w[c] / eig[c]
+	}
+	for i := range k {
+		var prec float64
+		row := vec[i*k : i*k+k]
+		for c := range k {
+			prec += row[c] * wl[c]
+		}
+		// (Σ⁻¹z)_i / Λ_ii is z_i minus its conditional expectation.
+		e := prec / lii[i]
+		r.Expected[i] = mu[i] + scs[i]*(r.Z[i]-e)
+	}
+}
+
+// Contribute completes the verdict r that Assess wrote for a reading against
+// the same, unchanged s: the contribution analysis. It does nothing when r
+// is complete already (Judge's, or Contribute's before) or not judged.
+func (m *Model) Contribute(s *State, r *Result) {
+	if !r.Judged || !r.partial || int(s.K) != m.k || len(s.Data) != dataLen(m.k) {
+		return
+	}
+	r.partial = false
+	k, a := m.k, int(s.A)
+	vec, eig, lii, scs := s.vec(), s.eig(), s.lii(), s.scales()
+	// The projection again, as project computed it.
+	var w [MaxSignals]float64
+	for c := range k {
+		var d float64
+		for i := range k {
+			d += vec[i*k+c] * r.Z[i]
+		}
+		w[c] = d
+	}
 	// Scores per component: w/√λ for T², w/λ for the precision.
 	var wh, wl [MaxSignals]float64
 	for c := range k {
@@ -443,13 +499,10 @@ func (m *Model) Judge(s *State, x []float64, r *Result) {
 		r.T2Contrib[i] = half * half
 		res := r.Z[i] - proj
 		r.SPEContrib[i] = res * res
-		// (Σ⁻¹z)_i / Λ_ii is z_i minus its conditional expectation.
 		e := prec / lii[i]
 		sd := 1 / math.Sqrt(lii[i])
-		sc := scs[i]
 		r.Deviation[i] = e / sd
-		r.Expected[i] = mu[i] + sc*(r.Z[i]-e)
-		r.ExpectedStd[i] = sc * sd
+		r.ExpectedStd[i] = scs[i] * sd
 		if r.T2Contrib[i] > bestT2 {
 			bestT2, topT2 = r.T2Contrib[i], i
 		}
@@ -572,7 +625,12 @@ func (m *Model) observe(s *State, x []float64, t int64, learn bool, r *Result) b
 			var z, w [MaxSignals]float64
 			t2, spe = m.project(s, x, &z, &w)
 		}
-		score := math.Sqrt(max(t2/s.T2Limit, spe/s.SPELimit))
+		var score float64
+		if r != nil && r.Judged {
+			score = max(r.T2Score, r.SPEScore) // √ is monotonic: the same value
+		} else {
+			score = math.Sqrt(max(t2/s.T2Limit, spe/s.SPELimit))
+		}
 		if m.cfg.Clip > 0 && score > m.cfg.Clip {
 			u = m.cfg.Clip / score
 		}
@@ -689,24 +747,54 @@ func (m *Model) Refresh(s *State) {
 	}
 	s.A, s.Theta1, s.Since = uint8(a), theta1, 0
 
-	p := 1 - m.cfg.Alpha
 	fa := float64(a)
 	t2 := m.t2Limit(a, float64(s.N))
-	spe := scaledChi2(theta1, 2*theta2, p)
+	spe := m.scaledChi2(theta1, 2*theta2, 0)
 	if s.NM >= momentMin {
-		t2 = max(t2, scaledChi2(s.MT*fa, s.VT*fa*fa, p))
-		spe = max(spe, scaledChi2(s.MQ*theta1, s.VQ*theta1*theta1, p))
+		t2 = m.scaledChi2(s.MT*fa, s.VT*fa*fa, t2)
+		spe = m.scaledChi2(s.MQ*theta1, s.VQ*theta1*theta1, spe)
 	}
 	s.T2Limit, s.SPELimit = t2, spe
 }
 
-// scaledChi2 is the p-quantile of g·χ²_h with mean m and variance v (Box).
-func scaledChi2(mean, vr, p float64) float64 {
+// scaledChi2 returns the larger of floor and the (1 − Alpha)-quantile of
+// g·χ²_h with mean m and variance v (Box). The quantile, an inversion of
+// the incomplete gamma function, costs microseconds, most of a refresh; it
+// is skipped when a cheap upper bound on it (Chernoff's) shows that floor
+// is the larger, and taken from a constant for one degree of freedom (the
+// SPE of one discarded component).
+func (m *Model) scaledChi2(mean, vr, floor float64) float64 {
 	g, h := vr/(2*mean), 2*mean*mean/vr
 	if !(g > 0 && g < math.MaxFloat64) || !(h > 0 && h < math.MaxFloat64) {
-		return math.SmallestNonzeroFloat64 // never binding: the caller takes the larger limit
+		// Never binding.
+		return max(floor, math.SmallestNonzeroFloat64)
 	}
 	// gonum's quantile loops on a NaN shape and crawls on extreme ones.
 	h = min(max(h, 0.05), 1e6)
-	return g * distuv.ChiSquared{K: h}.Quantile(p)
+	if floor > 0 && g*h*chernoffRatio(h, m.chernoff)*(1+1e-6) <= floor {
+		return floor
+	}
+	q := m.chi1
+	if h != 1 {
+		q = distuv.ChiSquared{K: h}.Quantile(1 - m.cfg.Alpha)
+	}
+	return max(floor, g*q)
+}
+
+// chernoffRatio returns u > 1 with (h/2)(u − 1 − ln u) = c: by Chernoff's
+// bound, P(χ²_h ≥ u·h) ≤ exp(−(h/2)(u − 1 − ln u)), so the χ²_h quantile
+// at 1 − e^−c is at most u·h. Newton's method from above converges
+// monotonically (the function is convex and increasing for u > 1), so every
+// iterate is itself an upper bound.
+func chernoffRatio(h, c float64) float64 {
+	t := 2 * c / h                  // u − 1 − ln u = t
+	u := 1 + t + math.Sqrt(2*t) + 1 // above the root: u − 1 − ln u ≥ t there
+	for range 8 {
+		f := u - 1 - math.Log(u) - t
+		if f <= 1e-12*t {
+			break
+		}
+		u -= f / (1 - 1/u)
+	}
+	return u
 }

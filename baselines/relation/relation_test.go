@@ -9,6 +9,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat"
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // gauss draws from a multivariate normal with a known mean and covariance.
@@ -704,5 +705,97 @@ func TestRelearnAfter(t *testing.T) {
 	}
 	if flaggedLate > 10 {
 		t.Errorf("new relation still flagged in %d of 1000 readings long after relearn_after; want it learned", flaggedLate)
+	}
+}
+
+// TestScaledChi2Shortcuts checks that the shortcuts of Model.scaledChi2
+// (Chernoff's bound to skip a quantile that cannot exceed the floor, the
+// constant for one degree of freedom) give exactly the limit the full
+// computation gives.
+func TestScaledChi2Shortcuts(t *testing.T) {
+	for _, alpha := range []float64{1e-2, 1e-4, 1e-6} {
+		cfg := DefaultConfig()
+		cfg.Alpha = alpha
+		m, err := New(cfg, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full := func(mean, vr float64) float64 {
+			g, h := vr/(2*mean), 2*mean*mean/vr
+			if !(g > 0 && g < math.MaxFloat64) || !(h > 0 && h < math.MaxFloat64) {
+				return math.SmallestNonzeroFloat64
+			}
+			h = min(max(h, 0.05), 1e6)
+			return g * distuv.ChiSquared{K: h}.Quantile(1-alpha)
+		}
+		for _, h := range []float64{0.01, 0.05, 0.3, 1, 1.7, 2, 5, 30, 400, 1e4, 1e6, 1e7} {
+			bound := h * chernoffRatio(h, -math.Log(alpha))
+			q := (distuv.ChiSquared{K: h}).Quantile(1 - alpha)
+			if h >= 0.05 && h <= 1e6 && !(q <= bound) {
+				t.Errorf("alpha %g, h %g: quantile %v above the Chernoff bound %v", alpha, h, q, bound)
+			}
+			for _, g := range []float64{1e-3, 0.7, 2.5} {
+				mean := g * h
+				vr := 2 * g * mean
+				want := full(mean, vr)
+				for _, floor := range []float64{0, want / 2, want * 0.999, want, want * 1.001, want * 3, 1e300} {
+					if got := m.scaledChi2(mean, vr, floor); got != max(floor, want) {
+						t.Errorf("alpha %g, g %g, h %g, floor %v: got %v; want %v", alpha, g, h, floor, got, max(floor, want))
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestAssessContributeIsJudge checks that Assess, then Contribute, writes
+// exactly Judge's verdict, and that Assess alone writes the same statistics,
+// scores and expectations.
+func TestAssessContributeIsJudge(t *testing.T) {
+	for _, k := range []int{2, 3, 5, 8} {
+		m, err := New(DefaultConfig(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu := make([]float64, k)
+		cov := make([][]float64, k)
+		for i := range cov {
+			cov[i] = make([]float64, k)
+			for j := range cov[i] {
+				cov[i][j] = 0.5
+			}
+			cov[i][i] = 1 + float64(i)
+			mu[i] = float64(10 * i)
+		}
+		g := newGauss(t, mu, cov, uint64(k))
+		s := m.NewState()
+		x := make([]float64, k)
+		var judged, assessed Result
+		for n := range 3000 {
+			g.draw(x)
+			if n%7 == 0 {
+				x[n%k] += 6 // now and then a broken relation
+			}
+			m.Judge(&s, x, &judged)
+			m.Assess(&s, x, &assessed)
+			partial := assessed
+			partial.partial = false
+			want := Result{Judged: judged.Judged, Missing: judged.Missing,
+				T2: judged.T2, T2Limit: judged.T2Limit, T2Score: judged.T2Score,
+				SPE: judged.SPE, SPELimit: judged.SPELimit, SPEScore: judged.SPEScore,
+				Score: judged.Score, Stat: judged.Stat, Severity: judged.Severity,
+				Z: judged.Z, Expected: judged.Expected}
+			if partial != want {
+				t.Fatalf("k=%d, reading %d: Assess wrote %+v; want %+v", k, n, partial, want)
+			}
+			m.Contribute(&s, &assessed)
+			if assessed != judged {
+				t.Fatalf("k=%d, reading %d: Assess + Contribute wrote %+v; want %+v", k, n, assessed, judged)
+			}
+			m.Update(&s, x, int64(n), &judged)
+		}
+		if !s.Warm {
+			t.Fatalf("k=%d: never warm", k)
+		}
 	}
 }
