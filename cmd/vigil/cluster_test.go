@@ -589,7 +589,7 @@ func TestClusterFenceStaleWorker(t *testing.T) {
 
 	// Both of its partitions were stopped fenced (no final checkpoint,
 	// no release), not handed over.
-	if n := strings.Count(w1.logs.String(), "partition fenced"); n != 2 {
+	if n := strings.Count(w1.logs.String(), `msg="partition fenced: stopped without writing more"`); n != 2 {
 		t.Errorf("w1 stopped %d partitions fenced after its resume; want its 2; log:\n%s", n, w1.logs.String())
 	}
 }

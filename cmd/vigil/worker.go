@@ -65,6 +65,7 @@ type worker struct {
 // partRun is one owned partition's run.
 type partRun struct {
 	p      int
+	member *cluster.Member // the incarnation that took it; a rejoin makes another
 	own    *cluster.Ownership
 	pl     *pipeline.Pipeline
 	eng    *detectors.Engine
@@ -92,7 +93,7 @@ type fencedSink struct {
 }
 
 func (s *fencedSink) Write(ctx context.Context, as []pipeline.Alert) error {
-	if s.run.fenced.Load() || !time.Now().Before(s.w.member.ValidUntil()) {
+	if s.run.fenced.Load() || !time.Now().Before(s.run.member.ValidUntil()) {
 		s.run.fenced.Store(true)
 		s.refuse.Add(len(as))
 		return errFenced
@@ -287,7 +288,7 @@ func (w *worker) start(ctx context.Context, p int) error {
 		}
 		resume, devices = ls.pos, len(ls.devices)
 	}
-	run := &partRun{p: p, own: own, eng: eng, done: make(chan struct{})}
+	run := &partRun{p: p, member: w.member, own: own, eng: eng, done: make(chan struct{})}
 	if rec.Checkpoint != nil {
 		run.last = rec.Checkpoint.Object
 	}
@@ -387,7 +388,7 @@ func (w *worker) runPartition(ctx context.Context, run *partRun, sink *fencedSin
 func (w *worker) checkpoint(ctx context.Context, run *partRun, final bool) error {
 	run.ckptMu.Lock()
 	defer run.ckptMu.Unlock()
-	if run.fenced.Load() {
+	if run.fenced.Load() || !time.Now().Before(run.member.ValidUntil()) {
 		return errFenced
 	}
 	start := time.Now()
@@ -469,8 +470,30 @@ func (w *worker) stopAll(fenced bool) {
 		}
 		r.stop()
 	}
+	// A hand-over ends within the drain and the final checkpoint's
+	// bounds. A fenced run writes nothing more whatever it is doing (its
+	// sink and checkpoints check its own, lost, membership; its record
+	// writes fail the CAS), so a worker that must rejoin does not wait
+	// for one that is slow to notice.
+	limit := time.After(time.Minute)
+	if fenced {
+		limit = time.After(5 * time.Second)
+	}
+	late := false
 	for _, r := range runs {
-		<-r.done
+		if !late {
+			select {
+			case <-r.done:
+				continue
+			case <-limit:
+				late = true
+			}
+		}
+		select {
+		case <-r.done:
+		default:
+			w.log.Error("a partition did not stop in time; leaving it behind", "partition", r.p, "fenced", fenced)
+		}
 	}
 	w.mu.Lock()
 	clear(w.parts)
