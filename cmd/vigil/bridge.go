@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-iot/vigil/internal/redact"
 	"github.com/vigil-iot/vigil/pipeline/jetstream"
@@ -44,22 +43,12 @@ func runBridge(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	nc, err := jetstream.Connect(cfg.Cluster.ConnConfig, "vigil-bridge", log.With("component", "nats"))
+	nc, _, err := connectStream(ctx, cfg, "vigil-bridge", jetstream.EnsureStream, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	stream := cfg.Cluster.Config.WithDefaults()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = jetstream.EnsureStream(sctx, js, cfg.Cluster.Config)
-	cancel()
-	if err != nil {
-		return err
-	}
 	log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted(), "version", nc.ConnectedServerVersion(), "stream", stream.Stream, "partitions", stream.Partitions)
 
 	srcOpts := cfg.Source

@@ -65,15 +65,11 @@ func runCluster(ctx context.Context, e *env, args []string) error {
 	if cfg.Cluster.URL == "" {
 		return configError{fmt.Errorf("config %s: cluster.url is required for cluster status", *cfgPath)}
 	}
-	nc, err := jetstream.Connect(cfg.Cluster.ConnConfig, "vigil-cluster-status", e.log.With("component", "nats"))
+	nc, js, err := connectStream(ctx, cfg, "vigil-cluster-status", nil, e.log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	st, err := readClusterStatus(ctx, js, cfg.Cluster.Config.WithDefaults())

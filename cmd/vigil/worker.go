@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	natsclient "github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-iot/vigil/cmd/vigil/internal/admin"
@@ -257,6 +258,12 @@ func (w *worker) start(ctx context.Context, p int) error {
 	if err != nil {
 		return err
 	}
+	started := false
+	defer func() {
+		if !started { // taken but not started: give it back at once
+			w.release(own)
+		}
+	}()
 	w.owned.Inc()
 	if rec.Owner != "" && rec.Owner != w.member.Key() && !rec.Released {
 		w.takeovers.Inc()
@@ -268,22 +275,18 @@ func (w *worker) start(ctx context.Context, p int) error {
 	if ck := rec.Checkpoint; ck != nil {
 		b, err := w.ckpts.Get(ctx, ck.Object, ck.Digest)
 		if err != nil {
-			w.release(own, nil)
 			return fmt.Errorf("checkpoint %s: %w", ck.Object, err)
 		}
 		h, recs, err := state.ReadFrom(bytes.NewReader(b), w.keys)
 		if err != nil {
-			w.release(own, nil)
 			return fmt.Errorf("checkpoint %s: %w", ck.Object, err)
 		}
 		ls, err := parseLearned(ck.Object, h, recs)
 		if err != nil {
-			w.release(own, nil)
 			return err
 		}
 		var rep detectors.RestoreReport
 		if err := ls.restoreEngine(eng, 0, 1, &rep); err != nil {
-			w.release(own, nil)
 			return err
 		}
 		resume, devices = ls.pos, len(ls.devices)
@@ -296,7 +299,6 @@ func (w *worker) start(ctx context.Context, p int) error {
 		Stream: w.stream.Stream, Partition: p, After: resume.Mark, Logger: w.log,
 	})
 	if err != nil {
-		w.release(own, nil)
 		return err
 	}
 	pl, err := pipeline.New(pipeline.Config{
@@ -313,10 +315,10 @@ func (w *worker) start(ctx context.Context, p int) error {
 	})
 	if err != nil {
 		src.Close()
-		w.release(own, nil)
 		return err
 	}
 	run.pl, run.src = pl, src
+	started = true
 	runCtx, stop := context.WithCancel(context.Background())
 	run.stop = stop
 	w.mu.Lock()
@@ -450,7 +452,7 @@ func (w *worker) checkpoint(ctx context.Context, run *partRun, final bool) error
 }
 
 // release gives up a partition taken but not started.
-func (w *worker) release(own *cluster.Ownership, _ *cluster.Checkpoint) {
+func (w *worker) release(own *cluster.Ownership) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := w.records.Release(ctx, own); err != nil {
@@ -517,21 +519,11 @@ func runWorkerLive(ctx context.Context, e *env, cfg *config.File, cfgPath string
 	if err != nil {
 		return err
 	}
-	nc, err := jetstream.Connect(cfg.Cluster.ConnConfig, "vigil-worker", log.With("component", "nats"))
+	nc, js, err := connectStream(ctx, cfg, "vigil-worker", jetstream.Setup, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = jetstream.Setup(sctx, js, cfg.Cluster.Config)
-	cancel()
-	if err != nil {
-		return err
-	}
 	stream := cfg.Cluster.Config.WithDefaults()
 
 	outs, deadLetters, err := buildOutputs(e, cfg, nil, log, ms)
@@ -600,4 +592,29 @@ func runWorkerLive(ctx context.Context, e *env, cfg *config.File, cfgPath string
 			return err
 		}
 	}
+}
+
+// connectStream connects to the cluster section's NATS servers as name and
+// prepares the scale-out with prepare (jetstream.Setup for workers,
+// EnsureStream for the bridge, nil for none) within 30 s.
+func connectStream(ctx context.Context, cfg *config.File, name string, prepare func(context.Context, natsjs.JetStream, jetstream.Config) error, log *slog.Logger) (*natsclient.Conn, natsjs.JetStream, error) {
+	nc, err := jetstream.Connect(cfg.Cluster.ConnConfig, name, log.With("component", "nats"))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := natsjs.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if prepare != nil {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = prepare(sctx, js, cfg.Cluster.Config)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	return nc, js, nil
 }

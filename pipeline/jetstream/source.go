@@ -40,7 +40,6 @@ type PartitionSource struct {
 
 	fed      atomic.Uint64 // stream sequence of the last message fed
 	lastFeed atomic.Int64  // when a message was last fed (Unix ns)
-	restarts atomic.Uint64
 
 	pending atomic.Uint64 // messages of the partition after the last one read
 	last    atomic.Uint64 // stream sequence of the last message read
@@ -153,7 +152,6 @@ func (s *PartitionSource) watch() {
 		s.mu.Lock()
 		it := s.it
 		s.mu.Unlock()
-		s.restarts.Add(1)
 		it.Stop() // feed sees the iterator closed and reopens
 	}
 }
@@ -285,9 +283,6 @@ func (s *PartitionSource) Pending() uint64 { return s.pending.Load() }
 
 // Last reports the stream sequence of the last message read.
 func (s *PartitionSource) Last() uint64 { return s.last.Load() }
-
-// Restarts reports how often the consumer was recreated after a stall.
-func (s *PartitionSource) Restarts() uint64 { return s.restarts.Load() }
 
 // Close stops reading.
 func (s *PartitionSource) Close() error {
