@@ -54,10 +54,14 @@ func BenchmarkClusterWorkers(b *testing.B) {
 	single := float64(wl.lines) / replayCPU.Seconds()
 	b.Logf("vigil replay: %d messages, %.2f CPU-s: %.0f msgs per CPU-second", wl.lines, replayCPU.Seconds(), single)
 
-	for _, n := range []int{1, 2, 3} {
-		b.Run("workers="+strconv.Itoa(n), func(b *testing.B) {
+	// pack=64 is what the bridge stores when a partition's readings
+	// arrive together (BridgeConfig.Pack's default); pack=1 one stream
+	// message per reading, as at low rates or from devices publishing to
+	// NATS directly.
+	for _, c := range []struct{ workers, pack int }{{1, 1}, {1, 64}, {2, 64}, {3, 64}} {
+		b.Run(fmt.Sprintf("workers=%d/pack=%d", c.workers, c.pack), func(b *testing.B) {
 			for range b.N {
-				perCPU, wall := clusterRun(b, bin, wl, n)
+				perCPU, wall := clusterRun(b, bin, wl, c.workers, c.pack)
 				b.ReportMetric(perCPU, "msgs/cpu-s")
 				b.ReportMetric(perCPU/single, "vs-replay")
 				b.ReportMetric(wall.Seconds(), "wall-s")
@@ -69,7 +73,7 @@ func BenchmarkClusterWorkers(b *testing.B) {
 // clusterRun publishes wl into a fresh stream, lets n workers judge it and
 // returns the messages per worker CPU-second and the wall time until every
 // partition was read to its end.
-func clusterRun(b *testing.B, bin string, wl workload, n int) (float64, time.Duration) {
+func clusterRun(b *testing.B, bin string, wl workload, n, pack int) (float64, time.Duration) {
 	srv := natstest.Start(b)
 	nc, err := natsclient.Connect(srv.URL())
 	if err != nil {
@@ -85,7 +89,7 @@ func clusterRun(b *testing.B, bin string, wl workload, n int) (float64, time.Dur
 	if err := jetstream.Setup(ctx, js, jetstream.Config{Partitions: partitions}); err != nil {
 		b.Fatal(err)
 	}
-	last, err := publishLog(ctx, js, wl.path, partitions)
+	last, err := publishLog(ctx, js, wl.path, partitions, pack)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,9 +130,11 @@ func clusterRun(b *testing.B, bin string, wl workload, n int) (float64, time.Dur
 	return float64(wl.lines) / cpu.Seconds(), wall
 }
 
-// publishLog publishes every line of path on its device's partition and
-// returns the last stream sequence of each partition.
-func publishLog(ctx context.Context, js natsjs.JetStream, path string, partitions int) (map[int]uint64, error) {
+// publishLog publishes every line of path on its device's partition, up
+// to pack lines of a partition in one packed message (as the bridge does
+// when they arrive together), and returns the last stream sequence of
+// each partition.
+func publishLog(ctx context.Context, js natsjs.JetStream, path string, partitions, pack int) (map[int]uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -152,6 +158,7 @@ func publishLog(ctx context.Context, js natsjs.JetStream, path string, partition
 		futs = futs[:0]
 		return nil
 	}
+	packs, counts := make([][]byte, partitions), make([]int, partitions)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -161,16 +168,39 @@ func publishLog(ctx context.Context, js natsjs.JetStream, path string, partition
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			return nil, err
 		}
-		fut, err := js.PublishMsgAsync(&natsclient.Msg{Subject: jetstream.Subject(m.Node, partitions), Data: append([]byte(nil), sc.Bytes()...)})
+		p := jetstream.PartitionOf(m.Node, partitions)
+		msg := &natsclient.Msg{Subject: jetstream.Subject(m.Node, partitions), Data: append([]byte(nil), sc.Bytes()...)}
+		if pack > 1 {
+			if packs[p] == nil {
+				packs[p] = jetstream.AppendPackHeader(nil)
+			}
+			packs[p] = jetstream.AppendPack(packs[p], "", 0, sc.Bytes())
+			if counts[p]++; counts[p] < pack {
+				continue
+			}
+			msg = &natsclient.Msg{Subject: jetstream.PartitionSubject(p, jetstream.PackToken), Data: packs[p]}
+			packs[p], counts[p] = nil, 0
+		}
+		fut, err := js.PublishMsgAsync(msg)
 		if err != nil {
 			return nil, err
 		}
-		futs = append(futs, pending{fut, jetstream.PartitionOf(m.Node, partitions)})
+		futs = append(futs, pending{fut, p})
 		if len(futs) == 2048 {
 			if err := flush(); err != nil {
 				return nil, err
 			}
 		}
+	}
+	for p, body := range packs {
+		if body == nil {
+			continue
+		}
+		fut, err := js.PublishMsgAsync(&natsclient.Msg{Subject: jetstream.PartitionSubject(p, jetstream.PackToken), Data: body})
+		if err != nil {
+			return nil, err
+		}
+		futs = append(futs, pending{fut, p})
 	}
 	if err := flush(); err != nil {
 		return nil, err

@@ -65,6 +65,7 @@ func runBridge(ctx context.Context, e *env, args []string) error {
 		Tick:         cfg.Bridge.Tick,
 		Timeout:      cfg.Cluster.Timeout,
 		DrainTimeout: cfg.Bridge.DrainTimeout,
+		Pack:         cfg.Bridge.Pack,
 		Decoder:      dc,
 		Logger:       log,
 		Metrics:      ms,

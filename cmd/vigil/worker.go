@@ -60,7 +60,7 @@ type worker struct {
 	parts map[int]*partRun
 	wg    sync.WaitGroup
 
-	owned, takeovers, fenced, checkpoints, checkpointFails *metrics.Counter
+	owned, takeovers, fenced, checkpoints, checkpointFails, damagedPacks *metrics.Counter
 }
 
 // partRun is one owned partition's run.
@@ -132,6 +132,7 @@ func newWorker(cfg *config.File, dc pipeline.DecoderConfig, js natsjs.JetStream,
 		fenced:          ms.NewCounter(`vigil_partition_fenced_total`),
 		checkpoints:     ms.NewCounter(`vigil_partition_checkpoints_total`),
 		checkpointFails: ms.NewCounter(`vigil_partition_checkpoint_failures_total`),
+		damagedPacks:    ms.NewCounter(`vigil_partition_damaged_packs_total`),
 	}
 	ms.NewGauge(`vigil_partitions_owned`, func() float64 {
 		w.mu.Lock()
@@ -297,6 +298,7 @@ func (w *worker) start(ctx context.Context, p int) error {
 	}
 	src, err := jetstream.NewPartitionSource(ctx, w.js, jetstream.PartitionSourceConfig{
 		Stream: w.stream.Stream, Partition: p, After: resume.Mark, Logger: w.log,
+		DamagedPacks: w.damagedPacks,
 	})
 	if err != nil {
 		return err

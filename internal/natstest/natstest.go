@@ -140,7 +140,8 @@ func Start(t testing.TB) *Server {
 		}
 	})
 	for try := 0; ; try++ {
-		s.port, s.monitor = freePort(t), freePort(t)
+		ps := freePorts(t, 2)
+		s.port, s.monitor = ps[0], ps[1]
 		conf := fmt.Sprintf("listen: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\nserver_name: vigil-test\njetstream {\n  store_dir: %q\n}\n",
 			s.port, s.monitor, filepath.Join(s.dir, "js"))
 		if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
@@ -249,13 +250,21 @@ func (s *Server) Restart() {
 	s.t.Fatalf("natstest: restart: %v", err)
 }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("natstest: free port: %v", err)
+// freePorts returns n distinct free loopback ports: each is held until all
+// are chosen, so that the kernel cannot hand out one twice (a cluster's
+// route port that is also a node's monitor port made routes fail with
+// "400 Bad Request").
+func freePorts(t testing.TB, n int) []int {
+	ports := make([]int, n)
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("natstest: free port: %v", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 func tail(s string, n int) string {
@@ -280,11 +289,12 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	bin := Require(t)
 	c := &Cluster{Servers: make([]*Server, n)}
 	routes := make([]int, n)
+	ports := freePorts(t, 3*n)
 	for i := range n {
 		s := &Server{t: t, bin: bin, dir: t.TempDir(), health: "/healthz"}
 		s.conf = filepath.Join(s.dir, "nats.conf")
 		s.logPath = filepath.Join(s.dir, "nats.log")
-		s.port, s.monitor, routes[i] = freePort(t), freePort(t), freePort(t)
+		s.port, s.monitor, routes[i] = ports[3*i], ports[3*i+1], ports[3*i+2]
 		c.Servers[i] = s
 	}
 	t.Cleanup(func() {

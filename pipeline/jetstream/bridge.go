@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,13 @@ type BridgeConfig struct {
 	// unacknowledged then are not acknowledged to MQTT: the broker
 	// delivers them again.
 	DrainTimeout time.Duration
+	// Pack is the most MQTT messages of one partition packed into one
+	// stream message (default DefaultPack; 1: one stream message per MQTT
+	// message, on its device's subject, with its topic and arrival in
+	// headers). The bridge packs only what one batch holds for a
+	// partition, so packing adds no delay; a partition with one message in
+	// a batch gets it unpacked. See PackToken.
+	Pack int
 	// Decoder reads the device ID from payloads: give it the workers'
 	// decoder section, so that a device's rejected messages reach the
 	// partition its readings are in.
@@ -64,6 +72,13 @@ type BridgeConfig struct {
 const (
 	DefaultMaxPending = 4096
 	DefaultBridgeTick = time.Second
+	// DefaultPack is BridgeConfig.Pack's default.
+	DefaultPack = 64
+	// maxPack bounds BridgeConfig.Pack.
+	maxPack = 4096
+	// maxPackBytes bounds a packed message's body, well under nats-server's
+	// default max_payload of 1 MiB; a larger message goes alone.
+	maxPackBytes = 256 << 10
 )
 
 func (c BridgeConfig) withDefaults() BridgeConfig {
@@ -75,6 +90,9 @@ func (c BridgeConfig) withDefaults() BridgeConfig {
 	}
 	if c.InFlight == 0 {
 		c.InFlight = 4
+	}
+	if c.Pack == 0 {
+		c.Pack = DefaultPack
 	}
 	if c.Tick == 0 {
 		c.Tick = DefaultBridgeTick
@@ -107,6 +125,9 @@ func (c *BridgeConfig) Validate() error {
 	if c.Partitions < 1 || c.Partitions > maxPartitions {
 		errs = append(errs, fmt.Errorf("partitions: %d: want 1 to %d", c.Partitions, maxPartitions))
 	}
+	if c.Pack < 0 || c.Pack > maxPack {
+		errs = append(errs, fmt.Errorf("pack: %d: want 1 to %d (0: the default, %d)", c.Pack, maxPack, DefaultPack))
+	}
 	if c.MaxPending < 0 || c.BatchSize < 0 || c.InFlight < 0 || c.Timeout < 0 || c.RetryMin < 0 || c.RetryMax < 0 || c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("max_pending, batch size, in-flight batches, timeout, retry bounds and drain timeout must not be negative"))
 	}
@@ -118,7 +139,8 @@ func (c *BridgeConfig) Validate() error {
 
 // Bridge moves messages from an MQTT source into the partitioned stream:
 // every message of a batch is published asynchronously to its partition's
-// subject, and the batch's Ack (which acknowledges it to the broker) runs
+// subject (several of a partition packed into one stream message, see
+// BridgeConfig.Pack), and the batch's Ack (which acknowledges it to the broker) runs
 // only once JetStream has stored every one of them. A message JetStream
 // refuses (stream full, no quorum, timeout) is published again with
 // backoff, and its batch waits: nothing acknowledged to the broker is
@@ -135,6 +157,7 @@ type Bridge struct {
 	last []atomic.Int64
 
 	published *metrics.Counter
+	streamMsg *metrics.Counter
 	retried   *metrics.Counter
 	acked     *metrics.Counter
 	abandoned *metrics.Counter
@@ -163,6 +186,7 @@ func NewBridge(nc *natsclient.Conn, cfg BridgeConfig) (*Bridge, error) {
 		js: js, cfg: cfg, log: cfg.Logger.With("component", "bridge"),
 		last:      make([]atomic.Int64, cfg.Partitions),
 		published: ms.NewCounter(`vigil_bridge_published_total`),
+		streamMsg: ms.NewCounter(`vigil_bridge_stream_messages_total`),
 		retried:   ms.NewCounter(`vigil_bridge_publish_retries_total`),
 		acked:     ms.NewCounter(`vigil_bridge_acked_total`),
 		abandoned: ms.NewCounter(`vigil_bridge_abandoned_total`),
@@ -186,6 +210,17 @@ type flight struct {
 	// again.
 	stored []bool
 	start  time.Time
+
+	// Routing and packing, reused from batch to batch.
+	routes []route
+	order  []int
+	arena  []byte
+}
+
+// route is where a frame goes.
+type route struct {
+	p     int
+	token string
 }
 
 // Run reads src until ctx is cancelled or src is exhausted (io.EOF), and
@@ -265,39 +300,102 @@ func (b *Bridge) read(ctx, hard context.Context, src pipeline.Source, free <-cha
 func (b *Bridge) publish(f *flight, dec *pipeline.Decoder, r *pipeline.Reading) {
 	n := f.fb.Len()
 	f.msgs, f.futs, f.stored = f.msgs[:0], f.futs[:0], f.stored[:0]
+	f.routes, f.order = f.routes[:0], f.order[:0]
 	f.start = time.Now()
 	now := f.start.UnixNano()
 	for i := range f.fb.Frames {
 		fr := &f.fb.Frames[i]
-		payload := f.fb.Payload(fr)
 		// The decoder's verdict is the workers' business; the bridge
 		// needs the device, which a rejected payload may still name.
-		_ = dec.Decode(payload, fr.Topic, fr.Arrival, r)
-		var p int
-		var token string
+		_ = dec.Decode(f.fb.Payload(fr), fr.Topic, fr.Arrival, r)
+		rt := route{token: UnknownToken}
 		if r.Device != "" {
-			token = Escape(r.Device)
-			p = pipeline.Partition(token, b.cfg.Partitions)
+			rt.token = Escape(r.Device)
+			rt.p = pipeline.Partition(rt.token, b.cfg.Partitions)
 		} else {
 			// No device to route by: spread by topic, so that a flood
 			// of garbage does not land on one partition.
 			b.unknown.Inc()
-			token, p = UnknownToken, pipeline.Partition(fr.Topic, b.cfg.Partitions)
+			rt.p = pipeline.Partition(fr.Topic, b.cfg.Partitions)
 		}
-		b.last[p].Store(now)
-		m := &natsclient.Msg{Subject: PartitionSubject(p, token), Data: payload, Header: natsclient.Header{}}
-		if fr.Topic != "" {
-			m.Header[TopicHeader] = []string{fr.Topic}
+		b.last[rt.p].Store(now)
+		f.routes = append(f.routes, rt)
+		f.order = append(f.order, i)
+	}
+	if b.cfg.Pack <= 1 {
+		for i := range f.fb.Frames {
+			b.add(f, b.plain(f, i))
 		}
-		if fr.Arrival != 0 {
-			m.Header[ArrivalHeader] = []string{strconv.FormatInt(fr.Arrival, 10)}
-		}
-		f.msgs = append(f.msgs, m)
-		f.futs = append(f.futs, nil)
-		f.stored = append(f.stored, false)
+	} else {
+		b.pack(f)
 	}
 	b.pending.Add(int64(n))
 	b.send(f)
+}
+
+// add appends m to f's messages.
+func (b *Bridge) add(f *flight, m *natsclient.Msg) {
+	f.msgs = append(f.msgs, m)
+	f.futs = append(f.futs, nil)
+	f.stored = append(f.stored, false)
+}
+
+// plain returns the stream message of frame i alone: on its device's
+// subject, its topic and arrival in headers.
+func (b *Bridge) plain(f *flight, i int) *natsclient.Msg {
+	fr := &f.fb.Frames[i]
+	rt := f.routes[i]
+	m := &natsclient.Msg{Subject: PartitionSubject(rt.p, rt.token), Data: f.fb.Payload(fr), Header: natsclient.Header{}}
+	if fr.Topic != "" {
+		m.Header[TopicHeader] = []string{fr.Topic}
+	}
+	if fr.Arrival != 0 {
+		m.Header[ArrivalHeader] = []string{strconv.FormatInt(fr.Arrival, 10)}
+	}
+	return m
+}
+
+// pack groups f's frames by partition, keeping their order within each,
+// and makes packed messages of up to Pack frames (and maxPackBytes) of a
+// partition; a frame with nothing to share a message with goes plain.
+func (b *Bridge) pack(f *flight) {
+	slices.SortStableFunc(f.order, func(i, j int) int { return f.routes[i].p - f.routes[j].p })
+	// Size the arena once, so that the bodies built in it stay put.
+	need := len(f.order)
+	for i := range f.fb.Frames {
+		need += len(f.fb.Frames[i].Topic) + packOverhead
+	}
+	need += f.fb.Bytes()
+	if cap(f.arena) < need {
+		f.arena = make([]byte, 0, need)
+	}
+	f.arena = f.arena[:0]
+	for lo := 0; lo < len(f.order); {
+		p := f.routes[f.order[lo]].p
+		hi, size := lo, 1
+		for hi < len(f.order) && hi-lo < b.cfg.Pack && f.routes[f.order[hi]].p == p {
+			fr := &f.fb.Frames[f.order[hi]]
+			size += len(fr.Topic) + packOverhead + len(f.fb.Payload(fr))
+			if hi > lo && size > maxPackBytes {
+				break
+			}
+			hi++
+		}
+		if hi-lo == 1 {
+			b.add(f, b.plain(f, f.order[lo]))
+			lo = hi
+			continue
+		}
+		start := len(f.arena)
+		f.arena = AppendPackHeader(f.arena)
+		for _, i := range f.order[lo:hi] {
+			fr := &f.fb.Frames[i]
+			f.arena = AppendPack(f.arena, fr.Topic, fr.Arrival, f.fb.Payload(fr))
+		}
+		body := f.arena[start:len(f.arena):len(f.arena)]
+		b.add(f, &natsclient.Msg{Subject: PartitionSubject(p, PackToken), Data: body})
+		lo = hi
+	}
 }
 
 // send publishes the messages of f that have no future yet. A message the
@@ -324,17 +422,19 @@ func (b *Bridge) ackLoop(hard context.Context, sent <-chan *flight, free chan<- 
 	for f := range sent {
 		n := len(f.msgs)
 		if !b.await(hard, f) {
-			b.abandoned.Add(n)
-			b.pending.Add(-int64(n))
+			b.abandoned.Add(f.fb.Len())
+			b.pending.Add(-int64(f.fb.Len()))
 			continue
 		}
 		b.pubAck.UpdateDuration(f.start)
-		b.published.Add(n)
-		b.pending.Add(-int64(n))
+		frames := f.fb.Len()
+		b.published.Add(frames)
+		b.streamMsg.Add(n)
+		b.pending.Add(-int64(frames))
 		if f.fb.Ack != nil {
 			f.fb.Ack()
 		}
-		b.acked.Add(n)
+		b.acked.Add(frames)
 		b.batches.Inc()
 		clear(f.msgs) // drop references to the payloads
 		free <- f     // never blocks: there are InFlight flights

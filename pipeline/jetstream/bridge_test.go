@@ -124,7 +124,7 @@ type bridgeRun struct {
 	nc     *natsclient.Conn
 }
 
-func startBridge(t *testing.T, b *mqtttest.Broker, natsURL string, partitions int, drain time.Duration) *bridgeRun {
+func startBridge(t *testing.T, b *mqtttest.Broker, natsURL string, partitions, pack int, drain time.Duration) *bridgeRun {
 	t.Helper()
 	cfg := mqtt.DefaultConfig()
 	cfg.Broker, cfg.ClientID = b.URL(), "vigil-bridge"
@@ -141,7 +141,7 @@ func startBridge(t *testing.T, b *mqtttest.Broker, natsURL string, partitions in
 	if err != nil {
 		t.Fatal(err)
 	}
-	br, err := NewBridge(nc, BridgeConfig{Partitions: partitions, DrainTimeout: drain, Logger: log, Metrics: ms, RetryMax: 500 * time.Millisecond})
+	br, err := NewBridge(nc, BridgeConfig{Partitions: partitions, Pack: pack, DrainTimeout: drain, Logger: log, Metrics: ms, RetryMax: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +175,11 @@ func (r *bridgeRun) stop(t *testing.T) {
 func (r *bridgeRun) counter(name string) uint64 { return r.ms.GetOrCreateCounter(name).Get() }
 
 // streamSeqs reads every message of the stream and counts each telemetry
-// sequence number; it also checks every message is on its device's
-// partition subject and carries its topic.
-func streamSeqs(t *testing.T, js jetstream.JetStream, partitions int) (counts map[int]int, total int) {
+// sequence number, packed or not; it also checks every reading is on its
+// device's partition (and subject, unpacked) and carries its topic and
+// arrival. total is the number of stream messages, ticks included, order
+// the readings' sequence numbers in stream order.
+func streamSeqs(t *testing.T, js jetstream.JetStream, partitions int) (counts map[int]int, total int, order []int) {
 	t.Helper()
 	ctx := t.Context()
 	c, err := js.OrderedConsumer(ctx, DefaultStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{TelemetryPrefix + ".*.*"}})
@@ -201,24 +203,42 @@ func streamSeqs(t *testing.T, js jetstream.JetStream, partitions int) (counts ma
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			_, tok, err := ParseSubject(m.Subject())
+			total++
+			p, tok, err := ParseSubject(m.Subject())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tok == TickToken {
-				total++
-				continue
+			switch tok {
+			case TickToken:
+			case PackToken:
+				err := EachPacked(m.Data(), func(topic []byte, arrival int64, payload []byte) error {
+					seq := seqOf(payload)
+					dev := fmt.Sprintf("dev-%d", seq%50)
+					if want := PartitionOf(dev, partitions); p != want {
+						return fmt.Errorf("seq %d packed on partition %d; want %d", seq, p, want)
+					}
+					if len(topic) == 0 || arrival == 0 {
+						return fmt.Errorf("seq %d packed with topic %q, arrival %d; want both", seq, topic, arrival)
+					}
+					counts[seq]++
+					order = append(order, seq)
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			default:
+				seq := seqOf(m.Data())
+				dev := fmt.Sprintf("dev-%d", seq%50)
+				if m.Subject() != Subject(dev, partitions) {
+					t.Fatalf("seq %d on %q; want %q", seq, m.Subject(), Subject(dev, partitions))
+				}
+				if m.Headers().Get(TopicHeader) == "" || m.Headers().Get(ArrivalHeader) == "" {
+					t.Fatalf("seq %d: headers %v; want topic and arrival", seq, m.Headers())
+				}
+				counts[seq]++
+				order = append(order, seq)
 			}
-			seq := seqOf(m.Data())
-			dev := fmt.Sprintf("dev-%d", seq%50)
-			if m.Subject() != Subject(dev, partitions) {
-				t.Fatalf("seq %d on %q; want %q", seq, m.Subject(), Subject(dev, partitions))
-			}
-			if m.Headers().Get(TopicHeader) == "" || m.Headers().Get(ArrivalHeader) == "" {
-				t.Fatalf("seq %d: headers %v; want topic and arrival", seq, m.Headers())
-			}
-			counts[seq]++
-			total++
 		}
 		if batch.Error() != nil {
 			t.Fatal(batch.Error())
@@ -227,7 +247,7 @@ func streamSeqs(t *testing.T, js jetstream.JetStream, partitions int) (counts ma
 			t.Fatalf("stream read stalled after %d of %d messages", total, info.State.Msgs)
 		}
 	}
-	return counts, total
+	return counts, total, order
 }
 
 // Environment of the bridge helper process (TestBridgeProcess).
@@ -272,18 +292,16 @@ func TestBridgeProcess(t *testing.T) {
 	}
 }
 
-// streamCount is the number of messages in the stream.
-func streamCount(t *testing.T, js jetstream.JetStream) uint64 {
+// storedReadings is the number of readings in the stream, packed or not,
+// duplicates included.
+func storedReadings(t *testing.T, js jetstream.JetStream, partitions int) int {
 	t.Helper()
-	s, err := js.Stream(t.Context(), DefaultStream)
-	if err != nil {
-		t.Fatal(err)
+	counts, _, _ := streamSeqs(t, js, partitions)
+	n := 0
+	for _, c := range counts {
+		n += c
 	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return n
 }
 
 // TestBridgeKilledNoLoss: messages flow from a real Mosquitto through the
@@ -317,7 +335,7 @@ func TestBridgeKilledNoLoss(t *testing.T) {
 	}
 	// The bridge's persistent session exists before the device publishes,
 	// so the broker keeps every message for it.
-	run := startBridge(t, b, srv.URL(), partitions, time.Second)
+	run := startBridge(t, b, srv.URL(), partitions, 0, time.Second)
 	run.stop(t)
 	first := startProc()
 	dev := device(t, b)
@@ -329,17 +347,17 @@ func TestBridgeKilledNoLoss(t *testing.T) {
 
 	// Kill the first bridge mid-stream, while it is publishing.
 	deadline := time.Now().Add(time.Minute)
-	for streamCount(t, js) < n/3 {
+	for storedReadings(t, js, partitions) < n/3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the stream has %d messages after a minute", streamCount(t, js))
+			t.Fatalf("the stream has %d readings after a minute", storedReadings(t, js, partitions))
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	first.Wait()
-	atKill := streamCount(t, js)
+	atKill := storedReadings(t, js, partitions)
 
 	startProc()
 	wg.Wait()
@@ -349,13 +367,13 @@ func TestBridgeKilledNoLoss(t *testing.T) {
 	// Every message reaches the stream once the second bridge caught up.
 	deadline = time.Now().Add(time.Minute)
 	for {
-		counts, total := streamSeqs(t, js, partitions)
+		counts, total, _ := streamSeqs(t, js, partitions)
 		if len(counts) == n {
 			dups := 0
 			for _, c := range counts {
 				dups += c - 1
 			}
-			t.Logf("killed with %d messages in the stream; at the end %d messages (ticks included), %d distinct of %d published, %d duplicates",
+			t.Logf("killed with %d readings in the stream; at the end %d stream messages (ticks included), %d distinct readings of %d published, %d duplicates",
 				atKill, total, len(counts), n, dups)
 			break
 		}
@@ -387,7 +405,7 @@ func TestBridgeHoldsAcks(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := mqtttest.Start(t, mqtttest.Options{})
-	run := startBridge(t, b, srv.URL(), partitions, 10*time.Second)
+	run := startBridge(t, b, srv.URL(), partitions, 0, 10*time.Second)
 	dev := device(t, b)
 	if err := publishAll(ctx, dev, n, 0); err != nil {
 		t.Fatal(err)
@@ -402,9 +420,9 @@ func TestBridgeHoldsAcks(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
-	stored, acked := streamCount(t, js), run.counter(`vigil_bridge_acked_total`)
+	stored, acked := uint64(storedReadings(t, js, partitions)), run.counter(`vigil_bridge_acked_total`)
 	if acked > stored || stored >= n {
-		t.Fatalf("stream full with %d messages, bridge acknowledged %d of %d; want acknowledged <= stored < published", stored, acked, n)
+		t.Fatalf("stream full with %d readings, bridge acknowledged %d of %d; want acknowledged <= stored < published", stored, acked, n)
 	}
 	t.Logf("full stream: %d stored, %d acknowledged, %d retries", stored, acked, run.counter(`vigil_bridge_publish_retries_total`))
 
@@ -426,11 +444,65 @@ func TestBridgeHoldsAcks(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	run.stop(t)
-	counts, _ := streamSeqs(t, js, partitions)
+	counts, _, _ := streamSeqs(t, js, partitions)
 	if len(counts) != n {
 		t.Fatalf("%d distinct messages in the stream; want %d", len(counts), n)
 	}
 	if got := run.counter(`vigil_bridge_abandoned_total`); got != 0 {
 		t.Errorf("a drained stop abandoned %d messages", got)
+	}
+}
+
+// TestBridgePacks: with Pack 8, the readings of a partition that arrive
+// together share stream messages of at most 8, every reading is stored
+// once, and each device's readings keep their order in the stream; with
+// Pack 1 every reading is a stream message of its own, on its device's
+// subject.
+func TestBridgePacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Mosquitto and nats-server")
+	}
+	for _, pack := range []int{8, 1} {
+		t.Run("pack="+strconv.Itoa(pack), func(t *testing.T) {
+			const n, partitions = 2000, 3
+			srv, js := connect(t)
+			ctx := t.Context()
+			if err := EnsureStream(ctx, js, Config{Partitions: partitions}); err != nil {
+				t.Fatal(err)
+			}
+			b := mqtttest.Start(t, mqtttest.Options{})
+			run := startBridge(t, b, srv.URL(), partitions, pack, 10*time.Second)
+			if err := publishAll(ctx, device(t, b), n, 0); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for run.counter(`vigil_bridge_acked_total`) < n {
+				if time.Now().After(deadline) {
+					t.Fatalf("the bridge acknowledged %d of %d", run.counter(`vigil_bridge_acked_total`), n)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			streamMsgs := run.counter(`vigil_bridge_stream_messages_total`)
+			run.stop(t)
+			counts, _, order := streamSeqs(t, js, partitions)
+			if len(counts) != n || len(order) != n {
+				t.Fatalf("%d distinct readings, %d in all, in the stream; want %d once each", len(counts), len(order), n)
+			}
+			last := map[int]int{}
+			for _, seq := range order {
+				dev := seq % 50
+				if prev, ok := last[dev]; ok && seq < prev {
+					t.Fatalf("device %d: reading %d stored after %d", dev, seq, prev)
+				}
+				last[dev] = seq
+			}
+			switch {
+			case pack == 1 && streamMsgs != n:
+				t.Errorf("pack 1: %d stream messages for %d readings; want one each", streamMsgs, n)
+			case pack > 1 && (streamMsgs < uint64(n/pack) || streamMsgs >= n):
+				t.Errorf("pack %d: %d stream messages for %d readings; want fewer than the readings and at least %d", pack, streamMsgs, n, n/pack)
+			}
+			t.Logf("pack %d: %d readings in %d stream messages", pack, n, streamMsgs)
+		})
 	}
 }

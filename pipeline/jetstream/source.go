@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-iot/vigil/pipeline"
@@ -21,8 +22,10 @@ import (
 // redelivery out of order), so the same messages come in the same order
 // whether the partition is read live or again after a failover from its
 // checkpoint. Frames carry the bridge's topic and arrival time, and their
-// stream sequence as Line; tick messages end a batch with its Clock; every
-// batch's Mark is the stream sequence of its last message, ticks included.
+// stream sequence as Line (a packed message's frames share it); tick
+// messages end a batch with its Clock; every batch's Mark is the stream
+// sequence of its last message, ticks included, and a batch holds whole
+// packed messages only.
 type PartitionSource struct {
 	p      int
 	origin string
@@ -44,7 +47,14 @@ type PartitionSource struct {
 	pending atomic.Uint64 // messages of the partition after the last one read
 	last    atomic.Uint64 // stream sequence of the last message read
 	badTick atomic.Uint64
+	badPack atomic.Uint64
+
+	// topics interns the topics of packed frames (read by ReadBatch only).
+	topics map[string]string
 }
+
+// maxInterned bounds PartitionSource.topics; past it the map starts again.
+const maxInterned = 4096
 
 // PartitionSourceConfig configures a PartitionSource.
 type PartitionSourceConfig struct {
@@ -66,6 +76,9 @@ type PartitionSourceConfig struct {
 	Stall time.Duration
 	// Logger (default: discard).
 	Logger *slog.Logger
+	// DamagedPacks, when set, counts packed messages that could not be
+	// read whole.
+	DamagedPacks *metrics.Counter
 }
 
 // NewPartitionSource starts reading partition cfg.Partition of the stream.
@@ -90,6 +103,7 @@ func NewPartitionSource(ctx context.Context, js jetstream.JetStream, cfg Partiti
 		cfg:    cfg,
 		msgs:   make(chan item, cfg.Buffer),
 		done:   make(chan struct{}),
+		topics: make(map[string]string),
 	}
 	s.last.Store(cfg.After)
 	s.fed.Store(cfg.After)
@@ -259,6 +273,21 @@ func (s *PartitionSource) add(b *pipeline.FrameBatch, x item) bool {
 		s.last.Store(seq)
 	}
 	_, token, err := ParseSubject(m.Subject())
+	if err == nil && token == PackToken {
+		err := EachPacked(m.Data(), func(topic []byte, arrival int64, payload []byte) error {
+			b.Add(s.intern(topic), payload, arrival, s.origin, int64(seq))
+			return nil
+		})
+		if err != nil {
+			if s.cfg.DamagedPacks != nil {
+				s.cfg.DamagedPacks.Inc()
+			}
+			if s.badPack.Add(1) == 1 {
+				s.log.Error("a packed message is damaged: the frames after the damage are lost (counted in vigil_partition_damaged_packs_total)", "partition", s.p, "seq", seq, "err", err)
+			}
+		}
+		return false
+	}
 	if err == nil && token == TickToken {
 		ns, err := strconv.ParseInt(string(m.Data()), 10, 64)
 		if err != nil || ns <= 0 {
@@ -275,6 +304,20 @@ func (s *PartitionSource) add(b *pipeline.FrameBatch, x item) bool {
 	}
 	b.Add(h.Get(TopicHeader), m.Data(), arrival, s.origin, int64(seq))
 	return false
+}
+
+// intern returns topic as a string, allocating only for topics not seen
+// lately.
+func (s *PartitionSource) intern(topic []byte) string {
+	if t, ok := s.topics[string(topic)]; ok {
+		return t
+	}
+	if len(s.topics) >= maxInterned {
+		clear(s.topics)
+	}
+	t := string(topic)
+	s.topics[t] = t
+	return t
 }
 
 // Pending reports how many messages of the partition the stream held

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	natsclient "github.com/nats-io/nats.go"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -235,5 +236,81 @@ func BenchmarkPartitionSource(b *testing.B) {
 			read += fb.Len()
 		}
 		src.Close()
+	}
+}
+
+// TestPartitionSourcePacked: packed messages read back as their frames, in
+// order, with topics and arrivals, every frame's Line the pack's stream
+// sequence; a batch never splits a pack (its Mark always covers whole
+// packs, so a checkpoint never lands inside one); a damaged pack yields
+// the frames before the damage, is counted, and the packs after it read
+// as usual.
+func TestPartitionSourcePacked(t *testing.T) {
+	_, js := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := Config{Partitions: 2}
+	if err := EnsureStream(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	const p = 1
+	var want []int
+	seqOfPack := map[int]uint64{} // telemetry seq -> stream sequence of its pack
+	i := 0
+	for k := range 30 {
+		size := 1 + k%10
+		body := AppendPackHeader(nil)
+		var in []int
+		for range size {
+			body = AppendPack(body, "plant/d"+strconv.Itoa(i%5), int64(i)*1e6+1, telemetry(i, "d"))
+			in = append(in, i)
+			i++
+		}
+		damaged := k == 13
+		if damaged {
+			body = append(body, 0x05) // a frame's start and nothing more
+		}
+		ack, err := js.PublishMsg(ctx, &natsclient.Msg{Subject: PartitionSubject(p, PackToken), Data: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range in {
+			want = append(want, s)
+			seqOfPack[s] = ack.Sequence
+		}
+	}
+	bad := metrics.NewSet().NewCounter("damaged")
+	src, err := NewPartitionSource(ctx, js, PartitionSourceConfig{Partition: p, DamagedPacks: bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var got []int
+	var b pipeline.FrameBatch
+	for len(got) < len(want) {
+		b.Reset()
+		if err := src.ReadBatch(ctx, &b, 3); err != nil {
+			t.Fatal(err)
+		}
+		for i := range b.Frames {
+			f := &b.Frames[i]
+			s := seqOf(b.Payload(f))
+			got = append(got, s)
+			if f.Topic != "plant/d"+strconv.Itoa(s%5) || f.Arrival != int64(s)*1e6+1 || uint64(f.Line) != seqOfPack[s] {
+				t.Errorf("reading %d: topic %q arrival %d line %d; want line %d", s, f.Topic, f.Arrival, f.Line, seqOfPack[s])
+			}
+		}
+		if last := b.Frames[len(b.Frames)-1]; uint64(last.Line) != b.Mark {
+			t.Errorf("batch mark %d; want its last pack's sequence %d", b.Mark, last.Line)
+		}
+		if s := got[len(got)-1]; s+1 < len(want) && seqOfPack[s+1] == seqOfPack[s] {
+			t.Errorf("a batch ended inside the pack at sequence %d", seqOfPack[s])
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("read %v; want %v", got, want)
+	}
+	if bad.Get() != 1 {
+		t.Errorf("damaged packs counted: %d; want 1", bad.Get())
 	}
 }

@@ -184,6 +184,10 @@ type Bridge struct {
 	// DrainTimeout bounds the wait for outstanding acknowledgements at
 	// shutdown (default 10s).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// Pack is the most MQTT messages of one partition packed into one
+	// stream message (default 64; 1: one stream message per MQTT message,
+	// on its device's subject).
+	Pack int `yaml:"pack"`
 }
 
 // Validate checks the section; errors name the key.
@@ -197,6 +201,9 @@ func (b *Bridge) Validate() error {
 	}
 	if b.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain_timeout: must not be negative"))
+	}
+	if b.Pack < 0 || b.Pack > 4096 {
+		errs = append(errs, fmt.Errorf("pack: %d: want 1 to 4096 (0: the default, 64)", b.Pack))
 	}
 	return errors.Join(errs...)
 }

@@ -146,12 +146,12 @@ func TestSourceLinger(t *testing.T) {
 // TestClusterAndBridgeSections: the scale-out's sections decode inline
 // into the jetstream package's types, and their errors name the key.
 func TestClusterAndBridgeSections(t *testing.T) {
-	f, err := Parse([]byte("cluster:\n  url: nats://127.0.0.1:4222\n  partitions: 24\n  replicas: 3\n  max_age: 24h\n  creds_file: /etc/vigil/nats.creds\nbridge:\n  max_pending: 100\n  tick: 2s\n"))
+	f, err := Parse([]byte("cluster:\n  url: nats://127.0.0.1:4222\n  partitions: 24\n  replicas: 3\n  max_age: 24h\n  creds_file: /etc/vigil/nats.creds\nbridge:\n  max_pending: 100\n  tick: 2s\n  pack: 16\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.Cluster.URL != "nats://127.0.0.1:4222" || f.Cluster.Partitions != 24 || f.Cluster.Replicas != 3 || f.Cluster.MaxAge != 24*time.Hour ||
-		f.Bridge.MaxPending != 100 || f.Bridge.Tick != 2*time.Second {
+		f.Bridge.MaxPending != 100 || f.Bridge.Tick != 2*time.Second || f.Bridge.Pack != 16 {
 		t.Errorf("got cluster %+v, bridge %+v", f.Cluster, f.Bridge)
 	}
 	if got := f.Files()["cluster.creds_file"]; got != "/etc/vigil/nats.creds" {
@@ -166,6 +166,7 @@ func TestClusterAndBridgeSections(t *testing.T) {
 		{"cluster:\n  url: tls://nats:4222\n  partitions: 2000\n", "cluster.partitions: 2000: want 1 to 1024"},
 		{"bridge:\n  max_pending: -1\n", "bridge.max_pending: must not be negative"},
 		{"bridge:\n  tick: 1ms\n", "bridge.tick: 1ms: at least 100ms"},
+		{"bridge:\n  pack: 5000\n", "bridge.pack: 5000: want 1 to 4096"},
 	} {
 		_, err := Parse([]byte(tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "secret") {
