@@ -47,9 +47,12 @@ func (c *FleetConfig) Validate() error {
 const fleetBuckets = 30
 
 // Fleet judges the fleet as a whole: the number of devices first seen in a
-// sliding window of stream time. It is called once per batch, in stream
-// order, by the pipeline's merge stage (pipeline.FleetFunc), so its state
-// needs no lock and its decisions do not depend on the sharding.
+// sliding window of stream time. It is called in stream order by the
+// pipeline's merge stage (pipeline.FleetFunc: at every frame with new
+// devices and at every batch's end), so its state needs no lock and its
+// decisions do not depend on the sharding or the batching. In the
+// scale-out, a judge on one worker calls it with the partitions' summed
+// counts per report window (cmd/vigil, fleetjudge.go).
 type Fleet struct {
 	cfg     FleetConfig
 	hyst    float64

@@ -50,17 +50,19 @@ type Rejecter interface {
 }
 
 // Newcomer is implemented by processors that count devices seen for the first
-// time. The pipeline sums the counts of all shards per batch (a number that
-// does not depend on the sharding) for the fleet observer.
+// time. The pipeline asks after every reading, and tells the fleet observer
+// at which frames (and stream clocks) devices were new.
 type Newcomer interface {
 	// NewDevices returns the devices first seen since the last call.
 	NewDevices() int
 }
 
-// FleetFunc judges the fleet as a whole once per batch, in stream order: clock
-// is the stream clock, newDevices the devices seen for the first time in the
-// batch (from Newcomer processors). It appends alerts to out; they are ordered
-// after the batch's other alerts.
+// FleetFunc judges the fleet as a whole, in stream order, on the merge
+// stage: it is called at every frame that brought devices seen for the
+// first time (from Newcomer processors), with the stream clock after that
+// frame and their number, and once at the end of every batch with 0, so its
+// decisions do not depend on batching or sharding. It appends alerts to
+// out; they are ordered after the batch's other alerts.
 type FleetFunc func(clock int64, newDevices int, out []Alert) []Alert
 
 // Tap observes the readings of one shard without taking part in judging
@@ -169,8 +171,9 @@ type batch struct {
 	clock0 int64
 	// start is the stream's start: the arrival time of its first frame.
 	start int64
-	// newDevices counts, per shard, the devices first seen in the batch.
-	newDevices []int
+	// newDevices lists, per shard, the frames at which devices were first
+	// seen in the batch, with the stream clock there.
+	newDevices [][]newcomers
 	// good counts, per shard, the readings routed (route also holds
 	// rejected frames of known devices, as -i-1).
 	good []int
@@ -188,6 +191,8 @@ type batch struct {
 type Pipeline struct {
 	cfg Config
 	log *slog.Logger
+
+	fleetNext []int // judgeFleet's cursors, reused (merge stage only)
 
 	free    chan *batch
 	decodeQ chan *batch
@@ -292,7 +297,7 @@ func New(cfg Config) (*Pipeline, error) {
 		p.free <- &batch{
 			route:      make([][]int32, cfg.Workers),
 			good:       make([]int, cfg.Workers),
-			newDevices: make([]int, cfg.Workers),
+			newDevices: make([][]newcomers, cfg.Workers),
 			alerts:     make([][]Alert, cfg.Workers),
 			decoded:    make(chan struct{}, 1),
 			shards:     make(chan struct{}, cfg.Workers),
@@ -667,16 +672,12 @@ func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 				out[j].Seq, out[j].tick = last, true
 			}
 			b.alerts[shard] = out
-			b.newDevices[shard] = 0
+			b.newDevices[shard] = b.newDevices[shard][:0]
 			b.shards <- struct{}{}
 			continue
 		}
 		b.alerts[shard] = p.judge(b, shard, proc, taps, b.alerts[shard][:0])
 		p.processed.AddInt64(int64(b.good[shard]))
-		b.newDevices[shard] = 0
-		if nc, ok := proc.(Newcomer); ok {
-			b.newDevices[shard] = nc.NewDevices()
-		}
 		p.devices[shard].Store(int64(proc.Devices()))
 		if ev, ok := proc.(Evictor); ok {
 			p.evicted[shard].Store(ev.Evictions())
@@ -698,6 +699,8 @@ func (p *Pipeline) work(hard context.Context, shard int, proc Processor) {
 func (p *Pipeline) judge(b *batch, shard int, proc Processor, taps []Tap, out []Alert) []Alert {
 	rej, _ := proc.(Rejecter)
 	tk, _ := proc.(Ticker)
+	nc, _ := proc.(Newcomer)
+	b.newDevices[shard] = b.newDevices[shard][:0]
 	route := b.route[shard]
 	clock := b.clock0
 	ticked := false
@@ -717,6 +720,12 @@ func (p *Pipeline) judge(b *batch, shard int, proc Processor, taps []Tap, out []
 					t.Observe(&b.readings[i])
 				}
 				out = proc.Process(&b.readings[i], out)
+				if nc != nil {
+					if n := nc.NewDevices(); n > 0 {
+						b.newDevices[shard] = append(b.newDevices[shard], newcomers{
+							seq: b.seq + uint64(fi), clock: max(clock, b.readings[fi].Arrival), n: n})
+					}
+				}
 			} else if i < 0 && int(-i-1) == fi {
 				if rej != nil { // a rejected frame of a known device
 					out = rej.Reject(&b.readings[fi], rejectReason(b.errs[fi]), out)
@@ -726,9 +735,11 @@ func (p *Pipeline) judge(b *batch, shard int, proc Processor, taps []Tap, out []
 			}
 			route = route[1:]
 		}
-		if a := b.readings[fi].Arrival; tk != nil && a > clock {
+		if a := b.readings[fi].Arrival; a > clock {
 			clock = a
-			tick(clock, b.seq+uint64(fi))
+			if tk != nil {
+				tick(clock, b.seq+uint64(fi))
+			}
 		}
 	}
 	// A tick batch (time passed with no frame), or a batch that did not
@@ -737,6 +748,48 @@ func (p *Pipeline) judge(b *batch, shard int, proc Processor, taps []Tap, out []
 	if tk != nil && b.clock != 0 && (b.clock > clock || !ticked) {
 		tick(b.clock, b.seq+uint64(max(len(b.frames.Frames), 1))-1)
 	}
+	return out
+}
+
+// newcomers is a frame at which a shard saw devices for the first time.
+type newcomers struct {
+	seq   uint64 // the frame's Seq
+	clock int64  // the stream clock after the frame
+	n     int
+}
+
+// judgeFleet calls the fleet judge at every frame of b that brought new
+// devices (any shard's, in stream order, at the stream clock there), then
+// at the batch's end: like ticks, its decisions do not depend on how the
+// stream was cut into batches.
+func (p *Pipeline) judgeFleet(b *batch, out []Alert) []Alert {
+	call := func(clock int64, n int, seq uint64) {
+		before := len(out)
+		out = p.cfg.Fleet(clock, n, out)
+		for j := before; j < len(out); j++ {
+			out[j].Seq = seq
+		}
+	}
+	next := p.fleetNext[:0] // per shard, the next event to take
+	for range b.newDevices {
+		next = append(next, 0)
+	}
+	p.fleetNext = next
+	for {
+		best := -1
+		for sh, evs := range b.newDevices {
+			if next[sh] < len(evs) && (best < 0 || evs[next[sh]].seq < b.newDevices[best][next[best]].seq) {
+				best = sh
+			}
+		}
+		if best < 0 {
+			break
+		}
+		ev := b.newDevices[best][next[best]]
+		next[best]++
+		call(ev.clock, ev.n, ev.seq)
+	}
+	call(b.clock, 0, b.seq+uint64(max(len(b.frames.Frames), 1))-1)
 	return out
 }
 
@@ -786,16 +839,7 @@ func (p *Pipeline) merge(hard context.Context, sink Sink) error {
 			})
 		}
 		if p.cfg.Fleet != nil && b.clock != 0 && br == nil {
-			n := 0
-			for _, k := range b.newDevices {
-				n += k
-			}
-			before := len(out)
-			out = p.cfg.Fleet(b.clock, n, out)
-			last := b.seq + uint64(max(len(b.frames.Frames), 1)) - 1
-			for j := before; j < len(out); j++ {
-				out[j].Seq = last
-			}
+			out = p.judgeFleet(b, out)
 		}
 		b.merged = out
 		p.observeLatency(&b.frames)

@@ -693,17 +693,24 @@ func (c *newcomers) NewDevices() int {
 	return n
 }
 
-// TestFleetSeesNewDevicesWhateverTheSharding: the fleet observer gets the
-// same per-batch new-device counts for any number of workers.
+// TestFleetSeesNewDevicesWhateverTheSharding: the fleet observer is
+// called at every frame that brought new devices, at the stream clock
+// there, and the calls are the same for any number of workers and any
+// batch size; every batch also ends with a call at its clock.
 func TestFleetSeesNewDevicesWhateverTheSharding(t *testing.T) {
-	var want []int
-	for _, workers := range []int{1, 2, 5} {
-		var got []int
+	var want []string
+	for _, c := range []struct{ workers, batch int }{{1, 100}, {2, 100}, {5, 100}, {1, 7}, {3, 512}} {
+		var got []string
+		ends := 0
 		p, err := pipeline.New(pipeline.Config{
-			Workers: workers, BatchSize: 100,
+			Workers: c.workers, BatchSize: c.batch,
 			NewProcessor: func(int) pipeline.Processor { return &newcomers{seen: map[string]bool{}} },
 			Fleet: func(clock int64, n int, out []pipeline.Alert) []pipeline.Alert {
-				got = append(got, n)
+				if n > 0 {
+					got = append(got, fmt.Sprintf("%d@%d", n, clock))
+				} else {
+					ends++
+				}
 				return out
 			},
 		})
@@ -713,15 +720,18 @@ func TestFleetSeesNewDevicesWhateverTheSharding(t *testing.T) {
 		if err := p.Run(context.Background(), &sliceSource{payloads: payloads(1000, 137)}, &collect{}); err != nil {
 			t.Fatal(err)
 		}
+		if batches := (1000 + c.batch - 1) / c.batch; ends < batches {
+			t.Errorf("%+v: %d calls at a batch's end; want one per batch (%d)", c, ends, batches)
+		}
 		if want == nil {
 			want = got
-			if len(want) != 10 || want[0] != 100 || want[1] != 37 || want[2] != 0 {
-				t.Fatalf("workers=1: new devices per batch %v; want 100, 37, then 0s", want)
+			if len(want) != 137 || !strings.HasPrefix(want[0], "1@") {
+				t.Fatalf("%+v: calls with new devices %v; want 137 of one each", c, want)
 			}
 			continue
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("workers=%d: %v; want %v", workers, got, want)
+			t.Errorf("%+v: %v; want %v", c, got, want)
 		}
 	}
 }

@@ -40,12 +40,12 @@ type clusterWorker struct {
 // (so a reference run can share the stream and nothing else); its
 // alerts go to a file and, when natsOut is set, to JetStream.
 func startClusterWorker(t *testing.T, bin, natsURL, prefix, id, natsOut string) *clusterWorker {
-	return startClusterWorkerWith(t, bin, natsURL, prefix, id, natsOut, "  partitions: 12\n  replicas: 3\n")
+	return startClusterWorkerWith(t, bin, natsURL, prefix, id, natsOut, "  partitions: 12\n  replicas: 3\n", "")
 }
 
 // startClusterWorkerWith is startClusterWorker with the cluster section's
-// partitions and replicas lines given.
-func startClusterWorkerWith(t *testing.T, bin, natsURL, prefix, id, natsOut, layout string) *clusterWorker {
+// partitions and replicas lines given, and extra top-level sections.
+func startClusterWorkerWith(t *testing.T, bin, natsURL, prefix, id, natsOut, layout, extra string) *clusterWorker {
 	t.Helper()
 	dir := t.TempDir()
 	w := &clusterWorker{id: id, metrics: freeAddr(t), alerts: filepath.Join(dir, "alerts.jsonl"), logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
@@ -57,7 +57,7 @@ func startClusterWorkerWith(t *testing.T, bin, natsURL, prefix, id, natsOut, lay
 		"  checkpoint_interval: 1s\n  worker_id: "+id+"\n"+
 		"  members_bucket: "+prefix+"members\n  cluster_bucket: "+prefix+"cluster\n  checkpoints_bucket: "+prefix+"checkpoints\n"+
 		"alerts:\n  journal: {dir: "+filepath.Join(dir, "journal")+"}\n  mqtt: {enabled: false}\n  file: "+w.alerts+"\n"+outputs+
-		"metrics:\n  listen: "+w.metrics+"\n")
+		"metrics:\n  listen: "+w.metrics+"\n"+extra)
 	w.cmd = exec.Command(bin, "run", "--source", "jetstream", "--config", cfg)
 	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
 	if err := w.cmd.Start(); err != nil {
@@ -499,8 +499,8 @@ func TestClusterFenceStaleWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	layout := "  partitions: 4\n  replicas: 1\n"
-	w1 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w1", "", layout)
-	w2 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w2", "", layout)
+	w1 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w1", "", layout, "")
+	w2 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w2", "", layout, "")
 	owns := func(w *clusterWorker, n float64) func() bool {
 		return func() bool { return w.metric("vigil_partitions_owned") == n }
 	}

@@ -61,6 +61,7 @@ type worker struct {
 	wg    sync.WaitGroup
 
 	owned, takeovers, fenced, checkpoints, checkpointFails, damagedPacks *metrics.Counter
+	fleetM                                                               fleetMetrics
 }
 
 // partRun is one owned partition's run.
@@ -79,6 +80,11 @@ type partRun struct {
 	n      int        // checkpoints written in this ownership
 	ckptAt atomic.Int64
 	err    error
+	// counter reports the partition's newcomers to the fleet stream (nil
+	// when fleet judgement is off); judge, on partition 0 only, judges
+	// the fleet.
+	counter *jetstream.FleetCounter
+	judge   *fleetJudge
 }
 
 // fencedSink writes a partition's alerts only while this worker still
@@ -133,6 +139,7 @@ func newWorker(cfg *config.File, dc pipeline.DecoderConfig, js natsjs.JetStream,
 		checkpoints:     ms.NewCounter(`vigil_partition_checkpoints_total`),
 		checkpointFails: ms.NewCounter(`vigil_partition_checkpoint_failures_total`),
 		damagedPacks:    ms.NewCounter(`vigil_partition_damaged_packs_total`),
+		fleetM:          newFleetMetrics(ms),
 	}
 	ms.NewGauge(`vigil_partitions_owned`, func() float64 {
 		w.mu.Lock()
@@ -273,6 +280,10 @@ func (w *worker) start(ctx context.Context, p int) error {
 	eng.ShareCap(detectors.NewDeviceCap(w.cfg.Pipeline.MaxDevices))
 	var resume pipeline.Position
 	devices := 0
+	var counter *jetstream.FleetCounter
+	if w.cfg.Fleet.Enabled {
+		counter = jetstream.NewFleetCounter(p, fleetReportWidth(w.cfg.Fleet.Window))
+	}
 	if ck := rec.Checkpoint; ck != nil {
 		b, err := w.ckpts.Get(ctx, ck.Object, ck.Digest)
 		if err != nil {
@@ -291,8 +302,14 @@ func (w *worker) start(ctx context.Context, p int) error {
 			return err
 		}
 		resume, devices = ls.pos, len(ls.devices)
+		if counter != nil && ls.fleet != nil {
+			if err := counter.RestoreState(ls.fleet); err != nil {
+				// The window in progress is counted from the mark on.
+				w.log.Warn("fleet count not restored", "partition", p, "err", err)
+			}
+		}
 	}
-	run := &partRun{p: p, member: w.member, own: own, eng: eng, done: make(chan struct{})}
+	run := &partRun{p: p, member: w.member, own: own, eng: eng, done: make(chan struct{}), counter: counter}
 	if rec.Checkpoint != nil {
 		run.last = rec.Checkpoint.Object
 	}
@@ -311,6 +328,13 @@ func (w *worker) start(ctx context.Context, p int) error {
 		BatchSize:    w.cfg.Pipeline.BatchSize,
 		Decoder:      w.dc,
 		NewProcessor: func(int) pipeline.Processor { return eng },
+		Fleet:        w.fleetReporter(counter),
+		FleetSnapshot: func() []byte {
+			if counter == nil {
+				return nil
+			}
+			return counter.AppendState(nil)
+		},
 		Resume:       resume,
 		DrainTimeout: w.cfg.Pipeline.DrainTimeout,
 		Logger:       w.log.With("partition", p),
@@ -330,6 +354,13 @@ func (w *worker) start(ctx context.Context, p int) error {
 	sink := &fencedSink{out: w.out, w: w, run: run,
 		wrote:  w.ms.GetOrCreateCounter(`vigil_partition_alerts_total` + lbl),
 		refuse: w.ms.GetOrCreateCounter(`vigil_partition_alerts_refused_total` + lbl)}
+	if p == 0 {
+		var judged int64
+		if rec.Checkpoint != nil {
+			judged = rec.Checkpoint.FleetJudged
+		}
+		run.judge = w.newFleetJudge(sink, judged)
+	}
 	w.log.Info("partition taken", "partition", p, "epoch", own.Epoch(), "from", rec.Owner,
 		"checkpoint_mark", resume.Mark, "devices", devices)
 	w.wg.Go(func() { w.runPartition(runCtx, run, sink) })
@@ -357,9 +388,14 @@ func (w *worker) runPartition(ctx context.Context, run *partRun, sink *fencedSin
 			}
 		}
 	})
+	var judgeWG sync.WaitGroup
+	if run.judge != nil {
+		judgeWG.Go(func() { run.judge.run(ctx) })
+	}
 	err := run.pl.Run(ctx, run.src, sink)
 	stopCk()
 	ckWG.Wait()
+	judgeWG.Wait() // ctx ended it too: its last window is final
 	run.src.Close()
 	if errors.Is(err, errFenced) || run.fenced.Load() {
 		w.fenced.Inc()
@@ -396,6 +432,12 @@ func (w *worker) checkpoint(ctx context.Context, run *partRun, final bool) error
 		return errFenced
 	}
 	start := time.Now()
+	// The fleet windows judged so far: their alerts are written, so the
+	// delivery waited for below covers them.
+	var judged int64
+	if run.judge != nil {
+		judged = run.judge.judged.Load()
+	}
 	var buf bytes.Buffer
 	run.n++
 	sw, err := state.NewWriter(&buf, state.Header{Sequence: run.own.Epoch()<<20 | uint64(run.n), Created: start}, w.keys)
@@ -405,7 +447,10 @@ func (w *worker) checkpoint(ctx context.Context, run *partRun, final bool) error
 	var pos pipeline.Position
 	if final {
 		pos = run.pl.Position()
-		if err = sw.Add(pipeline.RecordPosition, "", pipeline.AppendPosition(nil, pos)); err == nil {
+		if err = sw.Add(pipeline.RecordPosition, "", pipeline.AppendPosition(nil, pos)); err == nil && run.counter != nil {
+			err = sw.Add(pipeline.RecordFleet, "", run.counter.AppendState(nil))
+		}
+		if err == nil {
 			err = run.eng.SnapshotTo(sw)
 		}
 	} else {
@@ -431,7 +476,7 @@ func (w *worker) checkpoint(ctx context.Context, run *partRun, final bool) error
 		w.checkpointFails.Inc()
 		return err
 	}
-	ck := cluster.Checkpoint{Object: name, Digest: digest, Bytes: size, Mark: pos.Mark, Clock: pos.Clock, Created: start}
+	ck := cluster.Checkpoint{Object: name, Digest: digest, Bytes: size, Mark: pos.Mark, Clock: pos.Clock, Created: start, FleetJudged: judged}
 	if err := w.records.Commit(ctx, run.own, ck); err != nil {
 		w.checkpointFails.Inc()
 		_ = w.ckpts.Delete(context.WithoutCancel(ctx), name)
@@ -451,6 +496,20 @@ func (w *worker) checkpoint(ctx context.Context, run *partRun, final bool) error
 	w.checkpoints.Inc()
 	w.log.Debug("checkpoint", "partition", run.p, "object", name, "bytes", size, "mark", pos.Mark, "took", time.Since(start))
 	return nil
+}
+
+// fleetReporter returns the pipeline's fleet hook of a partition: it
+// reports the newcomers of every window the partition's clock leaves.
+func (w *worker) fleetReporter(c *jetstream.FleetCounter) pipeline.FleetFunc {
+	if c == nil {
+		return nil
+	}
+	return func(clock int64, n int, out []pipeline.Alert) []pipeline.Alert {
+		if r, ok := c.Add(clock, n); ok {
+			w.publishReport(r)
+		}
+		return out
+	}
 }
 
 // release gives up a partition taken but not started.

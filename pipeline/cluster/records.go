@@ -38,6 +38,11 @@ type Checkpoint struct {
 	// Clock is the partition's stream clock at the checkpoint (Unix ns).
 	Clock   int64     `json:"clock"`
 	Created time.Time `json:"created"`
+	// FleetJudged, on the partition that hosts the fleet judge, is the end
+	// of the last fleet window whose alerts had been delivered when the
+	// checkpoint was taken: the next judge, rebuilding its state from the
+	// fleet stream, does not raise those again.
+	FleetJudged int64 `json:"fleet_judged,omitempty"`
 }
 
 // ErrFenced is returned by a write of a partition that another member took

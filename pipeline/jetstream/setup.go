@@ -169,7 +169,7 @@ func (c Config) StreamConfig() jetstream.StreamConfig {
 var ErrPartitionsChanged = errors.New("jetstream: the stream's partition count cannot change")
 
 // Setup creates what the scale-out needs, or brings it up to date: the
-// stream, the members and cluster KV buckets
+// stream, the fleet reports' stream, the members and cluster KV buckets
 // and the checkpoints object store. It is idempotent. It refuses a server
 // older than MinServerVersion and a stream made with another partition
 // count (ErrPartitionsChanged).
@@ -186,6 +186,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, cfg.StreamConfig()); err != nil {
 		return fmt.Errorf("jetstream: create stream %s: %w", cfg.Stream, err)
+	}
+	if err := EnsureFleetStream(ctx, js, cfg); err != nil {
+		return err
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:         cfg.MembersBucket,
