@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,4 +209,102 @@ func publishFile(t *testing.T, js natsjs.JetStream, path string, partitions int)
 		t.Fatal(err)
 	}
 	return last
+}
+
+// TestClusterFleetJudgeMoves: the fleet judge moves with partition 0. A
+// worker judges the stream up to after a spray fired; then it stops
+// (SIGTERM: hand-over) or dies (SIGKILL, after a checkpoint covered the
+// firing) and a second worker, owning everything, judges the rest. The
+// new judge rebuilds the fleet's state from the fleet stream without
+// raising the firing again, and raises the resolution: one episode, one
+// firing and one resolution across both workers' files.
+func TestClusterFleetJudgeMoves(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	natstest.Require(t)
+	bin := buildVigil(t)
+	logPath, burst := writeSprayLog(t)
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Part one ends 40 s after the burst began: the spray has fired, not
+	// yet resolved.
+	var first, second []byte
+	for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+		var m struct {
+			Timestamp time.Time `json:"timestamp"`
+		}
+		if len(l) == 0 || json.Unmarshal(l, &m) != nil {
+			continue
+		}
+		if m.Timestamp.Before(burst.Add(40 * time.Second)) {
+			first = append(first, l...)
+		} else {
+			second = append(second, l...)
+		}
+	}
+	dir := t.TempDir()
+	p1, p2 := filepath.Join(dir, "one.log"), filepath.Join(dir, "two.log")
+	if err := os.WriteFile(p1, first, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p2, second, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			srv := natstest.Start(t)
+			nc, err := natsclient.Connect(srv.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			js, err := natsjs.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const partitions = 4
+			if err := jetstream.Setup(t.Context(), js, jetstream.Config{Partitions: partitions, Lease: 3 * time.Second}); err != nil {
+				t.Fatal(err)
+			}
+			layout := "  partitions: 4\n  replicas: 1\n"
+			w1 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w1", "", layout, sprayFleet)
+			publishFile(t, js, p1, partitions)
+			if !waitUntilTrue(60*time.Second, func() bool { return len(sprayAlerts(t, w1.alerts)) == 1 }) {
+				t.Fatalf("w1: spray alerts %+v; want the firing", sprayAlerts(t, w1.alerts))
+			}
+			// A checkpoint of partition 0 after the firing (interval 1s).
+			ck := w1.metric("vigil_partition_checkpoints_total")
+			if !waitUntilTrue(20*time.Second, func() bool { return w1.metric("vigil_partition_checkpoints_total") >= ck+8 }) {
+				t.Fatalf("w1 wrote %v checkpoints, %v before; log:\n%s", w1.metric("vigil_partition_checkpoints_total"), ck, tailLines(w1.logs.String(), 20))
+			}
+			w2 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w2", "", layout, sprayFleet)
+			if sig == syscall.SIGTERM {
+				w1.stop(t)
+			} else {
+				w1.cmd.Process.Signal(sig)
+				<-w1.exited
+			}
+			if !waitUntilTrue(30*time.Second, func() bool { return w2.metric("vigil_partitions_owned") == partitions }) {
+				t.Fatalf("w2 owns %v partitions after w1 left; want %d", w2.metric("vigil_partitions_owned"), partitions)
+			}
+			publishFile(t, js, p2, partitions)
+			if !waitUntilTrue(60*time.Second, func() bool { return len(sprayAlerts(t, w2.alerts)) >= 1 }) {
+				t.Fatalf("w2 raised no spray alert after the burst ended; log:\n%s", tailLines(w2.logs.String(), 30))
+			}
+			time.Sleep(time.Second) // a re-raised firing would be written by now
+			w2.stop(t)
+			one, two := sprayAlerts(t, w1.alerts), sprayAlerts(t, w2.alerts)
+			if len(one) != 1 || one[0].State != pipeline.Firing {
+				t.Fatalf("w1 wrote %+v; want the firing alone", one)
+			}
+			if len(two) != 1 || two[0].State != pipeline.Resolved || two[0].EventID() == one[0].EventID() || two[0].ID != one[0].ID {
+				t.Fatalf("w2 wrote %+v; want only the resolution of w1's episode %s", two, one[0].ID)
+			}
+			t.Logf("%s: w1 fired %s at %s; w2 resolved it at %s", sig, one[0].ID,
+				time.Unix(0, one[0].Started).UTC().Format(time.TimeOnly), time.Unix(0, two[0].Time).UTC().Format(time.TimeOnly))
+		})
+	}
 }

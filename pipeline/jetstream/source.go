@@ -49,8 +49,10 @@ type PartitionSource struct {
 	badTick atomic.Uint64
 	badPack atomic.Uint64
 
-	// topics interns the topics of packed frames (read by ReadBatch only).
+	// topics interns the topics of packed frames, idle times ReadBatch's
+	// wait (both used by ReadBatch only).
 	topics map[string]string
+	idle   *time.Timer
 }
 
 // maxInterned bounds PartitionSource.topics; past it the map starts again.
@@ -74,6 +76,11 @@ type PartitionSourceConfig struct {
 	// longer silence means the consumer was lost with the server that
 	// held it, which the client does not always notice by itself.
 	Stall time.Duration
+	// Idle is how long ReadBatch waits for a first message before it
+	// returns an empty batch (default 1s), so that a pipeline reading an
+	// idle partition still takes its snapshots (checkpoints) between
+	// reads.
+	Idle time.Duration
 	// Logger (default: discard).
 	Logger *slog.Logger
 	// DamagedPacks, when set, counts packed messages that could not be
@@ -95,6 +102,9 @@ func NewPartitionSource(ctx context.Context, js jetstream.JetStream, cfg Partiti
 	if cfg.Stall <= 0 {
 		cfg.Stall = 5 * time.Second
 	}
+	if cfg.Idle <= 0 {
+		cfg.Idle = time.Second
+	}
 	s := &PartitionSource{
 		p:      cfg.Partition,
 		origin: "jetstream:" + cfg.Stream + "/" + strconv.Itoa(cfg.Partition),
@@ -104,6 +114,7 @@ func NewPartitionSource(ctx context.Context, js jetstream.JetStream, cfg Partiti
 		msgs:   make(chan item, cfg.Buffer),
 		done:   make(chan struct{}),
 		topics: make(map[string]string),
+		idle:   time.NewTimer(cfg.Idle),
 	}
 	s.last.Store(cfg.After)
 	s.fed.Store(cfg.After)
@@ -241,11 +252,15 @@ func (s *PartitionSource) feed() {
 
 // ReadBatch implements pipeline.Source: it waits for one message, then
 // takes what has arrived, up to max frames; a tick message ends the batch.
+// After Idle without a message it returns an empty batch.
 func (s *PartitionSource) ReadBatch(ctx context.Context, b *pipeline.FrameBatch, max int) error {
 	var x item
 	var ok bool
+	s.idle.Reset(s.cfg.Idle)
 	select {
 	case x, ok = <-s.msgs:
+	case <-s.idle.C:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}

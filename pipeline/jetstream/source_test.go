@@ -314,3 +314,26 @@ func TestPartitionSourcePacked(t *testing.T) {
 		t.Errorf("damaged packs counted: %d; want 1", bad.Get())
 	}
 }
+
+// TestPartitionSourceIdle: on a partition with nothing to read, ReadBatch
+// returns an empty batch after Idle instead of waiting for ever, so the
+// pipeline reading it can take snapshots between reads.
+func TestPartitionSourceIdle(t *testing.T) {
+	_, js := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := EnsureStream(ctx, js, Config{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewPartitionSource(ctx, js, PartitionSourceConfig{Partition: 1, Idle: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for range 3 {
+		var b pipeline.FrameBatch
+		if err := src.ReadBatch(ctx, &b, 10); err != nil || b.Len() != 0 || b.Mark != 0 {
+			t.Fatalf("idle read: %d frames, mark %d, %v; want an empty batch and no error", b.Len(), b.Mark, err)
+		}
+	}
+}
