@@ -294,7 +294,9 @@ func TestClusterFailover(t *testing.T) {
 	lag := func(ws ...*clusterWorker) float64 {
 		n := 0.0
 		for _, w := range ws {
-			n += w.metric("vigil_partition_lag_messages")
+			for p := range 12 {
+				n += w.metric(`vigil_partition_lag_messages{partition="` + strconv.Itoa(p) + `"}`)
+			}
 		}
 		return n
 	}

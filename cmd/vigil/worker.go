@@ -60,8 +60,8 @@ type worker struct {
 	parts map[int]*partRun
 	wg    sync.WaitGroup
 
-	owned, takeovers, fenced, checkpoints, checkpointFails, damagedPacks *metrics.Counter
-	fleetM                                                               fleetMetrics
+	owned, takeovers, fenced, checkpoints, checkpointFails, damagedPacks, misrouted *metrics.Counter
+	fleetM                                                                          fleetMetrics
 }
 
 // partRun is one owned partition's run.
@@ -139,6 +139,7 @@ func newWorker(cfg *config.File, dc pipeline.DecoderConfig, js natsjs.JetStream,
 		checkpoints:     ms.NewCounter(`vigil_partition_checkpoints_total`),
 		checkpointFails: ms.NewCounter(`vigil_partition_checkpoint_failures_total`),
 		damagedPacks:    ms.NewCounter(`vigil_partition_damaged_packs_total`),
+		misrouted:       ms.NewCounter(`vigil_partition_misrouted_total`),
 		fleetM:          newFleetMetrics(ms),
 	}
 	ms.NewGauge(`vigil_partitions_owned`, func() float64 {
@@ -146,37 +147,30 @@ func newWorker(cfg *config.File, dc pipeline.DecoderConfig, js natsjs.JetStream,
 		defer w.mu.Unlock()
 		return float64(len(w.parts))
 	})
+	// Per partition, 0 on the workers that do not own it (aggregate with
+	// max by (partition)).
 	for p := range w.stream.Partitions {
-		ms.NewGauge(`vigil_partition_mark{partition="`+strconv.Itoa(p)+`"}`, func() float64 {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			if r := w.parts[p]; r != nil {
-				return float64(r.src.Last())
+		lbl := `{partition="` + strconv.Itoa(p) + `"}`
+		gauge := func(name string, f func(r *partRun) float64) {
+			ms.NewGauge(name+lbl, func() float64 {
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				if r := w.parts[p]; r != nil {
+					return f(r)
+				}
+				return 0
+			})
+		}
+		gauge(`vigil_partition_owned`, func(*partRun) float64 { return 1 })
+		gauge(`vigil_partition_mark`, func(r *partRun) float64 { return float64(r.src.Last()) })
+		gauge(`vigil_partition_lag_messages`, func(r *partRun) float64 { return float64(r.src.Pending()) })
+		gauge(`vigil_partition_checkpoint_age_seconds`, func(r *partRun) float64 {
+			if at := r.ckptAt.Load(); at != 0 {
+				return float64(time.Now().UnixNano()-at) / 1e9
 			}
 			return 0
 		})
 	}
-	ms.NewGauge(`vigil_partition_lag_messages`, func() float64 {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		var n uint64
-		for _, r := range w.parts {
-			n += r.src.Pending()
-		}
-		return float64(n)
-	})
-	ms.NewGauge(`vigil_partition_checkpoint_age_seconds`, func() float64 {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		age := 0.0
-		now := time.Now().UnixNano()
-		for _, r := range w.parts {
-			if at := r.ckptAt.Load(); at != 0 {
-				age = max(age, float64(now-at)/1e9)
-			}
-		}
-		return age
-	})
 	return w, nil
 }
 
@@ -312,10 +306,14 @@ func (w *worker) start(ctx context.Context, p int) error {
 	run := &partRun{p: p, member: w.member, own: own, eng: eng, done: make(chan struct{}), counter: counter}
 	if rec.Checkpoint != nil {
 		run.last = rec.Checkpoint.Object
+		run.ckptAt.Store(rec.Checkpoint.Created.UnixNano())
+	} else {
+		run.ckptAt.Store(time.Now().UnixNano()) // nothing to lose before now
 	}
 	src, err := jetstream.NewPartitionSource(ctx, w.js, jetstream.PartitionSourceConfig{
 		Stream: w.stream.Stream, Partition: p, After: resume.Mark, Logger: w.log,
 		DamagedPacks: w.damagedPacks,
+		Partitions:   w.stream.Partitions, Misrouted: w.misrouted,
 	})
 	if err != nil {
 		return err

@@ -44,10 +44,11 @@ type PartitionSource struct {
 	fed      atomic.Uint64 // stream sequence of the last message fed
 	lastFeed atomic.Int64  // when a message was last fed (Unix ns)
 
-	pending atomic.Uint64 // messages of the partition after the last one read
-	last    atomic.Uint64 // stream sequence of the last message read
-	badTick atomic.Uint64
-	badPack atomic.Uint64
+	pending   atomic.Uint64 // messages of the partition after the last one read
+	last      atomic.Uint64 // stream sequence of the last message read
+	badTick   atomic.Uint64
+	badPack   atomic.Uint64
+	misrouted atomic.Uint64
 
 	// topics interns the topics of packed frames, idle times ReadBatch's
 	// wait (both used by ReadBatch only).
@@ -86,6 +87,12 @@ type PartitionSourceConfig struct {
 	// DamagedPacks, when set, counts packed messages that could not be
 	// read whole.
 	DamagedPacks *metrics.Counter
+	// Partitions, when set, is the stream's partition count: a message on
+	// a device's subject whose device belongs to another partition (a
+	// publisher that computed it wrongly) is counted in Misrouted and
+	// logged, and judged all the same.
+	Partitions int
+	Misrouted  *metrics.Counter
 }
 
 // NewPartitionSource starts reading partition cfg.Partition of the stream.
@@ -311,6 +318,15 @@ func (s *PartitionSource) add(b *pipeline.FrameBatch, x item) bool {
 		}
 		b.Clock = ns
 		return true
+	}
+	if err == nil && s.cfg.Partitions > 0 && token != UnknownToken && pipeline.Partition(token, s.cfg.Partitions) != s.p {
+		if s.cfg.Misrouted != nil {
+			s.cfg.Misrouted.Inc()
+		}
+		if s.misrouted.Add(1) == 1 {
+			s.log.Warn("a message on a subject of this partition names a device of another (a publisher computing partitions wrongly?); judged here all the same, its state split (counted in vigil_partition_misrouted_total)",
+				"partition", s.p, "subject", m.Subject(), "device_partition", pipeline.Partition(token, s.cfg.Partitions))
+		}
 	}
 	h := m.Headers()
 	var arrival int64

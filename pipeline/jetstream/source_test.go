@@ -337,3 +337,51 @@ func TestPartitionSourceIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionSourceMisrouted: a message on a device's subject in a
+// partition the device does not hash to is read (not lost) and counted;
+// one on its own partition is not.
+func TestPartitionSourceMisrouted(t *testing.T) {
+	_, js := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 4
+	if err := EnsureStream(ctx, js, Config{Partitions: n}); err != nil {
+		t.Fatal(err)
+	}
+	const p = 1
+	var right, wrong string
+	for i := 0; right == "" || wrong == ""; i++ {
+		dev := "dev-" + strconv.Itoa(i)
+		if PartitionOf(dev, n) == p {
+			right = dev
+		} else {
+			wrong = dev
+		}
+	}
+	for i, dev := range []string{right, wrong} {
+		m := &natsclient.Msg{Subject: PartitionSubject(p, Escape(dev)), Data: telemetry(i, dev)}
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mis := metrics.NewSet().NewCounter("misrouted")
+	src, err := NewPartitionSource(ctx, js, PartitionSourceConfig{Partition: p, Partitions: n, Misrouted: mis})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var got []int
+	for len(got) < 2 {
+		var b pipeline.FrameBatch
+		if err := src.ReadBatch(ctx, &b, 10); err != nil {
+			t.Fatal(err)
+		}
+		for i := range b.Frames {
+			got = append(got, seqOf(b.Payload(&b.Frames[i])))
+		}
+	}
+	if !slices.Equal(got, []int{0, 1}) || mis.Get() != 1 {
+		t.Errorf("read %v, %d counted misrouted; want both messages read and one counted", got, mis.Get())
+	}
+}
