@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -78,41 +79,20 @@ func TestBridgeCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := js.Stream(t.Context(), jetstream.DefaultStream)
-	if err != nil {
+	if _, err := js.Stream(t.Context(), jetstream.DefaultStream); err != nil {
 		t.Fatalf("the bridge made no stream: %v", err)
 	}
-	var telemetry int
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		telemetry = 0
-		for p := range 6 {
-			info, err := stream.Info(t.Context(), natsjs.WithSubjectFilter(jetstream.PartitionFilter(p)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for subj, n := range info.State.Subjects {
-				_, tok, err := jetstream.ParseSubject(subj)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if tok == jetstream.TickToken {
-					continue
-				}
-				dev, err := jetstream.Unescape(tok)
-				if err != nil || jetstream.Subject(dev, 6) != subj {
-					t.Fatalf("subject %q: device %q (%v) belongs on %q", subj, dev, err, jetstream.Subject(dev, 6))
-				}
-				telemetry += int(n)
-			}
-		}
+	var telemetry, packed int
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		telemetry, packed = streamReadings(t, js, 6)
 		if telemetry >= published {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d telemetry messages in the stream; %d published", telemetry, published)
+			t.Fatalf("%d telemetry readings in the stream; %d published", telemetry, published)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	t.Logf("%d readings in the stream, %d of them packed", telemetry, packed)
 
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
@@ -144,5 +124,74 @@ func TestBridgeCommand(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), b.Password("vigil")) {
 		t.Error("the MQTT password is in the logs")
+	}
+}
+
+// streamReadings reads the whole stream and counts its readings, packed or
+// not, checking that each is on its device's partition (and, unpacked, on
+// its device's subject).
+func streamReadings(t *testing.T, js natsjs.JetStream, partitions int) (readings, packed int) {
+	t.Helper()
+	s, err := js.Stream(t.Context(), jetstream.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := info.State.LastSeq // ticks keep coming: read up to here
+	c, err := js.OrderedConsumer(t.Context(), jetstream.DefaultStream, natsjs.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := func(payload []byte) string {
+		var m struct {
+			Node string `json:"node_id"`
+		}
+		if err := json.Unmarshal(payload, &m); err != nil {
+			t.Fatalf("payload %q: %v", payload, err)
+		}
+		return m.Node
+	}
+	for {
+		batch, err := c.Fetch(500, natsjs.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, done := 0, false
+		for m := range batch.Messages() {
+			n++
+			if md, err := m.Metadata(); err == nil && md.Sequence.Stream >= last {
+				done = true
+			}
+			p, tok, err := jetstream.ParseSubject(m.Subject())
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch tok {
+			case jetstream.TickToken:
+			case jetstream.PackToken:
+				err := jetstream.EachPacked(m.Data(), func(_ []byte, _ int64, payload []byte) error {
+					if dev := device(payload); jetstream.PartitionOf(dev, partitions) != p {
+						return fmt.Errorf("device %q packed on partition %d; it belongs on %d", dev, p, jetstream.PartitionOf(dev, partitions))
+					}
+					readings++
+					packed++
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			default:
+				if dev := device(m.Data()); jetstream.Subject(dev, partitions) != m.Subject() {
+					t.Fatalf("device %q on %q; it belongs on %q", dev, m.Subject(), jetstream.Subject(dev, partitions))
+				}
+				readings++
+			}
+		}
+		if n == 0 || done {
+			return readings, packed
+		}
 	}
 }
