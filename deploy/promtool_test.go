@@ -13,7 +13,8 @@ import (
 var grafanaVars = strings.NewReplacer("$__rate_interval", "1m", "$instance", ".+", "$output", ".+")
 
 // TestPromtool runs Prometheus' own checks: the rules files are valid, their
-// unit tests (vigil-rules.test.yml) pass, the compose stack's
+// unit tests (vigil-rules.test.yml, and vigil-cluster-rules.test.yml for
+// the scale-out's rules) pass, the compose stack's
 // prometheus.yml loads with the rules where compose mounts them, and every
 // query of the dashboard parses as PromQL (written into a scratch rules file
 // for promtool to check).
@@ -21,16 +22,18 @@ func TestPromtool(t *testing.T) {
 	promtool := requireTool(t, "promtool")
 
 	t.Run("check rules", func(t *testing.T) {
-		code, out, errs := runTool(t, promtool, "check", "rules", rulesFile, histogramRules)
+		code, out, errs := runTool(t, promtool, "check", "rules", rulesFile, histogramRules, clusterRulesFile)
 		if code != 0 {
 			t.Errorf("promtool check rules: exit %d\n%s%s", code, out, errs)
 		}
 	})
 
 	t.Run("test rules", func(t *testing.T) {
-		code, out, errs := runTool(t, promtool, "test", "rules", rulesTestFile)
-		if code != 0 || !strings.Contains(out, "SUCCESS") {
-			t.Errorf("promtool test rules: exit %d\n%s%s", code, out, errs)
+		for _, f := range []string{rulesTestFile, clusterRulesTestFile} {
+			code, out, errs := runTool(t, promtool, "test", "rules", f)
+			if code != 0 || !strings.Contains(out, "SUCCESS") {
+				t.Errorf("promtool test rules %s: exit %d\n%s%s", f, code, out, errs)
+			}
 		}
 	})
 
