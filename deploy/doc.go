@@ -6,7 +6,8 @@
 //	compose/     Mosquitto (TLS, passwords, ACL), Vigil, a simulated plant,
 //	             Prometheus and Grafana, and the script that makes their dev PKI
 //	grafana/     the Vigil dashboard, ready for provisioning
-//	prometheus/  alerting rules for Vigil itself, their unit tests, and the
+//	prometheus/  alerting rules for Vigil itself and for the JetStream
+//	             scale-out (workers and bridge), their unit tests, and the
 //	             recording rules that give Vigil's histograms Prometheus buckets
 //
 // The package has no code of its own. Its tests build cmd/vigil and run
