@@ -580,7 +580,11 @@ func TestClusterFenceStaleWorker(t *testing.T) {
 			t.Errorf("cluster status: partition %+v", p)
 		}
 	}
-	if code, out, _ := runCLI(t, "cluster", "status", "--config", statusCfg); code != 0 || !strings.Contains(out, "2 live workers: w1, w2") {
+	if f := st.Fleet; f == nil || f.Judge != st.Partitions[0].Owner || f.Reports == 0 || f.LastReport == nil {
+		t.Errorf("cluster status: fleet %+v; want the judge on partition 0's owner %s, and reports", f, st.Partitions[0].Owner)
+	}
+	if code, out, _ := runCLI(t, "cluster", "status", "--config", statusCfg); code != 0 || !strings.Contains(out, "2 live workers: w1, w2") ||
+		!strings.Contains(out, "fleet judge: "+st.Partitions[0].Owner) {
 		t.Errorf("cluster status (text): exit %d\n%s", code, out)
 	}
 	// Buckets nobody owns anything in: exit 1.

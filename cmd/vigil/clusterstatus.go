@@ -39,6 +39,20 @@ type clusterStatus struct {
 	Members    []string          `json:"members"`
 	Partitions []partitionStatus `json:"partitions"`
 	Unowned    []int             `json:"unowned"`
+	Fleet      *fleetStatus      `json:"fleet,omitempty"`
+}
+
+// fleetStatus is the fleet judgement's part of the status: the judge runs
+// on the owner of partition 0.
+type fleetStatus struct {
+	Judge string `json:"judge,omitempty"`
+	// Reports is the number of partition reports kept, LastReport when the
+	// last one was stored.
+	Reports    uint64     `json:"reports"`
+	LastReport *time.Time `json:"last_report,omitempty"`
+	// Judged is the end of the last window judged as of partition 0's
+	// checkpoint (stream time).
+	Judged *time.Time `json:"judged_until,omitempty"`
 }
 
 // runCluster is "vigil cluster status": the scale-out's partitions, their
@@ -131,6 +145,23 @@ func readClusterStatus(ctx context.Context, js natsjs.JetStream, sc jetstream.Co
 		}
 		st.Partitions = append(st.Partitions, ps)
 	}
+	if fs, err := js.Stream(ctx, jetstream.FleetStreamName(sc)); err == nil {
+		f := &fleetStatus{Reports: fs.CachedInfo().State.Msgs}
+		if t := fs.CachedInfo().State.LastTime; f.Reports > 0 && !t.IsZero() {
+			f.LastReport = &t
+		}
+		if len(recs) > 0 {
+			r := recs[0]
+			if r.Owner != "" && !r.Released && slices.Contains(keys, r.Owner) {
+				f.Judge = r.Owner
+			}
+			if ck := r.Checkpoint; ck != nil && ck.FleetJudged > 0 {
+				t := time.Unix(0, ck.FleetJudged).UTC()
+				f.Judged = &t
+			}
+		}
+		st.Fleet = f
+	}
 	return st, nil
 }
 
@@ -160,4 +191,15 @@ func printClusterStatus(e *env, st *clusterStatus) {
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%d\t%s\t%d\n", p.Partition, cmp.Or(p.Owner, "-"), p.Epoch, state, p.Last, p.Mark, age, p.Bytes)
 	}
 	tw.Flush()
+	if f := st.Fleet; f != nil {
+		last, judged := "never", "-"
+		if f.LastReport != nil {
+			last = time.Since(*f.LastReport).Round(time.Second).String() + " ago"
+		}
+		if f.Judged != nil {
+			judged = f.Judged.Format(time.RFC3339)
+		}
+		fmt.Fprintf(e.stdout, "fleet judge: %s (the owner of partition 0); %d reports, the last %s; judged up to %s at partition 0's checkpoint\n",
+			cmp.Or(f.Judge, "none"), f.Reports, last, judged)
+	}
 }
