@@ -115,20 +115,8 @@ func TestClusterFleetSpray(t *testing.T) {
 	ids := map[int]string{}
 	for _, n := range []int{1, 2} {
 		t.Run("workers="+strconv.Itoa(n), func(t *testing.T) {
-			srv := natstest.Start(t)
-			nc, err := natsclient.Connect(srv.URL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			js, err := natsjs.New(nc)
-			if err != nil {
-				t.Fatal(err)
-			}
 			const partitions = 4
-			if err := jetstream.Setup(t.Context(), js, jetstream.Config{Partitions: partitions}); err != nil {
-				t.Fatal(err)
-			}
+			srv, js := startScaleOut(t, jetstream.Config{Partitions: partitions})
 			last := publishFile(t, js, logPath, partitions)
 			var ws []*clusterWorker
 			var files []string
@@ -170,6 +158,25 @@ func TestClusterFleetSpray(t *testing.T) {
 	if ids[1] != ids[2] {
 		t.Errorf("spray event IDs differ: 1 worker %q, 2 workers %q", ids[1], ids[2])
 	}
+}
+
+// startScaleOut starts a nats-server and sets the scale-out up on it.
+func startScaleOut(t *testing.T, cfg jetstream.Config) (*natstest.Server, natsjs.JetStream) {
+	t.Helper()
+	srv := natstest.Start(t)
+	nc, err := natsclient.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jetstream.Setup(t.Context(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return srv, js
 }
 
 func sumMetric(ws []*clusterWorker, name string) float64 {
@@ -255,20 +262,8 @@ func TestClusterFleetJudgeMoves(t *testing.T) {
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
-			srv := natstest.Start(t)
-			nc, err := natsclient.Connect(srv.URL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			js, err := natsjs.New(nc)
-			if err != nil {
-				t.Fatal(err)
-			}
 			const partitions = 4
-			if err := jetstream.Setup(t.Context(), js, jetstream.Config{Partitions: partitions, Lease: 3 * time.Second}); err != nil {
-				t.Fatal(err)
-			}
+			srv, js := startScaleOut(t, jetstream.Config{Partitions: partitions, Lease: 3 * time.Second})
 			layout := "  partitions: 4\n  replicas: 1\n"
 			w1 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w1", "", layout, sprayFleet)
 			publishFile(t, js, p1, partitions)
