@@ -464,6 +464,15 @@ func (w *worker) checkpoint(ctx context.Context, run *partRun, final bool) error
 		// still waiting here.
 		err = w.out.WaitDelivered(ctx, w.out.Appended())
 	}
+	if err == nil && run.counter != nil {
+		// Likewise the fleet reports of the windows before the barrier:
+		// the next owner publishes only those after the checkpoint.
+		select {
+		case <-w.js.PublishAsyncComplete():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
 	if err != nil {
 		w.checkpointFails.Inc()
 		return err
