@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	natsclient "github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-iot/vigil/internal/natstest"
@@ -92,15 +91,7 @@ func BenchmarkBridge(b *testing.B) {
 func bridgeRun(b *testing.B, bin string, qos byte, pack int, rates []int, baselines []string) {
 	srv := natstest.Start(b)
 	br := mqtttest.Start(b, mqtttest.Options{Plaintext: true, Extra: []string{"max_queued_messages 0"}})
-	nc, err := natsclient.Connect(srv.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
+	js := natstest.JetStream(b, srv.URL())
 	seconds := time.Duration(*liveSeconds * float64(time.Second))
 	for _, rate := range rates {
 		at := fmt.Sprintf("@%dk", rate/1000)

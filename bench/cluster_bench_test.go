@@ -82,15 +82,7 @@ func BenchmarkClusterWorkers(b *testing.B) {
 // partition was read to its end.
 func clusterRun(b *testing.B, bin string, wl workload, n, pack int) (float64, time.Duration) {
 	srv := natstest.Start(b)
-	nc, err := natsclient.Connect(srv.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := natsjs.New(nc, natsjs.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		b.Fatal(err)
-	}
+	js := natstest.JetStream(b, srv.URL(), natsjs.WithPublishAsyncMaxPending(4096))
 	ctx := context.Background()
 	const partitions = 12
 	if err := jetstream.Setup(ctx, js, jetstream.Config{Partitions: partitions}); err != nil {

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	natsclient "github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-iot/vigil/internal/natstest"
@@ -70,15 +69,7 @@ func TestBridgeCommand(t *testing.T) {
 	}
 	published, _ := strconv.Atoi(m[1])
 
-	nc, err := natsclient.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, srv.URL())
 	if _, err := js.Stream(t.Context(), jetstream.DefaultStream); err != nil {
 		t.Fatalf("the bridge made no stream: %v", err)
 	}

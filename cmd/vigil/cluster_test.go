@@ -209,17 +209,10 @@ func TestClusterFailover(t *testing.T) {
 	}
 	c := natstest.StartCluster(t, 3)
 	bin := buildVigil(t)
-	nc, err := natsclient.Connect(c.URL(), natsclient.MaxReconnects(-1), natsclient.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, c.URL())
 	ctx := t.Context()
 	cfg := jetstream.Config{Partitions: 12, Replicas: 3, Lease: 3 * time.Second}
+	var err error
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if err = jetstream.Setup(ctx, js, cfg); err == nil {
 			break
@@ -491,15 +484,7 @@ func TestClusterFenceStaleWorker(t *testing.T) {
 	}
 	srv := natstest.Start(t)
 	bin := buildVigil(t)
-	nc, err := natsclient.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, srv.URL())
 	layout := "  partitions: 4\n  replicas: 1\n"
 	w1 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w1", "", layout, "")
 	w2 := startClusterWorkerWith(t, bin, srv.URL(), "vigil-", "w2", "", layout, "")

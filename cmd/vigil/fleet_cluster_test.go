@@ -164,15 +164,7 @@ func TestClusterFleetSpray(t *testing.T) {
 func startScaleOut(t *testing.T, cfg jetstream.Config) (*natstest.Server, natsjs.JetStream) {
 	t.Helper()
 	srv := natstest.Start(t)
-	nc, err := natsclient.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, srv.URL())
 	if err := jetstream.Setup(t.Context(), js, cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -121,6 +121,7 @@ func (j *fleetJudge) run(ctx context.Context) {
 		for ctx.Err() == nil && time.Since(quiet) < time.Minute {
 			batch, err := cons.Fetch(256, natsjs.FetchMaxWait(2*time.Second))
 			if err != nil {
+				sleepCtx(ctx, time.Second) // then a new consumer
 				break
 			}
 			for m := range batch.Messages() {

@@ -25,6 +25,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	natsclient "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // MinVersion is the oldest nats-server the scale-out needs.
@@ -340,4 +343,21 @@ func (c *Cluster) URL() string {
 		urls[i] = s.URL()
 	}
 	return strings.Join(urls, ",")
+}
+
+// JetStream connects to url (a Server's or a Cluster's URL), reconnecting
+// for ever (a test may kill and restart nodes), and returns its JetStream
+// context; the connection is closed when the test ends.
+func JetStream(t testing.TB, url string, opts ...jetstream.JetStreamOpt) jetstream.JetStream {
+	t.Helper()
+	nc, err := natsclient.Connect(url, natsclient.MaxReconnects(-1), natsclient.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("natstest: connect %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, opts...)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	return js
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	natsclient "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-iot/vigil/internal/natstest"
@@ -23,22 +22,14 @@ const testLease = time.Second
 // setup starts a nats-server and makes the scale-out's buckets.
 func setup(t *testing.T) (members, records jetstream.KeyValue, obs jetstream.ObjectStore) {
 	t.Helper()
-	srv := natstest.Start(t)
-	nc, err := natsclient.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, natstest.Start(t).URL())
 	ctx := t.Context()
 	cfg := vjs.Config{Partitions: 4, Lease: testLease}
 	if err := vjs.Setup(ctx, js, cfg); err != nil {
 		t.Fatal(err)
 	}
 	cfg = cfg.WithDefaults()
+	var err error
 	if members, err = js.KeyValue(ctx, cfg.MembersBucket); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	natsclient "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-iot/vigil/internal/natstest"
@@ -62,16 +61,7 @@ func connect(t *testing.T) (*natstest.Server, jetstream.JetStream) {
 		t.Skip("needs nats-server")
 	}
 	srv := natstest.Start(t)
-	nc, err := natsclient.Connect(srv.URL(), natsclient.MaxReconnects(-1), natsclient.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, js
+	return srv, natstest.JetStream(t, srv.URL())
 }
 
 // TestSetup: Setup makes the stream and the buckets; it is idempotent and refuses another partition count.

@@ -112,18 +112,11 @@ func TestPartitionSourceNodeLoss(t *testing.T) {
 		t.Skip("starts a 3-node cluster")
 	}
 	c := natstest.StartCluster(t, 3)
-	nc, err := natsclient.Connect(c.URL(), natsclient.MaxReconnects(-1), natsclient.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, c.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cfg := Config{Partitions: 1, Replicas: 3}
+	var err error
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if err = EnsureStream(ctx, js, cfg); err == nil {
 			break
@@ -194,16 +187,7 @@ func TestPartitionSourceNodeLoss(t *testing.T) {
 // messages (~120 bytes, with the bridge's headers) through PartitionSource
 // into frame batches of 512; ns/op and allocs/op are per message.
 func BenchmarkPartitionSource(b *testing.B) {
-	srv := natstest.Start(b)
-	nc, err := natsclient.Connect(srv.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
+	js := natstest.JetStream(b, natstest.Start(b).URL())
 	ctx := context.Background()
 	if err := EnsureStream(ctx, js, Config{Partitions: 1}); err != nil {
 		b.Fatal(err)
