@@ -454,7 +454,7 @@ func TestBridgeHoldsAcks(t *testing.T) {
 }
 
 // TestBridgePacks: with Pack 8, the readings of a partition that arrive
-// together share stream messages of at most 8, every reading is stored
+// together (a backlog) share stream messages of at most 8, every reading is stored
 // once, and each device's readings keep their order in the stream; with
 // Pack 1 every reading is a stream message of its own, on its device's
 // subject.
@@ -471,10 +471,14 @@ func TestBridgePacks(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := mqtttest.Start(t, mqtttest.Options{})
-			run := startBridge(t, b, srv.URL(), partitions, pack, 10*time.Second)
+			// The bridge's session exists, then it is away while the
+			// device publishes: the broker delivers the backlog in
+			// bursts, as after a restart, so batches hold many readings.
+			startBridge(t, b, srv.URL(), partitions, pack, time.Second).stop(t)
 			if err := publishAll(ctx, device(t, b), n, 0); err != nil {
 				t.Fatal(err)
 			}
+			run := startBridge(t, b, srv.URL(), partitions, pack, 10*time.Second)
 			deadline := time.Now().Add(30 * time.Second)
 			for run.counter(`vigil_bridge_acked_total`) < n {
 				if time.Now().After(deadline) {
@@ -499,8 +503,8 @@ func TestBridgePacks(t *testing.T) {
 			switch {
 			case pack == 1 && streamMsgs != n:
 				t.Errorf("pack 1: %d stream messages for %d readings; want one each", streamMsgs, n)
-			case pack > 1 && (streamMsgs < uint64(n/pack) || streamMsgs >= n):
-				t.Errorf("pack %d: %d stream messages for %d readings; want fewer than the readings and at least %d", pack, streamMsgs, n, n/pack)
+			case pack > 1 && (streamMsgs < uint64(n/pack) || streamMsgs > n/2):
+				t.Errorf("pack %d: %d stream messages for %d readings arriving in bursts; want at most half as many as the readings and at least %d", pack, streamMsgs, n, n/pack)
 			}
 			t.Logf("pack %d: %d readings in %d stream messages", pack, n, streamMsgs)
 		})
