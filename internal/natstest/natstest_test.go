@@ -86,19 +86,24 @@ func TestCluster(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if _, err := js.Publish(ctx, "t.a", []byte("1")); err != nil {
-		t.Fatal(err)
+	// A new R3 stream answers only once its own leader is elected, which
+	// can be a moment after CreateStream returns ("no response from
+	// stream"); so the first publish retries like the one after the kill.
+	publish := func(data, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			if _, err = js.Publish(ctx, "t.a", []byte(data)); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("publish %s: %v", what, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
+	publish("1", "to a new R3 stream")
 	c.Servers[0].Kill()
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if _, err = js.Publish(ctx, "t.a", []byte("2")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("publish with one node of three down: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	publish("2", "with one node of three down")
 	info, err := s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
