@@ -858,6 +858,36 @@ func (e *Engine) Cycle(device, signal string) (time.Duration, float64, bool) {
 	return 0, 0, false
 }
 
+// Correlation returns the correlation the relation check has learned
+// between two signals of a device, and false when it relates not both (the
+// check is off, the device has not sent enough readings, or a signal is not
+// among those it relates).
+func (e *Engine) Correlation(device, a, b string) (float64, bool) {
+	d := e.devices[device]
+	if d == nil || d.Extra == nil || d.Extra.Relation == nil {
+		return 0, false
+	}
+	rs := d.Extra.Relation
+	pos := func(name string) int {
+		for p := range int(rs.N) {
+			if i := int(rs.Of[p]) - 1; i < len(d.Signals) && d.Signals[i].Name == name {
+				return p
+			}
+		}
+		return -1
+	}
+	i, j := pos(a), pos(b)
+	m := &rs.Model
+	if i < 0 || j < 0 || int(m.K) != int(rs.N) || m.N < 2 {
+		return 0, false
+	}
+	vi, vj := m.Cov(i, i), m.Cov(j, j)
+	if !(vi > 0 && vj > 0) {
+		return 0, false
+	}
+	return m.Cov(i, j) / math.Sqrt(vi*vj), true
+}
+
 // Band is the learned normal band of one signal of one device.
 type Band struct {
 	Median, Spread float64 // robust centre and scale

@@ -266,3 +266,31 @@ func TestRelationReloadedOff(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineCorrelation: the correlation the relation check reports for
+// inspection is the one of the signals it relates: about 0.9 between
+// pressure and temperature, which follow the same load with couplings of 3
+// noise σ (9/(9+1)), and nothing for a device or signal it does not know.
+func TestEngineCorrelation(t *testing.T) {
+	nan := math.NaN()
+	g := newRig(t, newSet(t, nil))
+	if _, ok := g.eng.Correlation(g.device, "pressure", "temperature"); ok {
+		t.Fatal("a correlation before the device has sent anything")
+	}
+	dev := &related{nz: newNoise(43)}
+	for range 4000 {
+		g.feed(dev.next(nan, nan)...)
+	}
+	r, ok := g.eng.Correlation(g.device, "pressure", "temperature")
+	if !ok || r < 0.8 || r > 0.97 {
+		t.Errorf("pressure~temperature: %v, %v; want about 0.9", r, ok)
+	}
+	if r2, ok := g.eng.Correlation(g.device, "temperature", "pressure"); !ok || r2 != r {
+		t.Errorf("temperature~pressure: %v, %v; want the same %v", r2, ok, r)
+	}
+	for _, c := range [][3]string{{g.device, "pressure", "flow"}, {"no-such-device", "pressure", "temperature"}} {
+		if v, ok := g.eng.Correlation(c[0], c[1], c[2]); ok {
+			t.Errorf("Correlation%v = %v, true; want false", c, v)
+		}
+	}
+}

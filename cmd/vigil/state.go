@@ -238,8 +238,23 @@ func runState(_ context.Context, e *env, args []string) error {
 			if !b.Warm {
 				warm = "warming up"
 			}
-			fmt.Fprintf(w, "  %-14s %-11s n=%-7d mean %-10.5g std %-10.4g median %-10.5g MAD %-9.4g %s\n",
+			fmt.Fprintf(w, "  %-14s %-11s n=%-7d mean %-10.5g std %-10.4g median %-10.5g MAD %-9.4g %s",
 				s.Name, s.Kind, b.N, b.Mean, b.Std(), b.Median, b.MAD, warm)
+			if p, st, ok := eng.Cycle(d.Name, s.Name); ok {
+				fmt.Fprintf(w, "  cycle %s (strength %.2f)", p.Round(time.Second), st)
+			}
+			fmt.Fprintln(w)
+		}
+		var rel []string
+		for i := range d.Signals {
+			for j := i + 1; j < len(d.Signals); j++ {
+				if r, ok := eng.Correlation(d.Name, d.Signals[i].Name, d.Signals[j].Name); ok {
+					rel = append(rel, fmt.Sprintf("%s~%s %+.2f", d.Signals[i].Name, d.Signals[j].Name, r))
+				}
+			}
+		}
+		if len(rel) > 0 {
+			fmt.Fprintf(w, "  relation (correlation): %s\n", strings.Join(rel, ", "))
 		}
 		for _, ep := range eng.OpenEpisodes(d.Name) {
 			sig := ep.Signal

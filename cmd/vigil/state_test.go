@@ -100,7 +100,8 @@ func TestStateInspectAndDamage(t *testing.T) {
 	code, out, errs := runCLI(t, "state", "inspect", st)
 	if code != 0 || !strings.Contains(out, "devices: 12") || !strings.Contains(out, "sensor-node-07  class default") ||
 		!strings.Contains(out, "next frame 10240") || !strings.Contains(out, "pressure       pressure    n=") ||
-		!strings.Contains(out, "open: thermal.drift on temperature, firing warning since 2026-11-21T10:13:39.342Z") {
+		!strings.Contains(out, "open: thermal.drift on temperature, firing warning since 2026-11-21T10:13:39.342Z") ||
+		!strings.Contains(out, "relation (correlation): pressure~temperature ") {
 		t.Fatalf("inspect: exit %d\n%s%s", code, out, errs)
 	}
 	code, sel, _ := runCLI(t, "state", "inspect", "--devices", "sensor-node-03", st)
