@@ -82,7 +82,7 @@ func DefaultCycles() CycleConfig {
 		MinPeriod:    30 * time.Second,
 		MaxPeriod:    25 * time.Hour,
 		MinStrength:  0.5,
-		MinAmplitude: 2,
+		MinAmplitude: 1.5,
 		Tolerance:    0.1,
 		Learn:        0.2,
 		Rhythm:       Rule{Hold: 1, Clear: 1},

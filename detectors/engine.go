@@ -573,7 +573,11 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			s.endWarmup()
 		}
 		if cs != nil {
-			out = e.observeCycle(d, k, s, cs, p, r, val.V, se.At, learned, out)
+			// The cycle memory sees what the device's other signals do
+			// not explain: the signal's own rhythm, without the load it
+			// shares with them, which would otherwise hide the cycle from
+			// the period search and be taught to the profile.
+			out = e.observeCycle(d, k, s, cs, p, r, val.V-off, se.At-off, learned, out)
 		}
 	}
 	if rel != nil {
