@@ -17,17 +17,27 @@ import (
 // generates cyclic fleets with `vigil simulate --profile …`, replays them
 // with `vigil replay --labels` and the default detector configuration, and
 // logs false alarms per device-hour (over the run, and after the lead-in in
-// which the cycles are learned) and catches per kind. It asserts only that
-// every injected anomaly the univariate detectors are meant for (all kinds
-// but process.relation, which waits for a multivariate detector) is caught;
-// where that is not so yet it skips, naming the kinds missed.
+// which the cycles are learned) and catches per kind. It asserts the false
+// alarms after the lead-in (see maxFalse) and that
+// every injected anomaly the per-signal detectors are meant for (all kinds
+// but process.relation, whose breaks of about 2 conditional σ the relation
+// check mostly cannot tell from noise) is caught; where that is not so yet
+// it skips after those checks, naming the kinds missed.
 //
 //	go test ./cmd/vigil -run TestSimulateCyclicReplay -v
 func TestSimulateCyclicReplay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("8 simulated hours of 12 devices per fleet")
 	}
-	for _, profile := range []string{"cyclic", "cyclic,related,rhythm"} {
+	for _, tc := range []struct {
+		profile string
+		// maxFalse bounds the false firing records per device-hour after
+		// the lead-in: issue 11's goal on the cyclic fleet; on the related
+		// one, a guard above today's 0.51 (it was 1.83 while a common load
+		// hid the cycles from the period search).
+		maxFalse float64
+	}{{"cyclic", 0.05}, {"cyclic,related,rhythm", 0.75}} {
+		profile := tc.profile
 		t.Run(profile, func(t *testing.T) {
 			dir := t.TempDir()
 			log, labelsPath := filepath.Join(dir, "plant.log"), filepath.Join(dir, "plant.labels.json")
@@ -97,6 +107,9 @@ func TestSimulateCyclicReplay(t *testing.T) {
 			after := float64(cfg.Devices) * (cfg.Duration - cfg.LeadIn).Hours()
 			t.Logf("false alarm records outside labels: %d in the %v lead-in %v, %d after it (%.2f per device-hour) %v",
 				sum(false0), cfg.LeadIn, false0, sum(false1), float64(sum(false1))/after, false1)
+			if rate := float64(sum(false1)) / after; rate > tc.maxFalse {
+				t.Errorf("%.2f false alarm records per device-hour after the lead-in; want at most %.2f", rate, tc.maxFalse)
+			}
 
 			var missed []string
 			for _, k := range rep.Kinds {
