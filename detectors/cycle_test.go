@@ -270,7 +270,9 @@ func TestCyclesUnderCommonLoad(t *testing.T) {
 				cycles++
 			}
 		}
-		if r, ok := run.eng.Correlation(d.name, "pressure", "temperature"); !ok || r < 0.6 {
+		r, ok := run.eng.Correlation(d.name, "pressure", "temperature")
+		t.Logf("%s pressure~temperature %.2f", d.name, r)
+		if !ok || r < 0.75 {
 			t.Errorf("%s: pressure~temperature correlation %.2f (%v); want the load's (about 0.9 without the cycles)", d.name, r, ok)
 		}
 	}
