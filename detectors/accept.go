@@ -104,6 +104,9 @@ func (e *Engine) acceptNormal(d *Device, k int, s *SignalState, p *profile, r *p
 		}
 		al.Message = fmt.Sprintf("%s resolved: new normal accepted after %v: %s has held %s (the baseline was %s); the baseline has been moved there.",
 			checks[cc].Detector, held, s.Name, withUnit(a.Level, unit), withUnit(a.From, unit))
+		if ep.Flaps > 0 {
+			al.Message += describeFlaps(ep.Flaps, checks[cc].Rule.KeepFiringFor)
+		}
 		out = append(out, al)
 	}
 	return out

@@ -144,7 +144,13 @@ func (e *Episode) Step(v Verdict, t int64, rule Rule, hysteresis float64) pipeli
 			return pipeline.Firing
 		}
 	case FiringState:
-		if v.Score >= hysteresis {
+		// An episode that has cleared (Clear normal samples) and is held
+		// open by KeepFiringFor stays cleared while its statistic is back
+		// near the threshold but not over it: a slow statistic (a CUSUM)
+		// passes through the hysteresis band on its way back, and that is
+		// not yet a return, nor the end of one.
+		held := rule.KeepFiringFor > 0 && int(e.Count) >= rule.Clear && !v.Anomalous()
+		if v.Score >= hysteresis && !held {
 			if rule.KeepFiringFor > 0 && v.Anomalous() {
 				if e.Count > 0 && e.Flaps < math.MaxUint8 {
 					e.Flaps++ // cleared and came back: a flap
@@ -175,6 +181,13 @@ func (e *Episode) stepEsc(v Verdict, t int64, rule Rule, hysteresis float64) (pi
 	was := e.State == FiringState
 	tr := e.Step(v, t, rule, hysteresis)
 	return tr, tr == pipeline.Firing && was
+}
+
+// live reports whether the episode is pending or firing with its condition
+// present: not firing only because rule's KeepFiringFor holds it open after
+// Clear normal samples.
+func (e *Episode) live(rule Rule) bool {
+	return e.Active() && !(e.State == FiringState && rule.KeepFiringFor > 0 && int(e.Count) >= rule.Clear)
 }
 
 // Active reports whether the episode is pending or firing.

@@ -2,6 +2,7 @@ package detectors_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/vigil-iot/vigil/detectors"
 	"github.com/vigil-iot/vigil/pipeline"
@@ -169,6 +170,38 @@ func TestEpisodeStateString(t *testing.T) {
 	} {
 		if got := st.String(); got != want {
 			t.Errorf("EpisodeState(%d).String() = %q; want %q", st, got, want)
+		}
+	}
+}
+
+// TestEpisodeFlapThroughBand: a slow statistic (a CUSUM) that has cleared
+// and is held open by keep_firing_for passes through the hysteresis band on
+// its way back over the threshold. That is one return, counted as a flap
+// when it crosses; the band alone neither resets the clearing nor counts.
+// The episode resolves once Clear normal samples have passed and no
+// anomalous one came for keep_firing_for.
+func TestEpisodeFlapThroughBand(t *testing.T) {
+	rule := detectors.Rule{Hold: 1, Clear: 3, KeepFiringFor: 10 * time.Second}
+	var e detectors.Episode
+	sec := int64(time.Second)
+	for i, tc := range []struct {
+		score float64
+		tr    pipeline.AlertState
+		flaps uint8
+	}{
+		{score: 1.2, tr: pipeline.Firing},
+		{score: 0.9}, {score: 0.5}, {score: 0.3}, {score: 0.2}, // cleared (3 below 0.8), held open
+		{score: 0.85}, {score: 0.9}, // back in the band: still cleared, no flap
+		{score: 1.1, flaps: 1}, // over the threshold again: one flap
+		{score: 0.5, flaps: 1}, {score: 0.4, flaps: 1}, {score: 0.3, flaps: 1},
+		{score: 0.9, flaps: 1}, // in the band
+		{score: 0.3, flaps: 1}, {score: 0.3, flaps: 1}, {score: 0.3, flaps: 1}, {score: 0.3, flaps: 1},
+		{score: 0.3, flaps: 1},                        // 9 s after the last anomalous sample: still held
+		{score: 0.3, flaps: 1, tr: pipeline.Resolved}, // 10 s
+	} {
+		tr := e.Step(detectors.Verdict{Score: tc.score, Severity: pipeline.Warning}, int64(i)*sec, rule, 0.8)
+		if tr != tc.tr || e.Flaps != tc.flaps {
+			t.Fatalf("sample %d (score %v): transition %v, %d flaps; want %v, %d", i, tc.score, tr, e.Flaps, tc.tr, tc.flaps)
 		}
 	}
 }

@@ -29,7 +29,7 @@ func DefaultOverpressure() OverpressureConfig {
 	return OverpressureConfig{
 		LimitRule: Rule{Hold: 1, Clear: 3},
 		Spike:     Spike{Z: 6, WarmupZ: 10, Rule: Rule{Hold: 1, Clear: 3}},
-		Rise:      CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3}},
+		Rise:      CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3, KeepFiringFor: driftKeepFiring}},
 		Rate:      RateLimit{Factor: 2.5, Rule: Rule{Hold: 1, Clear: 5}},
 	}
 }

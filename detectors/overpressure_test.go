@@ -77,7 +77,8 @@ func TestOverpressure(t *testing.T) {
 		},
 		{
 			name: "sustained rise of 3 sigma",
-			n:    60, after: 60,
+			// It resolves once its keep_firing_for (10 minutes) has passed.
+			n: 60, after: 700,
 			inject: func(_ int, x float64) float64 { return x + 3*pSigma },
 			// z ~ 3 against k = 1.5 adds ~1.5 a sample: the sum reaches h = 12
 			// after about 8 samples (4 at the earliest, with the noise).

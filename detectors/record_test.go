@@ -165,7 +165,8 @@ func TestFold(t *testing.T) {
 		g := newRig(t, newSet(t, func(c *detectors.Config) {
 			withRecord(&c.Params)
 			c.Params.Fold = fold
-			c.Params.Signal.Drift.Clear = 30 // drift outlasts the others
+			c.Params.Signal.Drift.Clear = 30        // drift outlasts the others
+			c.Params.Signal.Drift.KeepFiringFor = 0 // but not by its default 10 minutes
 		}))
 		nz := newNoise(9)
 		for range 1200 {

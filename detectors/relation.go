@@ -131,6 +131,10 @@ type RelationState struct {
 	// starts firing meanwhile joins it (Episode.Joined) and keeps it open
 	// until it resolves too: one alert for the device's event.
 	Open int64
+	// Level is the severity the open alert was last reported with (its
+	// own or that of a check that joined it): its resolution carries it,
+	// whatever the relation's episode has done since.
+	Level pipeline.Severity
 	// Hi and Lo are the drift CUSUMs of each position's deviation from
 	// its conditional expectation, upwards and downwards.
 	Hi, Lo  [relation.MaxSignals]float32
@@ -367,15 +371,18 @@ func joinedFiring(d *Device, p *profile) bool {
 }
 
 // signalEpisodeActive reports whether a check on one of d's signals (its
-// status flag included) has an episode pending or firing.
+// status flag included) has an episode pending or firing, and not merely
+// held open by its keep_firing_for after its condition cleared: a drift
+// that has settled must not silence a relation break minutes later.
 func (e *Engine) signalEpisodeActive(d *Device, p *profile) bool {
-	if d.Status.Active() {
+	if d.Status.live(p.status.Rule) {
 		return true
 	}
 	for i := range d.Signals {
 		s := &d.Signals[i]
-		for c := range p.detectors[s.Kind].Checks() {
-			if s.Episodes[c].Active() {
+		checks := p.detectors[s.Kind].Checks()
+		for c := range checks {
+			if s.Episodes[c].live(checks[c].Rule) {
 				return true
 			}
 		}
@@ -408,6 +415,14 @@ func (e *Engine) relationAlert(d *Device, rs *RelationState, x []float64, v Verd
 		Observed:  math.NaN(),
 		Mean:      math.NaN(),
 		Std:       math.NaN(),
+	}
+	if tr == pipeline.Firing {
+		rs.Level = max(rs.Level, a.Severity)
+	} else {
+		if rs.Level != pipeline.SeverityNone {
+			a.Severity = rs.Level
+		}
+		rs.Level = pipeline.SeverityNone
 	}
 	top := int(rs.Top)
 	if tr == pipeline.Firing && x != nil && rr.Judged {

@@ -27,7 +27,7 @@ type SignalConfig struct {
 func DefaultSignal() SignalConfig {
 	return SignalConfig{
 		Spike:  Spike{Z: 6, Rule: Rule{Hold: 2, Clear: 3}},
-		Drift:  CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3}},
+		Drift:  CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3, KeepFiringFor: driftKeepFiring}},
 		Record: Record{Margin: 0.1, Rule: Rule{Hold: 1, Clear: 10}},
 		Daily:  Daily{K: 1.5, H: 50, Rate: 0.2, Warmup: 48 * time.Hour, Rule: Rule{Hold: 1, Clear: 10}},
 	}

@@ -25,7 +25,9 @@ import (
 // byte, followed by Flaps and LastBad; earlier formats never set it, so
 // versions 1-3 read as before (no flaps). It also adds the traffic state's
 // burst count after Doubled.
-const StateVersion = 4
+// Version 5 adds the severity of the relation check's open alert
+// (RelationState.Level) after its start; older devices take the episode's.
+const StateVersion = 5
 
 // A device's state is encoded by name, not by position: the class by its
 // name, each check's episode by the check's detector name, traffic episodes
@@ -199,6 +201,7 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 		w.Byte(rs.Top)
 		w.Bool(rs.Silent)
 		w.Varint(rs.Open)
+		w.Byte(byte(rs.Level))
 		w.episode(&rs.Episode)
 		for j := range rs.N {
 			w.F32(rs.Hi[j])
@@ -229,7 +232,7 @@ func (e *Engine) appendDevice(b []byte, d *Device, due int64) []byte {
 
 // decodeRelation reads the relation memory appendDevice wrote and keeps it
 // when the profile runs the check over the same signals.
-func (e *Engine) decodeRelation(r *stateReader, d *Device, p *profile) {
+func (e *Engine) decodeRelation(r *stateReader, d *Device, p *profile, version byte) {
 	n := r.Uvarint()
 	if n > relation.MaxSignals {
 		r.Err = fmt.Errorf("relation of %d signals", n)
@@ -243,7 +246,13 @@ func (e *Engine) decodeRelation(r *stateReader, d *Device, p *profile) {
 	rs.Top = r.Byte()
 	rs.Silent = r.Bool()
 	rs.Open = r.Varint()
+	if version >= 5 {
+		rs.Level = pipeline.Severity(r.Byte())
+	}
 	r.episode(&rs.Episode)
+	if version < 5 && rs.Open != 0 {
+		rs.Level = rs.Episode.Severity
+	}
 	var hi, lo [relation.MaxSignals]float32
 	for j := range names {
 		hi[j], lo[j] = r.F32(), r.F32()
@@ -502,7 +511,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 		}
 	}
 	if version >= 3 && r.Bool() {
-		e.decodeRelation(&r, d, p)
+		e.decodeRelation(&r, d, p, version)
 	}
 	if version >= 3 {
 		for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
@@ -696,7 +705,8 @@ type OpenEpisode struct {
 	Episode
 }
 
-// OpenEpisodes lists the device's pending and firing episodes, by check.
+// OpenEpisodes lists the device's pending and firing episodes, by check:
+// those whose alert is open or about to be.
 func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
 	d := e.devices[device]
 	if d == nil {
@@ -725,8 +735,17 @@ func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
 			out = append(out, OpenEpisode{Signal: d.Signals[i].Name, Detector: "signal.rhythm", Episode: *cs.rhythm()})
 		}
 	}
-	if d.Extra != nil && d.Extra.Relation != nil && d.Extra.Relation.Episode.Active() {
-		out = append(out, OpenEpisode{Detector: RelationKind, Episode: d.Extra.Relation.Episode})
+	if d.Extra != nil && d.Extra.Relation != nil {
+		// The relation's alert is open while rs.Open is set (a joined
+		// check may hold it after the relation's episode ended); a
+		// firing episode that stayed silent raised no alert.
+		switch rs := d.Extra.Relation; {
+		case rs.Open != 0:
+			out = append(out, OpenEpisode{Detector: RelationKind,
+				Episode: Episode{State: FiringState, Severity: max(rs.Level, rs.Episode.Severity), Started: rs.Open}})
+		case rs.Episode.State == Pending:
+			out = append(out, OpenEpisode{Detector: RelationKind, Episode: rs.Episode})
+		}
 	}
 	return out
 }
@@ -821,7 +840,7 @@ func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.A
 	}
 	if newP.relations == nil && d.Extra != nil && d.Extra.Relation != nil {
 		rs := d.Extra.Relation
-		open := Episode{State: FiringState, Severity: rs.Episode.Severity, Started: rs.Open}
+		open := Episode{State: FiringState, Severity: max(rs.Level, rs.Episode.Severity), Started: rs.Open}
 		if rs.Open == 0 {
 			open.State = Inactive
 		}

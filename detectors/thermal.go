@@ -46,7 +46,7 @@ func (f Fluctuation) validate(name string) error {
 func DefaultThermal() ThermalConfig {
 	return ThermalConfig{
 		LimitRule:   Rule{Hold: 1, Clear: 3},
-		Drift:       CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3}},
+		Drift:       CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3, KeepFiringFor: driftKeepFiring}},
 		Fluctuation: Fluctuation{Ratio: 9, Window: 8, Rule: Rule{Hold: 3, Clear: 5}},
 		Rate:        RateLimit{Factor: 2.5, Rule: Rule{Hold: 1, Clear: 5}},
 	}

@@ -2,6 +2,7 @@ package detectors_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/vigil-iot/vigil/detectors"
@@ -114,4 +115,61 @@ func TestThermal(t *testing.T) {
 			forbid: []string{"*"},
 		},
 	})
+}
+
+// TestDriftTrendFolds: a machine warming up for two hours, its
+// temperature rising by 6 σ an hour while it wanders around the trend (an
+// AR(1) of 2 σ with a 3-minute time constant), as the SKAB test bed's
+// thermocouple and vibration do. The drift CUSUM crosses on a surge of the
+// trend, clears once the baseline has caught up, and crosses again minutes
+// later. With the default keep_firing_for those crossings are fewer alerts,
+// one of which says how often it came back; without it, an alert each time.
+func TestDriftTrendFolds(t *testing.T) {
+	run := func(keep bool) (fired int, g *rig) {
+		g = newRig(t, newSet(t, func(c *detectors.Config) {
+			if !keep {
+				c.Params.Thermal.Drift.KeepFiringFor = 0
+			}
+		}))
+		nz := newNoise(21)
+		phi := math.Exp(-1.0 / 180)
+		wander := 0.0
+		value := func(level float64) pipeline.Value {
+			wander = phi*wander + math.Sqrt(1-phi*phi)*nz.gauss(0, 2*tSig)
+			return temperature(nz.gauss(level+wander, tSig))
+		}
+		for range warmup + 3600 {
+			g.feed(value(t0C))
+		}
+		level := t0C
+		for range 2 * 3600 {
+			level += 6 * tSig / 3600
+			g.feed(value(level))
+		}
+		for range 1800 {
+			g.feed(value(level))
+		}
+		for _, a := range g.alerts {
+			if a.Detector == "thermal.drift" && a.State == pipeline.Firing && !a.Escalation {
+				fired++
+			}
+		}
+		return fired, g
+	}
+	without, _ := run(false)
+	with, g := run(true)
+	t.Logf("thermal.drift alerts: %d without keep_firing_for, %d with the default", without, with)
+	if without < 7 || with > 5 {
+		t.Errorf("got %d drift alerts without keep_firing_for and %d with it; want the wander to re-raise it (7 or more) and keep_firing_for to fold the returns (5 or fewer):%s",
+			without, with, fmtAlerts(g.alerts))
+	}
+	flapped := false
+	for _, a := range g.alerts {
+		if a.Detector == "thermal.drift" && a.State == pipeline.Resolved && strings.Contains(a.Message, "It flapped") {
+			flapped = true
+		}
+	}
+	if !flapped {
+		t.Errorf("no drift resolution says it flapped:%s", fmtAlerts(g.alerts))
+	}
 }

@@ -37,7 +37,7 @@ func DefaultVibration() VibrationConfig {
 		Zones:     Zones{AB: 2.3, BC: 4.5, CD: 7.1},
 		ZoneRule:  Rule{Hold: 3, Clear: 5},
 		Jump:      Spike{Z: 6, Rule: Rule{Hold: 2, Clear: 3}},
-		Elevation: CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3}},
+		Elevation: CUSUM{K: 1.5, H: 12, Margin: 2, Rule: Rule{Hold: 1, Clear: 3, KeepFiringFor: driftKeepFiring}},
 	}
 }
 

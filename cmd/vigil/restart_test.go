@@ -113,9 +113,9 @@ func TestRestartKeepsLearnedState(t *testing.T) {
 			if !strings.Contains(logs.String(), "restored learned state") {
 				t.Fatalf("the restart did not restore the snapshot:\n%s", logs.String())
 			}
-			pp.send("pump-1", 3, 7)  // still anomalous: the alert must not fire again
-			pp.send("pump-2", 1, 9)  // a spike right after the restart
-			pp.send("pump-1", 80, 4) // recovered
+			pp.send("pump-1", 3, 7)   // still anomalous: the alert must not fire again
+			pp.send("pump-2", 1, 9)   // a spike right after the restart
+			pp.send("pump-1", 700, 4) // recovered, for longer than the rise check's keep_firing_for (10 minutes)
 			as := alerts(func(as []pipeline.Alert) bool {
 				open := map[string]bool{}
 				for _, a := range overpressure(as, "pump-1", pipeline.Firing) {
