@@ -126,15 +126,16 @@ type RelationState struct {
 	// device's signals was already pending or firing: that alert tells the
 	// operator about the event, so this episode raises none.
 	Silent bool
+	// Level is the severity the open alert was last reported with (its
+	// own or that of a check that joined it): its resolution carries it,
+	// whatever the relation's episode has done since. (Beside Silent, it
+	// fits the padding before Open.)
+	Level pipeline.Severity
 	// Open is the start (event time, Unix ns) of the relation alert that
 	// is open, 0 when none is. A per-signal check on the named signal that
 	// starts firing meanwhile joins it (Episode.Joined) and keeps it open
 	// until it resolves too: one alert for the device's event.
 	Open int64
-	// Level is the severity the open alert was last reported with (its
-	// own or that of a check that joined it): its resolution carries it,
-	// whatever the relation's episode has done since.
-	Level pipeline.Severity
 	// Hi and Lo are the drift CUSUMs of each position's deviation from
 	// its conditional expectation, upwards and downwards.
 	Hi, Lo  [relation.MaxSignals]float32
