@@ -98,11 +98,28 @@ func Join(ctx context.Context, kv jetstream.KeyValue, workerID string, lease tim
 		return nil, fmt.Errorf("cluster: watch members: %w", err)
 	}
 	// The initial values end with a nil entry: after it, Live is complete.
-	for e := range w.Updates() {
-		if e == nil {
-			break
+	// A watch that never delivers it (a server busy or failing over) must
+	// not hang the join: the caller retries.
+	limit := time.NewTimer(max(10*time.Second, 2*lease))
+	defer limit.Stop()
+initial:
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok || e == nil {
+				break initial
+			}
+			m.apply(e)
+		case <-limit.C:
+			cancel()
+			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), lease)
+			_ = kv.Delete(dctx, m.key) // best effort: it would expire with its lease anyway
+			dcancel()
+			return nil, fmt.Errorf("cluster: join as %s: the members' watch did not list them within %s", m.key, max(10*time.Second, 2*lease))
+		case <-ctx.Done():
+			cancel()
+			return nil, ctx.Err()
 		}
-		m.apply(e)
 	}
 	m.live[m.key] = m.id
 	m.wg.Go(func() { m.watch(wctx, w) })
