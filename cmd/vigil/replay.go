@@ -29,8 +29,7 @@ type replayOptions struct {
 	deadLetter string
 	summary    string
 	format     string
-	csvTime    string
-	csvDevice  string
+	csv        csvFlags
 	speed      float64
 	workers    int
 	decoders   int
@@ -59,8 +58,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.deadLetter, "dead-letter", "", "write each rejected line with its reason to `file`")
 	fs.StringVar(&o.summary, "summary", "text", "summary on stderr at the end: text, json or none")
 	fs.StringVar(&o.format, "format", "auto", "input format: auto (by name and content), jsonl (payloads or \"topic payload\" lines) or csv")
-	fs.StringVar(&o.csvTime, "csv-time", "timestamp", "CSV: the event-time column")
-	fs.StringVar(&o.csvDevice, "csv-device", "node_id", "CSV: the device column (without it, the file name names the device)")
+	o.csv.register(fs)
 	fs.Float64Var(&o.speed, "speed", 0, "pace replay at this multiple of real time (0: as fast as possible)")
 	fs.IntVar(&o.workers, "workers", 0, "shard workers (0: one per CPU)")
 	fs.IntVar(&o.decoders, "decoders", 0, "decode workers (0: one per CPU)")
@@ -113,10 +111,11 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	res, err := replay(ctx, e, cfg, fs.Args(), o, file.Options{
-		Format: format,
-		CSV:    file.CSVMapping{Time: o.csvTime, Device: o.csvDevice},
-	}, mode)
+	csvm, err := o.csv.mapping()
+	if err != nil {
+		return err
+	}
+	res, err := replay(ctx, e, cfg, fs.Args(), o, file.Options{Format: format, CSV: csvm}, mode)
 	if err != nil {
 		return err
 	}

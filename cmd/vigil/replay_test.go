@@ -440,6 +440,22 @@ func TestReplayLabelsStatusAndColumn(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^all\s+1\s+1\s+1\.000`).MatchString(errs) {
 		t.Errorf("column labels: want the labelled spike detected:\n%s\nalerts:\n%s", errs, out)
 	}
+
+	// The same as a spreadsheet in a decimal-comma locale exports it
+	// (";"-separated), with its own names for the time and label columns.
+	semi := strings.NewReplacer(",", ";", "timestamp", "datetime", "label", "anomaly").Replace(csv)
+	spath := filepath.Join(dir, "tank-semi.csv")
+	if err := os.WriteFile(spath, []byte(semi), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runCLI(t, "replay", "--summary", "none", "--labels", "column", "--csv-time", "datetime", "--csv-label", "anomaly", spath)
+	if code != 0 || !regexp.MustCompile(`(?m)^all\s+1\s+1\s+1\.000`).MatchString(errs) || !strings.Contains(errs, "600 readings") {
+		t.Errorf("semicolon CSV: exit %d; want its 600 readings and the labelled spike detected:\n%s", code, errs)
+	}
+	code, _, errs = runCLI(t, "replay", "--summary", "none", "--csv-sep", "ab", spath)
+	if code != 2 || !strings.Contains(errs, `--csv-sep "ab": want one character or "tab"`) {
+		t.Errorf("--csv-sep ab: exit %d, %q; want a usage error", code, errs)
+	}
 }
 
 func TestReplayLabelsErrors(t *testing.T) {

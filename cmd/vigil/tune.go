@@ -15,8 +15,9 @@ import (
 // runTune is "vigil tune": search detector parameters over labelled logs.
 func runTune(ctx context.Context, e *env, args []string) error {
 	var (
-		specPath, labelSpec, cfgPath, out, jsonOut, format, csvTime, csvDevice string
-		rows                                                                   int
+		specPath, labelSpec, cfgPath, out, jsonOut, format string
+		csvf                                               csvFlags
+		rows                                               int
 	)
 	fs := newFlags(e, "tune", "--spec FILE --labels FILE|status|column [flags] LOG...")
 	fs.StringVar(&specPath, "spec", "", "tuning `file` (YAML): objective, search, parameters and their ranges")
@@ -26,8 +27,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&jsonOut, "json", "", "write every trial as JSON to `file`")
 	fs.IntVar(&rows, "rows", 30, "show at most this many trials in the table (the base and the Pareto front always)")
 	fs.StringVar(&format, "format", "auto", "input format: auto, jsonl or csv")
-	fs.StringVar(&csvTime, "csv-time", "timestamp", "CSV: the event-time column")
-	fs.StringVar(&csvDevice, "csv-device", "node_id", "CSV: the device column")
+	csvf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,8 +63,11 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	}
 
 	fmt.Fprintf(e.stderr, "loading %s…\n", sample(fs.Args(), 3))
-	ds, err := tune.LoadContext(ctx, fs.Args(), file.Options{Format: ff, MaxLine: dc.MaxPayload,
-		CSV: file.CSVMapping{Time: csvTime, Device: csvDevice}}, dc)
+	csvm, err := csvf.mapping()
+	if err != nil {
+		return err
+	}
+	ds, err := tune.LoadContext(ctx, fs.Args(), file.Options{Format: ff, MaxLine: dc.MaxPayload, CSV: csvm}, dc)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vigil-iot/vigil/pipeline"
 )
@@ -40,6 +42,11 @@ type CSVMapping struct {
 	// Label is the optional ground-truth column (default "label"), emitted as a
 	// top-level "label" field for evaluation; the decoder ignores it.
 	Label string
+	// Comma is the field separator; 0 detects it from the header line: a
+	// comma when the header has one, else a semicolon or a tab when it has
+	// one (spreadsheet exports in locales with a decimal comma write ";").
+	// Cells are always read with a decimal point.
+	Comma rune
 }
 
 func (m CSVMapping) withDefaults() CSVMapping {
@@ -57,6 +64,9 @@ func (m CSVMapping) withDefaults() CSVMapping {
 
 func (m CSVMapping) validate() error {
 	m = m.withDefaults()
+	if m.Comma != 0 && (m.Comma == '"' || m.Comma == '\r' || m.Comma == '\n' || m.Comma == utf8.RuneError || !utf8.ValidRune(m.Comma)) {
+		return fmt.Errorf("csv: %q cannot separate fields", m.Comma)
+	}
 	names := [...]struct{ key, col string }{
 		{"time", m.Time}, {"device", m.Device}, {"status", m.Status}, {"label", m.Label},
 	}
@@ -102,6 +112,9 @@ func (s *csvSource) start(ctx context.Context) error {
 	}
 	s.r = csv.NewReader(s.in.br) // reads straight from our buffer: no second one
 	s.r.ReuseRecord = true
+	if s.r.Comma = s.m.Comma; s.r.Comma == 0 {
+		s.r.Comma = detectComma(s.in.headerLine())
+	}
 	header, err := s.r.Read()
 	if err == io.EOF {
 		s.in.eof = true
@@ -140,6 +153,20 @@ func (s *csvSource) start(ctx context.Context) error {
 		return s.in.err
 	}
 	return nil
+}
+
+// detectComma returns the separator of a header line: a comma if it has
+// one, else a semicolon or a tab if it has one, else a comma (one column).
+func detectComma(header []byte) rune {
+	switch {
+	case bytes.IndexByte(header, ',') >= 0:
+		return ','
+	case bytes.IndexByte(header, ';') >= 0:
+		return ';'
+	case bytes.IndexByte(header, '\t') >= 0:
+		return '\t'
+	}
+	return ','
 }
 
 // ReadBatch implements pipeline.Source.

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/vigil-iot/vigil/pipeline"
 )
@@ -39,6 +40,32 @@ func TestCSV(t *testing.T) {
 			opt:  Options{Format: CSV},
 			in:   "timestamp,value\n1,2\n",
 			want: []rec{{Payload: `{"timestamp":1,"node_id":"stdin","data":{"value":2}}`, Line: 2}},
+		},
+		{
+			name: "semicolons, detected from the header (SKAB's layout)",
+			opt:  Options{CSV: CSVMapping{Time: "datetime", Label: "anomaly"}},
+			in:   "datetime;Pressure;Volume Flow RateRMS;anomaly\n2020-03-09 10:14:33;0.054711;32.0;0.0\n2020-03-09 10:14:34;\"0,38\";32.0;1.0\n",
+			want: []rec{
+				{Payload: `{"timestamp":"2020-03-09 10:14:33","node_id":"art_flatline","data":{"Pressure":0.054711,"Volume Flow RateRMS":32.0},"label":0.0}`, Line: 2},
+				// A decimal comma is not a number: the decoder rejects it with a reason.
+				{Payload: `{"timestamp":"2020-03-09 10:14:34","node_id":"art_flatline","data":{"Pressure":"0,38","Volume Flow RateRMS":32.0},"label":1.0}`, Line: 3},
+			},
+		},
+		{
+			name: "tabs, detected from the header",
+			in:   "timestamp\tvalue\n1\t2\n",
+			want: []rec{{Payload: `{"timestamp":1,"node_id":"art_flatline","data":{"value":2}}`, Line: 2}},
+		},
+		{
+			name: "a comma header wins over semicolons in quoted cells",
+			in:   "timestamp,note\n1,\"a;b\"\n",
+			want: []rec{{Payload: `{"timestamp":1,"node_id":"art_flatline","data":{"note":"a;b"}}`, Line: 2}},
+		},
+		{
+			name: "a separator given is used as given",
+			opt:  Options{CSV: CSVMapping{Comma: '|'}},
+			in:   "timestamp|value\n1|2\n",
+			want: []rec{{Payload: `{"timestamp":1,"node_id":"art_flatline","data":{"value":2}}`, Line: 2}},
 		},
 		{
 			name: "device column",
@@ -344,4 +371,26 @@ func FuzzCSV(f *testing.F) {
 		}
 		t.Fatalf("no end after %d calls", len(in)+2)
 	})
+}
+
+// TestCSVMappingValidate: a mapping names each role once and separates
+// fields by a character the CSV reader can use.
+func TestCSVMappingValidate(t *testing.T) {
+	for _, tc := range []struct {
+		m    CSVMapping
+		want string // "" valid; else in the error
+	}{
+		{CSVMapping{}, ""},
+		{CSVMapping{Comma: ';'}, ""},
+		{CSVMapping{Comma: '\t'}, ""},
+		{CSVMapping{Comma: '"'}, "cannot separate fields"},
+		{CSVMapping{Comma: '\n'}, "cannot separate fields"},
+		{CSVMapping{Comma: utf8.RuneError}, "cannot separate fields"},
+		{CSVMapping{Time: "t", Label: "T"}, "mapped as time already"},
+	} {
+		err := Options{CSV: tc.m}.Validate()
+		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v; want %q", tc.m, err, tc.want)
+		}
+	}
 }

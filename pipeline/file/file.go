@@ -295,6 +295,23 @@ func (in *input) fail(ctx context.Context, err error, line int64) error {
 	return in.err
 }
 
+// headerLine returns the first line of the input without consuming it
+// (without its newline; all of the buffer if the line is longer), reading
+// no further than the line's end, so that a live source does not wait for
+// data after it.
+func (in *input) headerLine() []byte {
+	for n := 1; ; {
+		buf, err := in.br.Peek(n)
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			return buf[:i]
+		}
+		if err != nil || len(buf) >= in.br.Size() {
+			return buf
+		}
+		n = max(in.br.Buffered(), len(buf)) + 1
+	}
+}
+
 // lineBuffered reports whether a whole line is buffered, so reading it cannot
 // block. Live sources stop a batch when it is not.
 func (in *input) lineBuffered() bool {
