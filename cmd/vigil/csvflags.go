@@ -34,5 +34,8 @@ func (c *csvFlags) mapping() (file.CSVMapping, error) {
 		}
 		m.Comma = r
 	}
+	if err := (file.Options{CSV: m}).Validate(); err != nil {
+		return m, fmt.Errorf("%w: %w", errUsage, err)
+	}
 	return m, nil
 }

@@ -452,9 +452,11 @@ func TestReplayLabelsStatusAndColumn(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`(?m)^all\s+1\s+1\s+1\.000`).MatchString(errs) || !strings.Contains(errs, "600 readings") {
 		t.Errorf("semicolon CSV: exit %d; want its 600 readings and the labelled spike detected:\n%s", code, errs)
 	}
-	code, _, errs = runCLI(t, "replay", "--summary", "none", "--csv-sep", "ab", spath)
-	if code != 2 || !strings.Contains(errs, `--csv-sep "ab": want one character or "tab"`) {
-		t.Errorf("--csv-sep ab: exit %d, %q; want a usage error", code, errs)
+	for sep, want := range map[string]string{"ab": `--csv-sep "ab": want one character or "tab"`, `"`: `cannot separate fields`} {
+		code, _, errs = runCLI(t, "replay", "--summary", "none", "--csv-sep", sep, spath)
+		if code != 2 || !strings.Contains(errs, want) {
+			t.Errorf("--csv-sep %s: exit %d, %q; want a usage error saying %q", sep, code, errs, want)
+		}
 	}
 }
 

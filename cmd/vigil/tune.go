@@ -62,11 +62,11 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	fmt.Fprintf(e.stderr, "loading %s…\n", sample(fs.Args(), 3))
 	csvm, err := csvf.mapping()
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(e.stderr, "loading %s…\n", sample(fs.Args(), 3))
 	ds, err := tune.LoadContext(ctx, fs.Args(), file.Options{Format: ff, MaxLine: dc.MaxPayload, CSV: csvm}, dc)
 	if err != nil {
 		return err

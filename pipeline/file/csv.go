@@ -1,7 +1,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -113,7 +112,15 @@ func (s *csvSource) start(ctx context.Context) error {
 	s.r = csv.NewReader(s.in.br) // reads straight from our buffer: no second one
 	s.r.ReuseRecord = true
 	if s.r.Comma = s.m.Comma; s.r.Comma == 0 {
-		s.r.Comma = detectComma(s.in.headerLine())
+		lines := s.in.firstLines(2)
+		var header, record []byte
+		if len(lines) > 0 {
+			header = lines[0]
+		}
+		if len(lines) > 1 {
+			record = lines[1]
+		}
+		s.r.Comma = detectComma(header, record)
 	}
 	header, err := s.r.Read()
 	if err == io.EOF {
@@ -155,16 +162,45 @@ func (s *csvSource) start(ctx context.Context) error {
 	return nil
 }
 
-// detectComma returns the separator of a header line: a comma if it has
-// one, else a semicolon or a tab if it has one, else a comma (one column).
-func detectComma(header []byte) rune {
-	switch {
-	case bytes.IndexByte(header, ',') >= 0:
-		return ','
-	case bytes.IndexByte(header, ';') >= 0:
-		return ';'
-	case bytes.IndexByte(header, '\t') >= 0:
-		return '\t'
+// separators are the field separators detectComma chooses from.
+var separators = [...]rune{',', ';', '\t'}
+
+// countSeparators counts each of separators outside quotes in line.
+func countSeparators(line []byte) (n [len(separators)]int) {
+	quoted := false
+	for _, c := range line {
+		if c == '"' {
+			quoted = !quoted
+			continue
+		}
+		for i, sep := range separators {
+			if !quoted && rune(c) == sep {
+				n[i]++
+			}
+		}
+	}
+	return n
+}
+
+// detectComma returns the separator of a file from its header line and the
+// first record after it (nil when there is none): of a comma, a semicolon
+// and a tab, the one found most often outside quotes among those that split
+// the record into as many cells as the header, so that a unit in a header
+// cell ("flow, l/min") does not pass for the separator; a comma when none
+// is found.
+func detectComma(header, record []byte) rune {
+	h := countSeparators(header)
+	r := countSeparators(record)
+	best, bestN := ',', 0
+	for _, consistent := range []bool{true, false} {
+		for i, sep := range separators {
+			if h[i] > bestN && (!consistent || record == nil || r[i] == h[i]) {
+				best, bestN = sep, h[i]
+			}
+		}
+		if bestN > 0 {
+			return best
+		}
 	}
 	return ','
 }

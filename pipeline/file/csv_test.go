@@ -394,3 +394,37 @@ func TestCSVMappingValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestCSVSeparatorDetection: the separator is the one most frequent outside
+// quotes on the first non-blank line among those that split the first
+// record alike, so a unit with a comma in a header cell, quoted or not, or
+// decimal commas in the records, do not pass for it.
+func TestCSVSeparatorDetection(t *testing.T) {
+	for _, tc := range []struct{ name, in string }{
+		{"quoted header cell with a comma", "timestamp;\"pressure, bar\"\n1;2\n"},
+		{"unquoted comma in a tab header", "timestamp\tflow, l/min\n1\t2\n"},
+		{"blank first lines", "\n\r\ntimestamp;value\n1;2\n"},
+		{"CRLF", "timestamp;value\r\n1;2\r\n"},
+		{"byte-order mark", "\ufefftimestamp;value\n1;2\n"},
+		{"comma", "timestamp,value\n1,2\n"},
+		{"decimal commas in the record", "timestamp;v;value\n1;0,5;2\n"},
+		{"a header alone", "timestamp;value\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := NewReader(strings.NewReader(tc.in), "x.csv", Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := readAll(t, src, 10)
+			if tc.name == "a header alone" {
+				if err != nil || len(got) != 0 {
+					t.Errorf("got %v, %v; want no records and no error", got, err)
+				}
+				return
+			}
+			if err != nil || len(got) != 1 || !strings.Contains(got[0].Payload, `":2}`) {
+				t.Errorf("got %v, %v; want one record with the value 2", got, err)
+			}
+		})
+	}
+}

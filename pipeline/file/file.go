@@ -295,18 +295,35 @@ func (in *input) fail(ctx context.Context, err error, line int64) error {
 	return in.err
 }
 
-// headerLine returns the first line of the input without consuming it
-// (without its newline; all of the buffer if the line is longer), reading
-// no further than the line's end, so that a live source does not wait for
-// data after it.
-func (in *input) headerLine() []byte {
+// firstLines returns up to k first non-blank lines of the input (as the
+// CSV reader skips blank lines) without consuming them, without their line
+// ends; fewer at the end of the input, and the rest of the buffer as the
+// last when a line is longer than it. It reads no further than the k-th
+// line's end, so a live source is not waited on beyond it.
+func (in *input) firstLines(k int) [][]byte {
+	var lines [][]byte
 	for n := 1; ; {
 		buf, err := in.br.Peek(n)
-		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
-			return buf[:i]
+		lines = lines[:0]
+		start := 0
+		for start < len(buf) && len(lines) < k {
+			i := bytes.IndexByte(buf[start:], '\n')
+			if i < 0 {
+				break
+			}
+			if line := bytes.TrimRight(buf[start:start+i], "\r"); len(line) > 0 {
+				lines = append(lines, line)
+			}
+			start += i + 1
+		}
+		if len(lines) == k {
+			return lines
 		}
 		if err != nil || len(buf) >= in.br.Size() {
-			return buf
+			if rest := bytes.TrimRight(buf[start:], "\r\n"); len(rest) > 0 {
+				lines = append(lines, rest)
+			}
+			return lines
 		}
 		n = max(in.br.Buffered(), len(buf)) + 1
 	}
