@@ -543,7 +543,9 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 				if tr == pipeline.Firing {
 					a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base, cs, off)
 					a.ID, a.Started, a.Escalation = episodeID(d.Name, RelationKind, "", rel.Open), rel.Open, true
-					rel.Level = max(rel.Level, a.Severity)
+					if rel.Open != 0 {
+						rel.Level = max(rel.Level, a.Severity)
+					}
 					out = append(out, a)
 				}
 				continue
@@ -553,6 +555,21 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 				a.Escalation = esc
 				out = append(out, a)
 				continue
+			}
+			if tr == pipeline.Firing && !esc && s.heldOnly(checks, c) {
+				// The signal's alert is open only because keep_firing_for
+				// holds it after its condition cleared: this is a new
+				// event, not part of it. The held alert ends here.
+				lead := int(s.Lead - 1)
+				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[lead], &s.Episodes[lead], vs[lead], pipeline.Resolved, r, val.V, &s.Base, cs, off)
+				a.ID = episodeID(d.Name, checks[lead].Kind, s.Name, s.Episodes[lead].Started)
+				out = append(out, a)
+				for o := range checks {
+					if o != c && s.Episodes[o].State == FiringState {
+						s.Episodes[o] = Episode{}
+					}
+				}
+				s.Lead = 0
 			}
 			if c, ep, tr, esc := s.fold(c, tr); tr != 0 {
 				a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, vs[c], tr, r, val.V, &s.Base, cs, off)
@@ -578,7 +595,7 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			// not explain: the signal's own rhythm, without the load it
 			// shares with them, which would otherwise hide the cycle from
 			// the period search and be taught to the profile.
-			out = e.observeCycle(d, k, s, cs, p, r, val.V-off, se.At-off, learned, out)
+			out = e.observeCycle(d, k, s, cs, p, r, val.V-off, se.At-off, off, learned, out)
 		}
 	}
 	if rel != nil {
@@ -601,7 +618,10 @@ func (e *Engine) phaseMemo(k int) *phaseMemo {
 
 // observeCycle teaches the cycle memory of signal s (index k) the reading
 // and raises a signal.rhythm alert when its learned cycle changed or stopped.
-func (e *Engine) observeCycle(d *Device, k int, s *SignalState, cs *CycleState, p *profile, r *pipeline.Reading, x, nominal float64, learned bool, out []pipeline.Alert) []pipeline.Alert {
+// x and nominal are the reading and the profile's value without off, what
+// the device's other signals explain; the alert reports the reading as
+// read.
+func (e *Engine) observeCycle(d *Device, k int, s *SignalState, cs *CycleState, p *profile, r *pipeline.Reading, x, nominal, off float64, learned bool, out []pipeline.Alert) []pipeline.Alert {
 	if e.cyc == nil {
 		e.cyc = newCycleScratch()
 	}
@@ -617,11 +637,26 @@ func (e *Engine) observeCycle(d *Device, k int, s *SignalState, cs *CycleState, 
 		v = Verdict{Score: 1, Severity: pipeline.Warning, Stat: note.to / 1e9, Threshold: note.from / 1e9}
 	}
 	if tr, esc := ep.stepEsc(v, r.Time, ck.Rule, p.params.Hysteresis); tr != 0 {
-		a := e.alert(d, s.Name, unitOf(s.Kind), ck, ep, v, tr, r, x, nil, nil, 0)
+		a := e.alert(d, s.Name, unitOf(s.Kind), ck, ep, v, tr, r, x+off, nil, nil, 0)
 		a.Escalation = esc
 		out = append(out, a)
 	}
 	return out
+}
+
+// heldOnly reports whether the signal's folded alert is open only because
+// keep_firing_for holds its episodes after their conditions cleared: it has
+// a leader other than check c, and no episode but c's is live.
+func (s *SignalState) heldOnly(checks []Check, c int) bool {
+	if s.Lead == 0 || int(s.Lead-1) == c {
+		return false
+	}
+	for o := range checks {
+		if o != c && s.Episodes[o].live(checks[o].Rule) {
+			return false
+		}
+	}
+	return true
 }
 
 // fold folds the transition tr of check c into the signal's one alert (see

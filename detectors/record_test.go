@@ -345,3 +345,49 @@ func TestCheckOff(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldHeldAlertEndsOnNewEvent: with fold on, a pressure rise that has
+// settled and is held open only by keep_firing_for (10 minutes by default)
+// does not swallow a spike two minutes later: the held alert resolves and
+// the spike raises an alert of its own, as it does without the hold.
+func TestFoldHeldAlertEndsOnNewEvent(t *testing.T) {
+	for _, keep := range []time.Duration{0, 10 * time.Minute} {
+		t.Run(keep.String(), func(t *testing.T) {
+			g := newRig(t, newSet(t, func(c *detectors.Config) {
+				c.Params.Fold = true
+				c.Params.Overpressure.Rise.Rule.KeepFiringFor = keep
+			}))
+			nz := newNoise(7)
+			for range 2000 {
+				g.feed(pressure(nz.gauss(p0, pSigma)))
+			}
+			// A 3σ step for 60 s: the rise CUSUM crosses, then the value returns.
+			for range 60 {
+				g.feed(pressure(nz.gauss(p0+3*pSigma, pSigma)))
+			}
+			for range 120 {
+				g.feed(pressure(nz.gauss(p0, pSigma)))
+			}
+			rise, _, ok := g.first("overpressure.rise", pipeline.Firing, 0)
+			if !ok {
+				t.Fatalf("no rise alert: %s", fmtAlerts(g.alerts))
+			}
+			from := g.n
+			g.feed(pressure(p0 + 12*pSigma)) // a spike, 2 minutes after
+			g.feed(pressure(p0 + 12*pSigma))
+			for range 30 {
+				g.feed(pressure(nz.gauss(p0, pSigma)))
+			}
+			t.Logf("rise fired %s; alerts since the spike: %s", rise.ID, fmtAlerts(g.since(from)))
+			fired := false
+			for _, a := range g.since(from) {
+				if a.State == pipeline.Firing && a.ID != rise.ID {
+					fired = true
+				}
+			}
+			if !fired {
+				t.Errorf("the spike 2 min after the rise settled raised no alert of its own")
+			}
+		})
+	}
+}

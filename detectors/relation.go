@@ -143,6 +143,15 @@ type RelationState struct {
 	Episode Episode
 }
 
+// openSeverity is the severity the open relation alert was reported with
+// (the episode's, for a snapshot from before Level was kept).
+func (rs *RelationState) openSeverity() pipeline.Severity {
+	if rs.Level != pipeline.SeverityNone {
+		return rs.Level
+	}
+	return rs.Episode.Severity
+}
+
 // relate rebuilds rs's signal positions from d's signals; a changed set
 // starts the model afresh (it reports whether it did).
 func (rp *relations) relate(d *Device, rs *RelationState) bool {
@@ -198,6 +207,7 @@ func (e *Engine) prepareRelation(d *Device, p *profile, r *pipeline.Reading, out
 			if rs.Open != 0 && !joinedFiring(d, p) {
 				out = append(out, e.relationAlert(d, rs, nil, Verdict{}, pipeline.Resolved, r))
 				rs.Open = 0
+				endJoined(d)
 			}
 			rs.Episode, rs.Silent = Episode{}, false
 		}
@@ -341,10 +351,11 @@ func (e *Engine) finishRelation(d *Device, p *profile, rs *RelationState, r *pip
 		}
 	}
 	// The alert resolves once the relation is restored and no check that
-	// joined it is still firing.
+	// joined it is still firing (held open by keep_firing_for is not).
 	if rs.Open != 0 && rs.Episode.State != FiringState && !joinedFiring(d, p) {
 		out = append(out, e.relationAlert(d, rs, x, Verdict{Score: rr.Score}, pipeline.Resolved, r))
 		rs.Open = 0
+		endJoined(d)
 	}
 	m.Update(&rs.Model, x, r.Time, rr)
 	return out
@@ -362,13 +373,28 @@ func joinRelation(d *Device, rs *RelationState, k int) bool {
 func joinedFiring(d *Device, p *profile) bool {
 	for i := range d.Signals {
 		s := &d.Signals[i]
-		for c := range p.detectors[s.Kind].Checks() {
-			if ep := &s.Episodes[c]; ep.Joined && ep.State == FiringState {
+		checks := p.detectors[s.Kind].Checks()
+		for c := range checks {
+			if ep := &s.Episodes[c]; ep.Joined && ep.live(checks[c].Rule) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// endJoined ends the episodes that joined the relation alert as it
+// resolves: those still firing are merely held open by keep_firing_for
+// (joinedFiring said none is live), and the event they told of is over; an
+// anomaly after it is a new one, with an alert of its own.
+func endJoined(d *Device) {
+	for i := range d.Signals {
+		for c := range d.Signals[i].Episodes {
+			if ep := &d.Signals[i].Episodes[c]; ep.Joined {
+				*ep = Episode{}
+			}
+		}
+	}
 }
 
 // signalEpisodeActive reports whether a check on one of d's signals (its

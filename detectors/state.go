@@ -742,7 +742,7 @@ func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
 		switch rs := d.Extra.Relation; {
 		case rs.Open != 0:
 			out = append(out, OpenEpisode{Detector: RelationKind,
-				Episode: Episode{State: FiringState, Severity: max(rs.Level, rs.Episode.Severity), Started: rs.Open}})
+				Episode: Episode{State: FiringState, Severity: rs.openSeverity(), Started: rs.Open}})
 		case rs.Episode.State == Pending:
 			out = append(out, OpenEpisode{Detector: RelationKind, Episode: rs.Episode})
 		}
@@ -840,7 +840,7 @@ func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.A
 	}
 	if newP.relations == nil && d.Extra != nil && d.Extra.Relation != nil {
 		rs := d.Extra.Relation
-		open := Episode{State: FiringState, Severity: max(rs.Level, rs.Episode.Severity), Started: rs.Open}
+		open := Episode{State: FiringState, Severity: rs.openSeverity(), Started: rs.Open}
 		if rs.Open == 0 {
 			open.State = Inactive
 		}
