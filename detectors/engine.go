@@ -535,6 +535,12 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 			if tr == pipeline.Firing && !esc && joinRelation(d, rel, k) {
 				ep.Joined = true
 			}
+			if ep.Joined && (rel == nil || rel.Open == 0) {
+				// Nothing to report under (cannot happen: restore drops
+				// such episodes); never dereference a missing relation.
+				*ep = Episode{}
+				continue
+			}
 			if ep.Joined {
 				// One alert for the device's event: the check reports
 				// under the open relation alert's ID, refining it (its

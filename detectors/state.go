@@ -513,6 +513,25 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 	if version >= 3 && r.Bool() {
 		e.decodeRelation(&r, d, p, version)
 	}
+	if r.Err == nil && (d.Extra == nil || d.Extra.Relation == nil) {
+		// Checks that joined a relation alert this configuration does not
+		// restore (relations off, another signal set, a model it cannot
+		// read) have no alert to report under: dropped, like the episodes
+		// of checks it lacks.
+		for i := range d.Signals {
+			for c := range d.Signals[i].Episodes {
+				if ep := &d.Signals[i].Episodes[c]; ep.Joined {
+					*ep = Episode{}
+					if d.Signals[i].Lead == uint8(c+1) {
+						d.Signals[i].Lead = 0
+					}
+					if rep != nil {
+						rep.DroppedEpisodes++
+					}
+				}
+			}
+		}
+	}
 	if version >= 3 {
 		for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
 			k := r.Uvarint()

@@ -277,4 +277,22 @@ func TestSnapshotFormatV4Relation(t *testing.T) {
 			t.Errorf("relation alert %s resolved %d times", id, n)
 		}
 	}
+
+	// Restored with the relation check off, the check that joined the open
+	// relation alert has nothing to report under: it is dropped (counted),
+	// and nothing is reported under the relation alert's ID.
+	off := writeConfig(t, "relation-off.yaml", "detectors:\n  relation: {enabled: false}\n")
+	if code, out, errs := runCLI(t, "state", "inspect", "--config", off, fixture); code != 0 || !strings.Contains(out, "1 episodes of checks it lacks dropped") {
+		t.Errorf("inspect with the relation check off: exit %d; want its joined check dropped\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runCLI(t, "replay", "--config", off, "--summary", "none", "--load-state", fixture, "--alerts", alerts,
+		splitLines(t, log, 1350, 1<<30)); code != 0 {
+		t.Fatalf("replay --load-state with the relation check off: exit %d: %s", code, errs)
+	}
+	raw, _ = os.ReadFile(alerts)
+	for _, a := range readAlerts(t, string(raw)) {
+		if _, ok := resolved[a.ID]; ok {
+			t.Errorf("with the relation check off, an alert under the relation alert's ID: %+v", a)
+		}
+	}
 }
