@@ -179,7 +179,6 @@ func newWorker(cfg *config.File, dc pipeline.DecoderConfig, js natsjs.JetStream,
 // when the worker's membership lapsed (every partition was stopped
 // without writing anything more): the caller joins again.
 func (w *worker) run(ctx context.Context) error {
-	defer w.wg.Wait()
 	retry := time.NewTicker(w.stream.Lease / 2)
 	defer retry.Stop()
 	for {
@@ -192,14 +191,30 @@ func (w *worker) run(ctx context.Context) error {
 			if err := w.member.Leave(lctx); err != nil {
 				w.log.Warn("leaving the cluster", "err", err)
 			}
+			w.waitPartitions(10 * time.Second)
 			return nil
 		case <-w.member.Lost():
 			w.log.Error("membership lost (lease expired): stopping every partition without writing more")
 			w.stopAll(true)
+			// Not waiting for the partitions stopAll left behind: they
+			// are fenced, and a worker that waited for a stuck one would
+			// never rejoin (CI saw exactly that).
 			return errLost
 		case <-w.member.Changed():
 		case <-retry.C:
 		}
+	}
+}
+
+// waitPartitions waits for every partition goroutine, those left behind
+// by a lost incarnation included, for at most limit.
+func (w *worker) waitPartitions(limit time.Duration) {
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		w.log.Error("partitions still running at shutdown; leaving them", "waited", limit)
 	}
 }
 
@@ -659,6 +674,7 @@ func runWorkerLive(ctx context.Context, e *env, cfg *config.File, cfgPath string
 		if !errors.Is(err, errLost) {
 			return err
 		}
+		log.Info("rejoining the cluster as a new incarnation")
 	}
 }
 
