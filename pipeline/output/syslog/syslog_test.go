@@ -306,8 +306,16 @@ func TestReceiverGone(t *testing.T) {
 	if err := o.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Take the connection before closing the listener: Connect returns
+	// once the kernel has queued it, maybe before the collector accepted
+	// it, and a closed listener never would (the test hung in CI).
+	var conn net.Conn
+	select {
+	case conn = <-c.accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the collector did not accept the connection")
+	}
 	c.ln.Close()
-	conn := <-c.accepted
 	conn.(*net.TCPConn).SetLinger(0) // reset
 	conn.Close()
 	time.Sleep(20 * time.Millisecond)
