@@ -611,12 +611,15 @@ func (cy *cycles) search(s *CycleState, sig *SignalState, l *baselines.Learner, 
 	g.Misses++
 	if ok && cy.strong(&f) {
 		if near(f.period*w, g.Cand) {
-			*note = rhythmNote{from: m.Period, to: f.period * w}
-			cy.adopt(s, sig, &f, sc)
-			return cycleChanged
+			if g.Found++; g.Found >= 2 {
+				*note = rhythmNote{from: m.Period, to: f.period * w}
+				cy.adopt(s, sig, &f, sc)
+				return cycleChanged
+			}
+			return cycleNone
 		}
-		g.Cand = f.period * w
-		return cycleNone // the next search confirms it or not
+		g.Cand, g.Found = f.period*w, 0
+		return cycleNone // the next searches confirm it or not
 	}
 	g.Cand = 0
 	if g.Misses >= cycleMisses {
