@@ -549,9 +549,7 @@ func (e *Engine) Process(r *pipeline.Reading, out []pipeline.Alert) []pipeline.A
 				if tr == pipeline.Firing {
 					a := e.alert(d, s.Name, unitOf(s.Kind), &checks[c], ep, v, tr, r, val.V, &s.Base, cs, off)
 					a.ID, a.Started, a.Escalation = episodeID(d.Name, RelationKind, "", rel.Open), rel.Open, true
-					if rel.Open != 0 {
-						rel.Level = max(rel.Level, a.Severity)
-					}
+					rel.Level = max(rel.Level, a.Severity)
 					out = append(out, a)
 				}
 				continue

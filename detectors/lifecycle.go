@@ -149,8 +149,7 @@ func (e *Episode) Step(v Verdict, t int64, rule Rule, hysteresis float64) pipeli
 		// near the threshold but not over it: a slow statistic (a CUSUM)
 		// passes through the hysteresis band on its way back, and that is
 		// not yet a return, nor the end of one.
-		held := rule.KeepFiringFor > 0 && int(e.Count) >= rule.Clear && !v.Anomalous()
-		if v.Score >= hysteresis && !held {
+		if v.Score >= hysteresis && !(e.held(rule) && !v.Anomalous()) {
 			if rule.KeepFiringFor > 0 && v.Anomalous() {
 				if e.Count > 0 && e.Flaps < math.MaxUint8 {
 					e.Flaps++ // cleared and came back: a flap
@@ -183,12 +182,15 @@ func (e *Episode) stepEsc(v Verdict, t int64, rule Rule, hysteresis float64) (pi
 	return tr, tr == pipeline.Firing && was
 }
 
-// live reports whether the episode is pending or firing with its condition
-// present: not firing only because rule's KeepFiringFor holds it open after
-// Clear normal samples.
-func (e *Episode) live(rule Rule) bool {
-	return e.Active() && !(e.State == FiringState && rule.KeepFiringFor > 0 && int(e.Count) >= rule.Clear)
+// held reports whether the episode is firing only because rule's
+// KeepFiringFor holds it open after Clear normal samples.
+func (e *Episode) held(rule Rule) bool {
+	return e.State == FiringState && rule.KeepFiringFor > 0 && int(e.Count) >= rule.Clear
 }
+
+// live reports whether the episode is pending or firing with its condition
+// present (not merely held).
+func (e *Episode) live(rule Rule) bool { return e.Active() && !e.held(rule) }
 
 // Active reports whether the episode is pending or firing.
 func (e *Episode) Active() bool { return e.State != Inactive }

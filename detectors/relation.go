@@ -143,15 +143,6 @@ type RelationState struct {
 	Episode Episode
 }
 
-// openSeverity is the severity the open relation alert was reported with
-// (the episode's, for a snapshot from before Level was kept).
-func (rs *RelationState) openSeverity() pipeline.Severity {
-	if rs.Level != pipeline.SeverityNone {
-		return rs.Level
-	}
-	return rs.Episode.Severity
-}
-
 // relate rebuilds rs's signal positions from d's signals; a changed set
 // starts the model afresh (it reports whether it did).
 func (rp *relations) relate(d *Device, rs *RelationState) bool {
@@ -446,10 +437,7 @@ func (e *Engine) relationAlert(d *Device, rs *RelationState, x []float64, v Verd
 	if tr == pipeline.Firing {
 		rs.Level = max(rs.Level, a.Severity)
 	} else {
-		if rs.Level != pipeline.SeverityNone {
-			a.Severity = rs.Level
-		}
-		rs.Level = pipeline.SeverityNone
+		a.Severity, rs.Level = rs.Level, pipeline.SeverityNone
 	}
 	top := int(rs.Top)
 	if tr == pipeline.Firing && x != nil && rr.Judged {

@@ -521,10 +521,7 @@ func (e *Engine) decodeDevice(b []byte, rep *RestoreReport) (*Device, int64, err
 		for i := range d.Signals {
 			for c := range d.Signals[i].Episodes {
 				if ep := &d.Signals[i].Episodes[c]; ep.Joined {
-					*ep = Episode{}
-					if d.Signals[i].Lead == uint8(c+1) {
-						d.Signals[i].Lead = 0
-					}
+					*ep = Episode{} // never a fold's leader: joined checks do not fold
 					if rep != nil {
 						rep.DroppedEpisodes++
 					}
@@ -761,7 +758,7 @@ func (e *Engine) OpenEpisodes(device string) []OpenEpisode {
 		switch rs := d.Extra.Relation; {
 		case rs.Open != 0:
 			out = append(out, OpenEpisode{Detector: RelationKind,
-				Episode: Episode{State: FiringState, Severity: rs.openSeverity(), Started: rs.Open}})
+				Episode: Episode{State: FiringState, Severity: rs.Level, Started: rs.Open}})
 		case rs.Episode.State == Pending:
 			out = append(out, OpenEpisode{Detector: RelationKind, Episode: rs.Episode})
 		}
@@ -859,7 +856,7 @@ func (e *Engine) closeRetired(d *Device, set *Set, clock int64, out []pipeline.A
 	}
 	if newP.relations == nil && d.Extra != nil && d.Extra.Relation != nil {
 		rs := d.Extra.Relation
-		open := Episode{State: FiringState, Severity: rs.openSeverity(), Started: rs.Open}
+		open := Episode{State: FiringState, Severity: rs.Level, Started: rs.Open}
 		if rs.Open == 0 {
 			open.State = Inactive
 		}

@@ -130,12 +130,12 @@ func TestQualitySKAB(t *testing.T) {
 	o := rep.Overall.Events
 	t.Logf("%d files, %d readings, %d labelled windows: %d caught; false alarms %d %v; on the anomaly-free run (2.6 h) %d %v",
 		len(exps), len(lines), o.Windows, o.Detected, sum(byCheck), byCheck, sum(free), free)
-	// On 2026-12-06: 33 of 34 caught, 91 false alarms, 27 on the anomaly-free run.
+	// On 2026-12-06: 33 of 34 caught, 92 false alarms, 27 on the anomaly-free run.
 	if o.Windows != 34 || o.Detected < 32 {
 		t.Errorf("caught %d of %d windows; want at least 32 of 34", o.Detected, o.Windows)
 	}
 	if n := sum(byCheck); n > 110 {
-		t.Errorf("%d false alarms; want at most 110 (91 on 2026-12-06)", n)
+		t.Errorf("%d false alarms; want at most 110 (92 on 2026-12-06)", n)
 	}
 	if n := sum(free); n > 35 {
 		t.Errorf("%d false alarms on the anomaly-free run; want at most 35 (27 on 2026-12-06)", n)

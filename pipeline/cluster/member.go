@@ -100,7 +100,8 @@ func Join(ctx context.Context, kv jetstream.KeyValue, workerID string, lease tim
 	// The initial values end with a nil entry: after it, Live is complete.
 	// A watch that never delivers it (a server busy or failing over) must
 	// not hang the join: the caller retries.
-	limit := time.NewTimer(max(10*time.Second, 2*lease))
+	wait := max(10*time.Second, 2*lease)
+	limit := time.NewTimer(wait)
 	defer limit.Stop()
 initial:
 	for {
@@ -115,7 +116,7 @@ initial:
 			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), lease)
 			_ = kv.Delete(dctx, m.key) // best effort: it would expire with its lease anyway
 			dcancel()
-			return nil, fmt.Errorf("cluster: join as %s: the members' watch did not list them within %s", m.key, max(10*time.Second, 2*lease))
+			return nil, fmt.Errorf("cluster: join as %s: the members' watch did not list them within %s", m.key, wait)
 		case <-ctx.Done():
 			cancel()
 			return nil, ctx.Err()

@@ -41,10 +41,10 @@ type CSVMapping struct {
 	// Label is the optional ground-truth column (default "label"), emitted as a
 	// top-level "label" field for evaluation; the decoder ignores it.
 	Label string
-	// Comma is the field separator; 0 detects it from the header line: a
-	// comma when the header has one, else a semicolon or a tab when it has
-	// one (spreadsheet exports in locales with a decimal comma write ";").
-	// Cells are always read with a decimal point.
+	// Comma is the field separator; 0 detects a comma, a semicolon or a
+	// tab from the header line and the first record (see detectComma):
+	// spreadsheet exports in locales with a decimal comma write ";". Cells
+	// are always read with a decimal point.
 	Comma rune
 }
 
@@ -163,7 +163,7 @@ func (s *csvSource) start(ctx context.Context) error {
 }
 
 // separators are the field separators detectComma chooses from.
-var separators = [...]rune{',', ';', '\t'}
+const separators = ",;\t"
 
 // countSeparators counts each of separators outside quotes in line.
 func countSeparators(line []byte) (n [len(separators)]int) {
@@ -171,12 +171,8 @@ func countSeparators(line []byte) (n [len(separators)]int) {
 	for _, c := range line {
 		if c == '"' {
 			quoted = !quoted
-			continue
-		}
-		for i, sep := range separators {
-			if !quoted && rune(c) == sep {
-				n[i]++
-			}
+		} else if i := strings.IndexByte(separators, c); i >= 0 && !quoted {
+			n[i]++
 		}
 	}
 	return n
@@ -193,9 +189,9 @@ func detectComma(header, record []byte) rune {
 	r := countSeparators(record)
 	best, bestN := ',', 0
 	for _, consistent := range []bool{true, false} {
-		for i, sep := range separators {
+		for i := range len(separators) {
 			if h[i] > bestN && (!consistent || record == nil || r[i] == h[i]) {
-				best, bestN = sep, h[i]
+				best, bestN = rune(separators[i]), h[i]
 			}
 		}
 		if bestN > 0 {
